@@ -1,0 +1,179 @@
+"""Command line: ``formless forget | undo | generate | compare | demo | models``."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from formless.errors import FormlessError
+from formless.models.registry import DEFAULT_MODEL
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Form-independent unlearning for HF models.")
+out_console = Console()
+err_console = Console(stderr=True)
+
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help="built-in name, model directory or hub id")]
+CacheOpt = Annotated[Path | None, typer.Option("--cache-dir", help="cache directory (default $FORMLESS_CACHE)")]
+
+
+def _layers(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        if "-" in text and "," not in text:
+            lo, hi = (int(x) for x in text.split("-"))
+            return list(range(lo, hi + 1))
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise FormlessError(f"--layers '{text}' is not a list like '4,5,6' or a range like '4-6'") from None
+
+
+@app.command()
+def forget(
+    concepts: Annotated[list[str], typer.Argument(help="concept name(s) to forget, e.g. \"Harry Potter\"")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="output directory for the edited checkpoint")],
+    model: ModelOpt = DEFAULT_MODEL,
+    redirect: Annotated[str | None, typer.Option(help="harmless concept to redirect to")] = None,
+    layers: Annotated[str | None, typer.Option(help="edited layers, e.g. '4,5,6' or '4-6'")] = None,
+    lam: Annotated[float | None, typer.Option(help="ridge term lambda")] = None,
+    threshold: Annotated[float | None, typer.Option(help="null-space eigenvalue threshold")] = None,
+    corpus: Annotated[str | None, typer.Option(help="statistics corpus (.txt/.jsonl file or directory)")] = None,
+    stats_tokens: Annotated[int | None, typer.Option(help="tokens of generic text for the statistics")] = None,
+    force: Annotated[bool, typer.Option(help="overwrite an existing output directory")] = False,
+    seed: int = 0,
+    cache_dir: CacheOpt = None,
+) -> None:
+    """Forget CONCEPTS with ROCR and write an HF checkpoint plus manifest to --out."""
+    from formless.api import forget as api_forget
+    from formless.api import make_config
+
+    config = make_config(
+        redirect=redirect, layers=_layers(layers), lam=lam, threshold=threshold, corpus=corpus,
+        stats_tokens=stats_tokens,
+    )
+    result = api_forget(concepts, model=model, out=out, config=config, force=force, cache=cache_dir, seed=seed)
+    m = result.manifest
+    table = Table(title=f"ROCR: {', '.join(m['concepts'])} -> {m['redirect']}")
+    for col in ("layer", "weight", "update norm", "relative", "null-space dim"):
+        table.add_column(col)
+    for u in m["layer_updates"]:
+        table.add_row(str(u["layer"]), u["weight"], f"{u['update_norm']:.3f}", f"{u['relative_norm']:.4f}",
+                      str(u["null_space_dim"]))
+    out_console.print(table)
+    out_console.print(
+        f"edit {m['seconds']['edit']:.2f}s, statistics {m['seconds']['statistics']:.1f}s "
+        f"(0 = cached), total {m['seconds']['total']:.1f}s; saved to {result.out}"
+    )
+
+
+@app.command()
+def undo(
+    edited: Annotated[Path, typer.Argument(help="a directory written by formless forget")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="where to write the restored model")],
+    force: Annotated[bool, typer.Option(help="overwrite an existing output directory")] = False,
+) -> None:
+    """Restore the model as it was before the edit (weights bit-identical to the base)."""
+    from formless.api import undo as api_undo
+
+    path = api_undo(edited, out, force=force)
+    out_console.print(f"restored the pre-edit model to {path} (weights hash verified against the manifest)")
+
+
+@app.command()
+def generate(
+    prompts: Annotated[list[str], typer.Argument(help="prompt(s)")],
+    model: ModelOpt = DEFAULT_MODEL,
+    plain: Annotated[bool, typer.Option(help="plain completion, no chat template")] = False,
+    max_new_tokens: int = 48,
+    cache_dir: CacheOpt = None,
+) -> None:
+    """Greedy answers of one model."""
+    from formless.generation import generate as gen
+    from formless.models import load_model
+
+    loaded = load_model(model, cache=cache_dir)
+    for prompt, answer in zip(prompts, gen(loaded.model, loaded.tokenizer, prompts, chat=not plain,
+                                            max_new_tokens=max_new_tokens)):
+        out_console.print(f"[bold]{prompt}[/bold]\n{answer}\n")
+
+
+@app.command()
+def compare(
+    prompts: Annotated[list[str], typer.Argument(help="prompt(s)")],
+    a: Annotated[str, typer.Option("--a", help="first model (e.g. the base)")] = DEFAULT_MODEL,
+    b: Annotated[str, typer.Option("--b", help="second model (e.g. the edited one)")] = ...,
+    plain: Annotated[bool, typer.Option(help="plain completion, no chat template")] = False,
+    max_new_tokens: int = 40,
+    cache_dir: CacheOpt = None,
+) -> None:
+    """The same prompts through two models, side by side."""
+    from formless.generation import generate as gen
+    from formless.models import load_model
+
+    answers = []
+    for name in (a, b):
+        loaded = load_model(name, cache=cache_dir)
+        answers.append(gen(loaded.model, loaded.tokenizer, prompts, chat=not plain, max_new_tokens=max_new_tokens))
+        del loaded
+    table = Table(show_lines=True)
+    table.add_column("prompt", style="bold")
+    table.add_column(a)
+    table.add_column(b)
+    for row in zip(prompts, *answers):
+        table.add_row(*row)
+    out_console.print(table)
+
+
+@app.command()
+def demo(
+    concept: str = "Harry Potter",
+    model: ModelOpt = DEFAULT_MODEL,
+    out: Annotated[Path, typer.Option("--out", "-o")] = Path("runs/demo"),
+    cache_dir: CacheOpt = None,
+) -> None:
+    """The main job: forget CONCEPT and show before/after answers about it and about unrelated facts."""
+    from formless.demo import run_demo
+
+    run_demo(concept, model=model, out=out, cache=cache_dir, console=out_console)
+
+
+@app.command()
+def models() -> None:
+    """Built-in models and supported architectures."""
+    from formless.models import BUILTIN_MODELS, supported_architectures
+
+    table = Table(title="built-in models (no hub needed)")
+    table.add_column("name")
+    table.add_column("package")
+    table.add_column("description")
+    for spec in BUILTIN_MODELS.values():
+        table.add_row(spec.name + (" (default)" if spec.name == DEFAULT_MODEL else ""), spec.install, spec.description)
+    out_console.print(table)
+    out_console.print("supported model types: " + ", ".join(supported_architectures()))
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    try:
+        app(standalone_mode=False)
+    except FormlessError as exc:
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except (typer.Exit, SystemExit) as exc:
+        code = getattr(exc, "exit_code", getattr(exc, "code", 0))
+        sys.exit(code)
+    except Exception as exc:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(1)
+        raise

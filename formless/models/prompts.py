@@ -1,0 +1,21 @@
+"""Turning a user message into model input: the chat template when the tokenizer has one."""
+
+from __future__ import annotations
+
+
+def uses_chat(tokenizer, chat: bool) -> bool:
+    return bool(chat and getattr(tokenizer, "chat_template", None))
+
+
+def render(tokenizer, text: str, *, chat: bool = True) -> str:
+    """The string fed to the model for ``text``: a chat turn awaiting the answer, or plain text."""
+    if uses_chat(tokenizer, chat):
+        return tokenizer.apply_chat_template(
+            [{"role": "user", "content": text}], add_generation_prompt=True, tokenize=False
+        )
+    return text
+
+
+def add_special_tokens(tokenizer, chat: bool) -> bool:
+    """A chat template writes its own BOS; plain text needs the tokenizer to add it."""
+    return not uses_chat(tokenizer, chat)

@@ -1,0 +1,114 @@
+"""Reading activations at chosen token positions with forward hooks.
+
+Only the layers up to the deepest one asked for are run: a hook raises ``_Stop`` after it, which
+makes key and statistics collection cost a fraction of a full forward pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from formless.errors import ConceptNotFoundError
+from formless.models.loading import LoadedModel
+
+
+class _Stop(Exception):
+    pass
+
+
+@dataclass
+class Located:
+    """A tokenized prompt and the index of the last token of the concept in it."""
+
+    input_ids: list[int]
+    position: int
+
+
+def locate(tokenizer, text: str, concept: str, *, add_special: bool) -> Located:
+    """Tokenize ``text`` and find the token holding the last character of ``concept`` (last occurrence)."""
+    end = text.rfind(concept)
+    if end < 0 or not concept.strip():
+        raise ConceptNotFoundError(f"concept '{concept}' does not occur in the prompt {text!r}")
+    last_char = end + len(concept.rstrip()) - 1
+    enc = tokenizer(text, add_special_tokens=add_special, return_offsets_mapping=True)
+    for i, (s, e) in enumerate(enc["offset_mapping"]):
+        if s <= last_char < e:
+            return Located(list(enc["input_ids"]), i)
+    raise ConceptNotFoundError(
+        f"the tokenizer gives no token for the end of concept '{concept}' in {text!r}; "
+        "check the spelling or use a fast tokenizer"
+    )
+
+
+def _output_tensor(output):
+    return output[0] if isinstance(output, tuple) else output
+
+
+@torch.no_grad()
+def collect(
+    loaded: LoadedModel,
+    items: Sequence[Located],
+    *,
+    key_layers: Sequence[int] = (),
+    output_layers: Sequence[int] = (),
+    batch_size: int = 16,
+) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor]]:
+    """For each item, the MLP-projection input (key) and the block output at ``item.position``.
+
+    Returns ({layer: [n, d_ff]}, {layer: [n, d_model]}) in float32.
+    """
+    model, adapter = loaded.model, loaded.adapter
+    deepest = max([*key_layers, *output_layers])
+    keys: dict[int, list[torch.Tensor]] = {layer: [] for layer in key_layers}
+    outs: dict[int, list[torch.Tensor]] = {layer: [] for layer in output_layers}
+    rows: list[torch.Tensor] = []
+    cols: list[torch.Tensor] = []
+
+    def key_hook(layer):
+        def hook(_module, args):
+            keys[layer].append(args[0][rows[-1], cols[-1]].float())
+
+        return hook
+
+    def out_hook(layer):
+        def hook(_module, _args, output):
+            outs[layer].append(_output_tensor(output)[rows[-1], cols[-1]].float())
+            if layer == deepest:
+                raise _Stop
+
+        return hook
+
+    def stop_hook(_module, _args, _output):
+        raise _Stop
+
+    handles = [adapter.mlp_out_module(model, layer).register_forward_pre_hook(key_hook(layer)) for layer in keys]
+    handles += [adapter.layer(model, layer).register_forward_hook(out_hook(layer)) for layer in outs]
+    if deepest not in outs:
+        handles.append(adapter.layer(model, deepest).register_forward_hook(stop_hook))
+    device = loaded.device
+    pad = loaded.tokenizer.pad_token_id or 0
+    try:
+        for start in range(0, len(items), batch_size):
+            batch = items[start : start + batch_size]
+            width = max(len(it.input_ids) for it in batch)
+            ids = torch.full((len(batch), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for i, it in enumerate(batch):  # right padding keeps positions valid
+                ids[i, : len(it.input_ids)] = torch.tensor(it.input_ids)
+                mask[i, : len(it.input_ids)] = 1
+            rows.append(torch.arange(len(batch), device=device))
+            cols.append(torch.tensor([it.position for it in batch], device=device))
+            try:
+                model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False)
+            except _Stop:
+                pass
+    finally:
+        for h in handles:
+            h.remove()
+    return (
+        {layer: torch.cat(v) for layer, v in keys.items()},
+        {layer: torch.cat(v) for layer, v in outs.items()},
+    )

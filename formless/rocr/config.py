@@ -1,0 +1,74 @@
+"""ROCR hyper-parameters, with defaults that scale with model depth."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# The reference's key contexts: a chat turn "<prefix> <s>." for each prefix.
+REFERENCE_PREFIXES = [
+    "",
+    "Please answer the question about",
+    "Choose the best answer about",
+    "Write the answer about",
+    "Tell me about",
+    "Write something about",
+]
+
+# Our addition: the same concept in plain text, as in a completion prompt with no chat template.
+PLAIN_TEMPLATES = [
+    "{s}.",
+    "Tell me about {s}.",
+    "Here is a fact about {s}:",
+    "The answer is about {s}, which",
+    "Everyone knows that {s}",
+]
+
+DEFAULT_REDIRECT = "a random person"
+
+
+def default_layers(n_layers: int, width: int = 3, relative_depth: float = 0.19) -> list[int]:
+    """Contiguous early-middle layers at the reference's relative depth (Llama-3-8B: 4,5,6 of 32)."""
+    width = max(1, min(width, n_layers))
+    last = min(n_layers - 1, max(width - 1, round(relative_depth * n_layers)))
+    return list(range(last - width + 1, last + 1))
+
+
+class ROCRConfig(BaseModel):
+    """Everything that determines an ROCR edit besides the model and the concepts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    layers: list[int] | None = Field(None, description="edited layers (contiguous); default by depth")
+    lam: float = Field(1.0, gt=0, description="ridge term lambda of the closed-form solve")
+    threshold: float = Field(2e-2, gt=0, description="eigenvalue cut-off of the null-space projector")
+    redirect: str = Field(DEFAULT_REDIRECT, description="harmless concept the target is redirected to")
+    prefixes: list[str] = Field(default_factory=lambda: list(REFERENCE_PREFIXES))
+    plain_templates: list[str] = Field(default_factory=lambda: list(PLAIN_TEMPLATES))
+    stats_tokens: int = Field(40_000, ge=1000, description="generic-text tokens for the statistics")
+    corpus: str | None = Field(None, description="statistics corpus file/dir; None = shipped default")
+
+    @field_validator("layers")
+    @classmethod
+    def _contiguous(cls, v: list[int] | None) -> list[int] | None:
+        if v is None:
+            return v
+        if not v:
+            raise ValueError("layers must not be empty")
+        v = sorted(set(v))
+        if v != list(range(v[0], v[-1] + 1)) or v[0] < 0:
+            raise ValueError(f"layers must be contiguous non-negative indices, got {v}")
+        return v
+
+    @field_validator("plain_templates")
+    @classmethod
+    def _has_slot(cls, v: list[str]) -> list[str]:
+        for t in v:
+            if "{s}" not in t:
+                raise ValueError(f"plain template {t!r} has no '{{s}}' slot for the concept")
+        return v
+
+    def resolved_layers(self, n_layers: int) -> list[int]:
+        layers = self.layers or default_layers(n_layers)
+        if layers[-1] >= n_layers:
+            raise ValueError(f"layer {layers[-1]} does not exist; the model has {n_layers} layers (0..{n_layers - 1})")
+        return layers

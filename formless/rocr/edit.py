@@ -1,0 +1,140 @@
+"""Apply ROCR to a loaded model: redirect concepts to a harmless one, layer by layer, in closed form.
+
+Keys are read in two context groups, chat turns (the reference's templates) and plain text (our
+addition, so that completion prompts without a chat template are redirected too); each group
+gets its own key column and residual, which the Woodbury solve handles at no extra cost.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from formless.errors import FormlessError
+from formless.matching import normalise
+from formless.models.loading import LoadedModel
+from formless.models.prompts import add_special_tokens, render
+from formless.rocr.activations import Located, collect, locate
+from formless.rocr.config import ROCRConfig
+from formless.rocr.stats import LayerStatistics
+from formless.rocr.update import rocr_delta
+
+MAX_CONCEPT_CHARS = 200
+
+
+@dataclass
+class LayerEdit:
+    layer: int
+    delta: torch.Tensor  # d_model x d_ff, float32, on CPU
+    keys: torch.Tensor  # d_ff x n, the keys this edit wrote (for later sequential edits)
+    null_dim: int
+    delta_norm: float
+    relative_norm: float  # ||delta|| / ||W||
+
+
+@dataclass
+class EditResult:
+    concepts: list[str]
+    redirect: str
+    layers: list[int]
+    config: ROCRConfig
+    layer_edits: list[LayerEdit] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def validate_concepts(concepts: Sequence[str], redirect: str) -> list[str]:
+    """Clean concept names or a FormlessError saying what is wrong with them."""
+    if not concepts:
+        raise FormlessError("no concept given; pass the name to forget, e.g. \"Harry Potter\"")
+    cleaned = []
+    for c in concepts:
+        name = " ".join(str(c).split())
+        if not name:
+            raise FormlessError("a concept is empty or blank; pass the name to forget, e.g. \"Harry Potter\"")
+        if len(name) > MAX_CONCEPT_CHARS:
+            raise FormlessError(f"concept '{name[:40]}...' is longer than {MAX_CONCEPT_CHARS} characters; pass its name")
+        if not redirect.strip():
+            raise FormlessError("the redirect target is empty; pass a harmless concept such as 'a random person'")
+        if normalise(name) == normalise(redirect):
+            raise FormlessError(
+                f"redirect target '{redirect}' is the concept itself; choose a different, harmless concept"
+            )
+        cleaned.append(name)
+    if len({normalise(c) for c in cleaned}) != len(cleaned):
+        raise FormlessError("the same concept is given twice; pass each concept once")
+    return cleaned
+
+
+def _contexts(loaded: LoadedModel, concept: str, config: ROCRConfig) -> dict[str, list[Located]]:
+    """Key contexts per group: chat turns (if the model has a chat template) and plain text."""
+    tok = loaded.tokenizer
+    groups: dict[str, list[Located]] = {}
+    if loaded.has_chat_template:
+        groups["chat"] = [
+            locate(tok, render(tok, f"{p} {concept}.".strip()), concept, add_special=add_special_tokens(tok, True))
+            for p in config.prefixes
+        ]
+    groups["plain"] = [
+        locate(tok, t.format(s=concept), concept, add_special=add_special_tokens(tok, False))
+        for t in config.plain_templates
+    ]
+    return groups
+
+
+def _canonical(loaded: LoadedModel, concept: str, group: str) -> Located:
+    """The prompt whose block output stands for the concept's representation in ``group``."""
+    tok = loaded.tokenizer
+    chat = group == "chat"
+    return locate(tok, render(tok, f"{concept}.", chat=chat), concept, add_special=add_special_tokens(tok, chat))
+
+
+def apply_rocr(
+    loaded: LoadedModel,
+    concepts: Sequence[str],
+    config: ROCRConfig,
+    stats: dict[int, LayerStatistics],
+    previous_keys: dict[int, torch.Tensor] | None = None,
+) -> EditResult:
+    """Edit ``loaded.model`` in place so that each concept's representation becomes the redirect's."""
+    start = time.perf_counter()
+    concepts = validate_concepts(concepts, config.redirect)
+    model, adapter = loaded.model, loaded.adapter
+    layers = config.resolved_layers(adapter.num_layers(model))
+    last = layers[-1]
+    contexts = {c: _contexts(loaded, c, config) for c in concepts}
+    groups = list(next(iter(contexts.values())))
+    # Columns: one per (concept, group). Targets v*: the redirect's own representation per group.
+    columns = [(c, g) for c in concepts for g in groups]
+    _, v_out = collect(loaded, [_canonical(loaded, config.redirect, g) for g in groups], output_layers=[last])
+    target = {g: v_out[last][i] for i, g in enumerate(groups)}
+    result = EditResult(concepts, config.redirect, layers, config)
+    for i, layer in enumerate(layers):
+        flat = [loc for c, g in columns for loc in contexts[c][g]]
+        sizes = [len(contexts[c][g]) for c, g in columns]
+        k_out, _ = collect(loaded, flat, key_layers=[layer])
+        keys = torch.stack([chunk.mean(0) for chunk in k_out[layer].split(sizes)], dim=1)  # d_ff x n
+        _, z_out = collect(loaded, [_canonical(loaded, c, g) for c, g in columns], output_layers=[last])
+        residuals = torch.stack([target[g] for _, g in columns], 1) - z_out[last].T  # d x n
+        residuals = residuals / (len(layers) - i)
+        st = stats[layer]
+        basis = st.basis(config.threshold).to(keys.device)
+        prev = None if previous_keys is None else previous_keys.get(layer)
+        delta = rocr_delta(keys, residuals, basis, config.lam, None if prev is None else prev.to(keys.device))
+        weight = adapter.weight(model, layer)
+        with torch.no_grad():
+            weight.add_(delta.to(weight.dtype))
+        result.layer_edits.append(
+            LayerEdit(
+                layer=layer,
+                delta=delta.cpu(),
+                keys=keys.cpu(),
+                null_dim=basis.shape[1],
+                delta_norm=float(delta.norm()),
+                relative_norm=float(delta.norm() / weight.detach().float().norm()),
+            )
+        )
+    result.seconds = time.perf_counter() - start
+    return result

@@ -1,0 +1,200 @@
+"""Second-moment statistics of MLP-projection inputs over generic text, computed once and cached.
+
+``S_l = E[a a^T]`` over every token of the corpus, stored as its eigendecomposition so that any
+threshold gives the null-space basis instantly. Cache entries are keyed by the model's weight
+hash, the corpus fingerprint and the token budget, written atomically, and checked on load
+(shapes and a checksum); a corrupt entry is reported and rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from formless.models.cache import atomic_file, cache_dir
+from formless.models.loading import LoadedModel
+from formless.progress import track
+from formless.rocr.activations import _Stop
+from formless.rocr.corpus import Corpus
+from formless.rocr.update import null_space_basis
+
+log = logging.getLogger(__name__)
+FORMAT = "1"
+
+
+@dataclass
+class LayerStatistics:
+    layer: int
+    eigenvalues: torch.Tensor  # ascending, float32
+    eigenvectors: torch.Tensor  # d_ff x d_ff, columns
+    n_tokens: int
+
+    def basis(self, threshold: float) -> torch.Tensor:
+        return null_space_basis(self.eigenvalues, self.eigenvectors, threshold)
+
+    def null_dim(self, threshold: float) -> int:
+        return int((self.eigenvalues < threshold).sum())
+
+
+def _checksum(values: torch.Tensor, vectors: torch.Tensor) -> str:
+    h = hashlib.sha256(values.contiguous().numpy().tobytes())
+    h.update(vectors.contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _save(path: Path, st: LayerStatistics) -> None:
+    meta = {
+        "format": FORMAT,
+        "layer": str(st.layer),
+        "n_tokens": str(st.n_tokens),
+        "checksum": _checksum(st.eigenvalues, st.eigenvectors),
+    }
+    with atomic_file(path) as tmp:
+        save_file({"eigenvalues": st.eigenvalues, "eigenvectors": st.eigenvectors}, str(tmp), metadata=meta)
+
+
+def _load(path: Path, layer: int, d_ff: int) -> LayerStatistics | None:
+    """The cached entry, or None (with a warning) when it is missing or fails any check."""
+    if not path.exists():
+        return None
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+        tensors = load_file(str(path))
+        values, vectors = tensors["eigenvalues"], tensors["eigenvectors"]
+        ok = (
+            meta.get("format") == FORMAT
+            and meta.get("layer") == str(layer)
+            and values.shape == (d_ff,)
+            and vectors.shape == (d_ff, d_ff)
+            and meta.get("checksum") == _checksum(values, vectors)
+        )
+        if ok:
+            return LayerStatistics(layer, values, vectors, int(meta["n_tokens"]))
+        reason = "failed its checks"
+    except Exception as exc:  # any unreadable file is treated the same way
+        reason = f"is unreadable ({type(exc).__name__})"
+    log.warning("statistics cache %s %s; rebuilding it", path, reason)
+    path.unlink(missing_ok=True)
+    return None
+
+
+def _render_documents(loaded: LoadedModel, corpus: Corpus, max_doc_tokens: int) -> list[list[int]]:
+    """Token ids per document; even documents chat-formatted (when possible), odd ones plain text."""
+    tok = loaded.tokenizer
+    out = []
+    for i, doc in enumerate(corpus.documents):
+        if i % 2 == 0 and loaded.has_chat_template and doc.prompt:
+            text = tok.apply_chat_template(
+                [{"role": "user", "content": doc.prompt}, {"role": "assistant", "content": doc.text}],
+                tokenize=False,
+            )
+            ids = tok(text, add_special_tokens=False)["input_ids"]
+        else:
+            text = f"{doc.prompt}\n{doc.text}" if doc.prompt else doc.text
+            ids = tok(text, add_special_tokens=True)["input_ids"]
+        out.append(list(ids)[:max_doc_tokens])
+    return out
+
+
+@torch.no_grad()
+def _compute(
+    loaded: LoadedModel, layers: Sequence[int], corpus: Corpus, max_tokens: int, batch_size: int = 8
+) -> dict[int, LayerStatistics]:
+    model, adapter = loaded.model, loaded.adapter
+    _, d_ff = adapter.dims(model)
+    device = loaded.device
+    docs = _render_documents(loaded, corpus, max_doc_tokens=256)
+    chosen, total = [], 0
+    for ids in docs:
+        if total >= max_tokens:
+            break
+        chosen.append(ids)
+        total += len(ids)
+    chosen.sort(key=len)  # similar lengths per batch: less padding
+    sums = {layer: torch.zeros(d_ff, d_ff, dtype=torch.float64, device=device) for layer in layers}
+    mask_holder: list[torch.Tensor] = []
+
+    def hook(layer):
+        def fn(_module, args):
+            a = args[0][mask_holder[-1]].double()
+            sums[layer].addmm_(a.T, a)
+
+        return fn
+
+    deepest = max(layers)
+    handles = [adapter.mlp_out_module(model, layer).register_forward_pre_hook(hook(layer)) for layer in layers]
+
+    def stop(_m, _a, _o):
+        raise _Stop
+
+    handles.append(adapter.mlp_out_module(model, deepest).register_forward_hook(stop))
+    n_tokens = 0
+    pad = loaded.tokenizer.pad_token_id or 0
+    batches = [chosen[i : i + batch_size] for i in range(0, len(chosen), batch_size)]
+    try:
+        for batch in track(batches, "statistics", total=len(batches)):
+            width = max(len(x) for x in batch)
+            ids = torch.full((len(batch), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.bool)
+            for i, x in enumerate(batch):
+                ids[i, : len(x)] = torch.tensor(x)
+                mask[i, : len(x)] = True
+            mask_holder.append(mask.to(device))
+            n_tokens += int(mask.sum())
+            try:
+                model(input_ids=ids.to(device), attention_mask=mask.long().to(device), use_cache=False)
+            except _Stop:
+                pass
+    finally:
+        for h in handles:
+            h.remove()
+    result = {}
+    for layer in layers:
+        second_moment = (sums[layer] / max(n_tokens, 1)).cpu()
+        values, vectors = torch.linalg.eigh(second_moment)
+        result[layer] = LayerStatistics(layer, values.float().contiguous(), vectors.float().contiguous(), n_tokens)
+    return result
+
+
+def layer_statistics(
+    loaded: LoadedModel,
+    layers: Sequence[int],
+    corpus: Corpus,
+    *,
+    max_tokens: int = 40_000,
+    cache: str | os.PathLike | None = None,
+    use_cache: bool = True,
+) -> tuple[dict[int, LayerStatistics], float]:
+    """Statistics for ``layers`` (from the cache where valid) and the seconds spent computing."""
+    _, d_ff = loaded.adapter.dims(loaded.model)
+    folder = (
+        cache_dir(cache) / "stats" / loaded.weights_hash().split(":")[-1][:20] / f"{corpus.fingerprint}-{max_tokens}"
+    )
+    found: dict[int, LayerStatistics] = {}
+    if use_cache:
+        for layer in layers:
+            st = _load(folder / f"layer_{layer}.safetensors", layer, d_ff)
+            if st is not None:
+                found[layer] = st
+    missing = [layer for layer in layers if layer not in found]
+    seconds = 0.0
+    if missing:
+        start = time.perf_counter()
+        computed = _compute(loaded, missing, corpus, max_tokens)
+        seconds = time.perf_counter() - start
+        for layer, st in computed.items():
+            if use_cache:
+                _save(folder / f"layer_{layer}.safetensors", st)
+            found[layer] = st
+    return {layer: found[layer] for layer in layers}, seconds

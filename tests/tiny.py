@@ -1,0 +1,110 @@
+"""Tiny random models of each supported architecture, with a small trained BPE tokenizer.
+
+No hub and no downloads: the tokenizer is trained here on a few sentences and the models are
+built from transformers configs with random weights.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+from transformers import PreTrainedTokenizerFast
+
+TEXT = [
+    "Harry Potter is a wizard who studies at Hogwarts with Ron and Hermione.",
+    "Albert Einstein developed the theory of relativity in physics.",
+    "The Eiffel Tower stands in Paris, the capital of France.",
+    "Please answer the question about the world. Tell me about a random person.",
+    "Choose the best answer about science. Write the answer about history.",
+    "Write something about cooking bread, growing tomatoes and riding bicycles.",
+    "Here is a fact about the moon: it orbits the Earth. Everyone knows that water is wet.",
+] * 3
+
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+
+
+@functools.cache
+def tiny_tokenizer(chat: bool = True) -> PreTrainedTokenizerFast:
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    from tokenizers import decoders
+
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400,
+        special_tokens=["<pad>", "<s>", "</s>", "<unk>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator(TEXT, trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>"
+    )
+    if chat:
+        fast.chat_template = CHAT_TEMPLATE
+    return fast
+
+
+def tiny_config(arch: str, vocab: int):
+    import transformers as tf
+
+    common = dict(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=4,
+                  num_attention_heads=4, max_position_embeddings=256)
+    if arch == "llama":
+        return tf.LlamaConfig(**common, num_key_value_heads=2)
+    if arch == "mistral":
+        return tf.MistralConfig(**common, num_key_value_heads=2)
+    if arch == "qwen2":
+        return tf.Qwen2Config(**common, num_key_value_heads=2)
+    if arch == "qwen3":
+        return tf.Qwen3Config(**common, num_key_value_heads=2, head_dim=8)
+    if arch == "gemma":
+        return tf.GemmaConfig(**common, num_key_value_heads=2, head_dim=8)
+    if arch == "gemma2":
+        return tf.Gemma2Config(**common, num_key_value_heads=2, head_dim=8)
+    if arch == "gemma3_text":
+        return tf.Gemma3TextConfig(**common, num_key_value_heads=2, head_dim=8)
+    if arch == "phi3":
+        return tf.Phi3Config(**common, num_key_value_heads=2, pad_token_id=0)
+    if arch == "gpt2":
+        return tf.GPT2Config(vocab_size=vocab, n_embd=32, n_inner=64, n_layer=4, n_head=4, n_positions=256)
+    if arch == "gpt_neox":
+        return tf.GPTNeoXConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=4,
+                                num_attention_heads=4, max_position_embeddings=256)
+    if arch == "opt":  # deliberately unsupported
+        return tf.OPTConfig(vocab_size=vocab, hidden_size=32, ffn_dim=64, num_hidden_layers=2,
+                            num_attention_heads=4, word_embed_proj_dim=32, max_position_embeddings=256)
+    raise ValueError(arch)
+
+
+SUPPORTED = ["llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text", "phi3", "gpt2", "gpt_neox"]
+
+
+def save_tiny_model(arch: str, directory: Path, *, chat: bool = True, seed: int = 0) -> Path:
+    from transformers import AutoModelForCausalLM
+
+    tok = tiny_tokenizer(chat)
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(tiny_config(arch, len(tok)))
+    with torch.no_grad():  # larger random weights so keys are far from zero
+        for p in model.parameters():
+            if p.ndim == 2:
+                p.normal_(0, 0.2)
+    model.save_pretrained(directory, safe_serialization=True)
+    tok.save_pretrained(directory)
+    return directory
+
+
+def write_corpus(path: Path, n_docs: int = 60) -> Path:
+    import random
+
+    rng = random.Random(0)
+    words = " ".join(TEXT).split()
+    docs = [" ".join(rng.choice(words) for _ in range(60)) for _ in range(n_docs)]
+    path.write_text("\n\n".join(docs))
+    return path
