@@ -80,9 +80,13 @@ def forget(
     previous_manifest = read_manifest(previous_dir) if previous_dir else None
     previous_keys = read_keys(previous_dir) if previous_manifest else {}
     corpus = load_corpus(config.corpus)
-    stats, stats_seconds = layer_statistics(loaded, layers, corpus, max_tokens=config.stats_tokens, cache=cache)
-    originals = {adapter.mlp_out_name(i): adapter.mlp_out_module(loaded.model, i).weight.detach().cpu().clone()
-                 for i in layers}
+    stats, stats_seconds = layer_statistics(
+        loaded, layers, corpus, max_tokens=config.stats_tokens, cache=cache
+    )
+    originals = {
+        adapter.mlp_out_name(i): adapter.mlp_out_module(loaded.model, i).weight.detach().cpu().clone()
+        for i in layers
+    }
     edit = apply_rocr(loaded, concepts, config.model_copy(update={"layers": layers}), stats, previous_keys)
     all_keys = {
         e.layer: torch.cat([previous_keys[e.layer], e.keys], 1) if e.layer in previous_keys else e.keys
@@ -150,7 +154,9 @@ def undo(edited: str | Path, out: str | Path, *, force: bool = False) -> Path:
     out_path = check_output_dir(out, force)
     manifest = read_manifest(edited)
     if manifest is None:
-        raise FormlessError(f"'{edited}' has no formless_manifest.json; it is not an output of formless forget")
+        raise FormlessError(
+            f"'{edited}' has no formless_manifest.json; it is not an output of formless forget"
+        )
     originals = load_originals(edited)
     loaded = load_model(str(edited), dtype="auto")
     state = loaded.model.state_dict()

@@ -14,12 +14,16 @@ from rich.table import Table
 from formless.errors import FormlessError
 from formless.models.registry import DEFAULT_MODEL
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Form-independent unlearning for HF models.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Form-independent unlearning for HF models."
+)
 out_console = Console()
 err_console = Console(stderr=True)
 
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="built-in name, model directory or hub id")]
-CacheOpt = Annotated[Path | None, typer.Option("--cache-dir", help="cache directory (default $FORMLESS_CACHE)")]
+CacheOpt = Annotated[
+    Path | None, typer.Option("--cache-dir", help="cache directory (default $FORMLESS_CACHE)")
+]
 
 
 def _layers(text: str | None) -> list[int] | None:
@@ -36,15 +40,19 @@ def _layers(text: str | None) -> list[int] | None:
 
 @app.command()
 def forget(
-    concepts: Annotated[list[str], typer.Argument(help="concept name(s) to forget, e.g. \"Harry Potter\"")],
+    concepts: Annotated[list[str], typer.Argument(help='concept name(s) to forget, e.g. "Harry Potter"')],
     out: Annotated[Path, typer.Option("--out", "-o", help="output directory for the edited checkpoint")],
     model: ModelOpt = DEFAULT_MODEL,
     redirect: Annotated[str | None, typer.Option(help="harmless concept to redirect to")] = None,
     layers: Annotated[str | None, typer.Option(help="edited layers, e.g. '4,5,6' or '4-6'")] = None,
     lam: Annotated[float | None, typer.Option(help="ridge term lambda")] = None,
     threshold: Annotated[float | None, typer.Option(help="null-space eigenvalue threshold")] = None,
-    corpus: Annotated[str | None, typer.Option(help="statistics corpus (.txt/.jsonl file or directory)")] = None,
-    stats_tokens: Annotated[int | None, typer.Option(help="tokens of generic text for the statistics")] = None,
+    corpus: Annotated[
+        str | None, typer.Option(help="statistics corpus (.txt/.jsonl file or directory)")
+    ] = None,
+    stats_tokens: Annotated[
+        int | None, typer.Option(help="tokens of generic text for the statistics")
+    ] = None,
     force: Annotated[bool, typer.Option(help="overwrite an existing output directory")] = False,
     seed: int = 0,
     cache_dir: CacheOpt = None,
@@ -54,17 +62,28 @@ def forget(
     from formless.api import make_config
 
     config = make_config(
-        redirect=redirect, layers=_layers(layers), lam=lam, threshold=threshold, corpus=corpus,
+        redirect=redirect,
+        layers=_layers(layers),
+        lam=lam,
+        threshold=threshold,
+        corpus=corpus,
         stats_tokens=stats_tokens,
     )
-    result = api_forget(concepts, model=model, out=out, config=config, force=force, cache=cache_dir, seed=seed)
+    result = api_forget(
+        concepts, model=model, out=out, config=config, force=force, cache=cache_dir, seed=seed
+    )
     m = result.manifest
     table = Table(title=f"ROCR: {', '.join(m['concepts'])} -> {m['redirect']}")
     for col in ("layer", "weight", "update norm", "relative", "null-space dim"):
         table.add_column(col)
     for u in m["layer_updates"]:
-        table.add_row(str(u["layer"]), u["weight"], f"{u['update_norm']:.3f}", f"{u['relative_norm']:.4f}",
-                      str(u["null_space_dim"]))
+        table.add_row(
+            str(u["layer"]),
+            u["weight"],
+            f"{u['update_norm']:.3f}",
+            f"{u['relative_norm']:.4f}",
+            str(u["null_space_dim"]),
+        )
     out_console.print(table)
     out_console.print(
         f"edit {m['seconds']['edit']:.2f}s, statistics {m['seconds']['statistics']:.1f}s "
@@ -98,8 +117,9 @@ def generate(
     from formless.models import load_model
 
     loaded = load_model(model, cache=cache_dir)
-    for prompt, answer in zip(prompts, gen(loaded.model, loaded.tokenizer, prompts, chat=not plain,
-                                            max_new_tokens=max_new_tokens)):
+    for prompt, answer in zip(
+        prompts, gen(loaded.model, loaded.tokenizer, prompts, chat=not plain, max_new_tokens=max_new_tokens)
+    ):
         out_console.print(f"[bold]{prompt}[/bold]\n{answer}\n")
 
 
@@ -119,7 +139,9 @@ def compare(
     answers = []
     for name in (a, b):
         loaded = load_model(name, cache=cache_dir)
-        answers.append(gen(loaded.model, loaded.tokenizer, prompts, chat=not plain, max_new_tokens=max_new_tokens))
+        answers.append(
+            gen(loaded.model, loaded.tokenizer, prompts, chat=not plain, max_new_tokens=max_new_tokens)
+        )
         del loaded
     table = Table(show_lines=True)
     table.add_column("prompt", style="bold")
@@ -153,13 +175,19 @@ def models() -> None:
     table.add_column("package")
     table.add_column("description")
     for spec in BUILTIN_MODELS.values():
-        table.add_row(spec.name + (" (default)" if spec.name == DEFAULT_MODEL else ""), spec.install, spec.description)
+        table.add_row(
+            spec.name + (" (default)" if spec.name == DEFAULT_MODEL else ""), spec.install, spec.description
+        )
     out_console.print(table)
     out_console.print("supported model types: " + ", ".join(supported_architectures()))
 
 
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     try:
         app(standalone_mode=False)
     except FormlessError as exc:

@@ -23,8 +23,14 @@ def _probe_sets(concept: str) -> tuple[list[Fact], list[Fact]]:
     else:  # unknown concept: generic prompts, judged by the concept's own name appearing
         target = [
             Fact(concept, "about", f"Tell me about {concept}.", f"{concept} is", concept, (concept,)),
-            Fact(concept, "who", f"Who or what is {concept}?", f"Everyone knows {concept} because", concept,
-                 (concept,)),
+            Fact(
+                concept,
+                "who",
+                f"Who or what is {concept}?",
+                f"Everyone knows {concept} because",
+                concept,
+                (concept,),
+            ),
         ]
     return target, list(general[:8])
 

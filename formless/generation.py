@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import Iterable
+from pathlib import Path
 
 import torch
 
@@ -15,7 +16,7 @@ from formless.models.prompts import add_special_tokens, render
 def cpu_has_fast_bf16() -> bool:
     """True when this CPU has native bf16 matmuls (avx512_bf16 / AMX), where bf16 is ~2x faster."""
     try:
-        flags = open("/proc/cpuinfo").read()
+        flags = Path("/proc/cpuinfo").read_text()
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
@@ -51,7 +52,9 @@ def generate(
     try:
         for start in range(0, len(texts), batch_size):
             batch = tokenizer(
-                texts[start : start + batch_size], return_tensors="pt", padding=True,
+                texts[start : start + batch_size],
+                return_tensors="pt",
+                padding=True,
                 add_special_tokens=add_special_tokens(tokenizer, chat),
             ).to(device)
             ctx = fast_inference_context(device) if fast else contextlib.nullcontext()

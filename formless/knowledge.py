@@ -32,15 +32,26 @@ class Concept:
 
 def _fact(row: dict, subject: str) -> Fact:
     aliases = tuple(dict.fromkeys([row["answer"], *row.get("aliases", [])]))
-    return Fact(row.get("subject", subject), row["relation"], row["question"], row["completion"], row["answer"], aliases)
+    return Fact(
+        row.get("subject", subject),
+        row["relation"],
+        row["question"],
+        row["completion"],
+        row["answer"],
+        aliases,
+    )
 
 
 @functools.cache
 def load_facts() -> tuple[dict[str, Concept], tuple[Fact, ...]]:
     data = json.loads(files("formless").joinpath("data/facts.json").read_text(encoding="utf-8"))
     concepts = {
-        c["name"]: Concept(c["name"], c.get("kind", ""), c.get("description", ""),
-                           tuple(_fact(f, c["name"]) for f in c["facts"]))
+        c["name"]: Concept(
+            c["name"],
+            c.get("kind", ""),
+            c.get("description", ""),
+            tuple(_fact(f, c["name"]) for f in c["facts"]),
+        )
         for c in data["concepts"]
     }
     general = tuple(_fact(f, f.get("subject", "")) for f in data["general"])

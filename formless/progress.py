@@ -14,7 +14,9 @@ T = TypeVar("T")
 _console = Console(stderr=True)
 
 
-def track(items: Iterable[T], description: str, total: int | None = None, enabled: bool | None = None) -> Iterator[T]:
+def track(
+    items: Iterable[T], description: str, total: int | None = None, enabled: bool | None = None
+) -> Iterator[T]:
     if enabled is None:
         enabled = sys.stderr.isatty()
     if not enabled:

@@ -72,12 +72,22 @@ def main(n_docs: int = 192, max_new_tokens: int = 144, seed: int = 0) -> None:
     docs = []
     for i in range(0, n_docs, 32):
         batch = prompts[i : i + 32]
-        enc = tok([render(tok, p) for p in batch], return_tensors="pt", padding=True,
-                  add_special_tokens=add_special_tokens(tok, True))
+        enc = tok(
+            [render(tok, p) for p in batch],
+            return_tensors="pt",
+            padding=True,
+            add_special_tokens=add_special_tokens(tok, True),
+        )
         with torch.no_grad():
-            gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=True, temperature=0.8,
-                                 top_p=0.95, pad_token_id=tok.pad_token_id)
-        texts = tok.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+            gen = model.generate(
+                **enc,
+                max_new_tokens=max_new_tokens,
+                do_sample=True,
+                temperature=0.8,
+                top_p=0.95,
+                pad_token_id=tok.pad_token_id,
+            )
+        texts = tok.batch_decode(gen[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
         docs += [{"prompt": p, "response": t.strip()} for p, t in zip(batch, texts)]
         print(f"{len(docs)}/{n_docs}", flush=True)
     out_path.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs))

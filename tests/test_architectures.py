@@ -21,8 +21,13 @@ def test_edit_save_reload_undo(arch, tmp_path, corpus_file, cache):
     assert (d_model, d_ff) == (32, 64)
     base_hash = base.weights_hash()
     config = make_config(corpus=str(corpus_file), stats_tokens=1000, layers=[1, 2], threshold=0.5)
-    outcome = forget(["Harry Potter", "Albert Einstein"], model=str(base_dir), out=tmp_path / "edited",
-                     config=config, cache=cache)
+    outcome = forget(
+        ["Harry Potter", "Albert Einstein"],
+        model=str(base_dir),
+        out=tmp_path / "edited",
+        config=config,
+        cache=cache,
+    )
     manifest = read_manifest(tmp_path / "edited")
     assert manifest["base_model"]["weights_hash"] == base_hash
     assert manifest["layers"] == [1, 2]
@@ -56,7 +61,9 @@ def test_sequential_edit_keeps_history_and_undo_steps_back(tmp_path, tiny_dir, c
     assert read_keys(tmp_path / "two")[1].shape[1] == 2 * read_keys(tmp_path / "one")[1].shape[1]
     undo(tmp_path / "two", tmp_path / "back")
     assert load_model(str(tmp_path / "back")).weights_hash() == first
-    assert read_manifest(tmp_path / "back")["concepts"] == ["Harry Potter"]  # the first edit is still undoable
+    assert read_manifest(tmp_path / "back")["concepts"] == [
+        "Harry Potter"
+    ]  # the first edit is still undoable
     assert (tmp_path / "back" / ORIGINALS).exists()
 
 

@@ -12,8 +12,12 @@ from formless.rocr.update import null_space_basis, project, rocr_delta
 def random_problem(seed: int, d_ff: int = 24, d: int = 10, n: int = 3, m: int = 2, null: int = 14):
     g = torch.Generator().manual_seed(seed)
     q, _ = torch.linalg.qr(torch.randn(d_ff, d_ff, generator=g, dtype=torch.float64))
-    eigenvalues = torch.cat([torch.rand(null, generator=g, dtype=torch.float64) * 1e-3,
-                             1 + torch.rand(d_ff - null, generator=g, dtype=torch.float64)])
+    eigenvalues = torch.cat(
+        [
+            torch.rand(null, generator=g, dtype=torch.float64) * 1e-3,
+            1 + torch.rand(d_ff - null, generator=g, dtype=torch.float64),
+        ]
+    )
     keys = torch.randn(d_ff, n, generator=g, dtype=torch.float64) * 3
     residuals = torch.randn(d, n, generator=g, dtype=torch.float64)
     prev = torch.randn(d_ff, m, generator=g, dtype=torch.float64) * 3 if m else None
@@ -36,7 +40,9 @@ def test_woodbury_update_equals_dense_solve(seed, n, m, lam):
     basis = null_space_basis(eigenvalues, q, threshold=1e-2)
     assert basis.shape[1] == 14
     ours = rocr_delta(keys, residuals, basis, lam, prev)
-    torch.testing.assert_close(ours, dense_reference(keys, residuals, basis, lam, prev), rtol=1e-9, atol=1e-10)
+    torch.testing.assert_close(
+        ours, dense_reference(keys, residuals, basis, lam, prev), rtol=1e-9, atol=1e-10
+    )
 
 
 def test_single_concept_is_sherman_morrison_rank_one():
@@ -70,8 +76,9 @@ def test_protected_subspace_is_left_unchanged():
     protected = q[:, eigenvalues >= 1e-2]  # directions generic text uses
     assert protected.shape[1] == 10
     assert delta.abs().max() > 1e-2  # the edit is not trivially zero...
-    torch.testing.assert_close(delta @ protected, torch.zeros(delta.shape[0], 10, dtype=delta.dtype),
-                               atol=1e-10, rtol=0)  # ...but invisible to protected inputs
+    torch.testing.assert_close(
+        delta @ protected, torch.zeros(delta.shape[0], 10, dtype=delta.dtype), atol=1e-10, rtol=0
+    )  # ...but invisible to protected inputs
 
 
 def test_projector_factor_is_idempotent_projection():

@@ -53,8 +53,14 @@ def tiny_tokenizer(chat: bool = True) -> PreTrainedTokenizerFast:
 def tiny_config(arch: str, vocab: int):
     import transformers as tf
 
-    common = dict(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=4,
-                  num_attention_heads=4, max_position_embeddings=256)
+    common = dict(
+        vocab_size=vocab,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        max_position_embeddings=256,
+    )
     if arch == "llama":
         return tf.LlamaConfig(**common, num_key_value_heads=2)
     if arch == "mistral":
@@ -74,15 +80,39 @@ def tiny_config(arch: str, vocab: int):
     if arch == "gpt2":
         return tf.GPT2Config(vocab_size=vocab, n_embd=32, n_inner=64, n_layer=4, n_head=4, n_positions=256)
     if arch == "gpt_neox":
-        return tf.GPTNeoXConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=4,
-                                num_attention_heads=4, max_position_embeddings=256)
+        return tf.GPTNeoXConfig(
+            vocab_size=vocab,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=4,
+            num_attention_heads=4,
+            max_position_embeddings=256,
+        )
     if arch == "opt":  # deliberately unsupported
-        return tf.OPTConfig(vocab_size=vocab, hidden_size=32, ffn_dim=64, num_hidden_layers=2,
-                            num_attention_heads=4, word_embed_proj_dim=32, max_position_embeddings=256)
+        return tf.OPTConfig(
+            vocab_size=vocab,
+            hidden_size=32,
+            ffn_dim=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            word_embed_proj_dim=32,
+            max_position_embeddings=256,
+        )
     raise ValueError(arch)
 
 
-SUPPORTED = ["llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text", "phi3", "gpt2", "gpt_neox"]
+SUPPORTED = [
+    "llama",
+    "mistral",
+    "qwen2",
+    "qwen3",
+    "gemma",
+    "gemma2",
+    "gemma3_text",
+    "phi3",
+    "gpt2",
+    "gpt_neox",
+]
 
 
 def save_tiny_model(arch: str, directory: Path, *, chat: bool = True, seed: int = 0) -> Path:

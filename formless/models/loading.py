@@ -101,11 +101,15 @@ def resolve_model_path(name_or_path: str, cache: str | os.PathLike | None = None
     """(source, path) for a built-in name, a local directory or a hub id; errors name the fix."""
     text = str(name_or_path).strip()
     if not text:
-        raise FormlessError("no model given; pass a built-in name (e.g. smollm2-135m-instruct), a directory or a hub id")
+        raise FormlessError(
+            "no model given; pass a built-in name (e.g. smollm2-135m-instruct), a directory or a hub id"
+        )
     if text in BUILTIN_MODELS:
         return "builtin", str(_convert_builtin(text, cache_dir(cache)))
     path = Path(text).expanduser()
-    looks_local = text.startswith(("/", ".", "~")) or path.exists() or os.sep in text and not _HUB_ID.match(text)
+    looks_local = (
+        text.startswith(("/", ".", "~")) or path.exists() or os.sep in text and not _HUB_ID.match(text)
+    )
     if looks_local or path.exists():
         if not path.exists():
             raise FormlessError(

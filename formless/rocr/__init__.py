@@ -5,4 +5,12 @@ from formless.rocr.edit import EditResult, apply_rocr
 from formless.rocr.stats import layer_statistics
 from formless.rocr.update import rocr_delta
 
-__all__ = ["DEFAULT_REDIRECT", "EditResult", "ROCRConfig", "apply_rocr", "default_layers", "layer_statistics", "rocr_delta"]
+__all__ = [
+    "DEFAULT_REDIRECT",
+    "EditResult",
+    "ROCRConfig",
+    "apply_rocr",
+    "default_layers",
+    "layer_statistics",
+    "rocr_delta",
+]

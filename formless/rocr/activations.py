@@ -6,6 +6,7 @@ makes key and statistics collection cost a fraction of a full forward pass.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -31,7 +32,10 @@ def locate(tokenizer, text: str, concept: str, *, add_special: bool) -> Located:
     """Tokenize ``text`` and find the token holding the last character of ``concept`` (last occurrence)."""
     end = text.rfind(concept)
     if end < 0 or not concept.strip():
-        raise ConceptNotFoundError(f"concept '{concept}' does not occur in the prompt {text!r}")
+        raise ConceptNotFoundError(
+            f"concept '{concept}' does not occur in the prompt {text!r}: the chat template rewrites "
+            "the text, so ROCR cannot find the last token of the concept; spell it as the template writes it"
+        )
     last_char = end + len(concept.rstrip()) - 1
     enc = tokenizer(text, add_special_tokens=add_special, return_offsets_mapping=True)
     for i, (s, e) in enumerate(enc["offset_mapping"]):
@@ -84,7 +88,9 @@ def collect(
     def stop_hook(_module, _args, _output):
         raise _Stop
 
-    handles = [adapter.mlp_out_module(model, layer).register_forward_pre_hook(key_hook(layer)) for layer in keys]
+    handles = [
+        adapter.mlp_out_module(model, layer).register_forward_pre_hook(key_hook(layer)) for layer in keys
+    ]
     handles += [adapter.layer(model, layer).register_forward_hook(out_hook(layer)) for layer in outs]
     if deepest not in outs:
         handles.append(adapter.layer(model, deepest).register_forward_hook(stop_hook))
@@ -101,10 +107,8 @@ def collect(
                 mask[i, : len(it.input_ids)] = 1
             rows.append(torch.arange(len(batch), device=device))
             cols.append(torch.tensor([it.position for it in batch], device=device))
-            try:
+            with contextlib.suppress(_Stop):
                 model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False)
-            except _Stop:
-                pass
     finally:
         for h in handles:
             h.remove()

@@ -70,5 +70,7 @@ class ROCRConfig(BaseModel):
     def resolved_layers(self, n_layers: int) -> list[int]:
         layers = self.layers or default_layers(n_layers)
         if layers[-1] >= n_layers:
-            raise ValueError(f"layer {layers[-1]} does not exist; the model has {n_layers} layers (0..{n_layers - 1})")
+            raise ValueError(
+                f"layer {layers[-1]} does not exist; the model has {n_layers} layers (0..{n_layers - 1})"
+            )
         return layers

@@ -44,13 +44,17 @@ def _read_jsonl(path: Path) -> list[Document]:
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise FormlessError(f"{path}:{n}: not valid JSON ({exc.msg}); each line must be one JSON object") from None
+            raise FormlessError(
+                f"{path}:{n}: not valid JSON ({exc.msg}); each line must be one JSON object"
+            ) from None
         if isinstance(row, dict) and "response" in row:
             docs.append(Document(str(row["response"]), str(row.get("prompt") or "") or None))
         elif isinstance(row, dict) and "text" in row:
             docs.append(Document(str(row["text"])))
         else:
-            raise FormlessError(f"{path}:{n}: expected an object with a 'text' (or 'prompt'/'response') field")
+            raise FormlessError(
+                f"{path}:{n}: expected an object with a 'text' (or 'prompt'/'response') field"
+            )
     return docs
 
 
@@ -72,7 +76,9 @@ def load_corpus(source: str | Path | None = None) -> Corpus:
         path = Path(source).expanduser()
         name = str(path)
         if not path.exists():
-            raise FormlessError(f"corpus '{source}' does not exist; pass a .txt/.jsonl file or a directory of them")
+            raise FormlessError(
+                f"corpus '{source}' does not exist; pass a .txt/.jsonl file or a directory of them"
+            )
     docs = [d for d in _read(path) if d.text.strip()]
     if len(docs) < 8:
         raise FormlessError(

@@ -48,16 +48,20 @@ class EditResult:
 def validate_concepts(concepts: Sequence[str], redirect: str) -> list[str]:
     """Clean concept names or a FormlessError saying what is wrong with them."""
     if not concepts:
-        raise FormlessError("no concept given; pass the name to forget, e.g. \"Harry Potter\"")
+        raise FormlessError('no concept given; pass the name to forget, e.g. "Harry Potter"')
     cleaned = []
     for c in concepts:
         name = " ".join(str(c).split())
         if not name:
-            raise FormlessError("a concept is empty or blank; pass the name to forget, e.g. \"Harry Potter\"")
+            raise FormlessError('a concept is empty or blank; pass the name to forget, e.g. "Harry Potter"')
         if len(name) > MAX_CONCEPT_CHARS:
-            raise FormlessError(f"concept '{name[:40]}...' is longer than {MAX_CONCEPT_CHARS} characters; pass its name")
+            raise FormlessError(
+                f"concept '{name[:40]}...' is longer than {MAX_CONCEPT_CHARS} characters; pass its name"
+            )
         if not redirect.strip():
-            raise FormlessError("the redirect target is empty; pass a harmless concept such as 'a random person'")
+            raise FormlessError(
+                "the redirect target is empty; pass a harmless concept such as 'a random person'"
+            )
         if normalise(name) == normalise(redirect):
             raise FormlessError(
                 f"redirect target '{redirect}' is the concept itself; choose a different, harmless concept"
@@ -74,7 +78,12 @@ def _contexts(loaded: LoadedModel, concept: str, config: ROCRConfig) -> dict[str
     groups: dict[str, list[Located]] = {}
     if loaded.has_chat_template:
         groups["chat"] = [
-            locate(tok, render(tok, f"{p} {concept}.".strip()), concept, add_special=add_special_tokens(tok, True))
+            locate(
+                tok,
+                render(tok, f"{p} {concept}.".strip()),
+                concept,
+                add_special=add_special_tokens(tok, True),
+            )
             for p in config.prefixes
         ]
     groups["plain"] = [
@@ -88,7 +97,9 @@ def _canonical(loaded: LoadedModel, concept: str, group: str) -> Located:
     """The prompt whose block output stands for the concept's representation in ``group``."""
     tok = loaded.tokenizer
     chat = group == "chat"
-    return locate(tok, render(tok, f"{concept}.", chat=chat), concept, add_special=add_special_tokens(tok, chat))
+    return locate(
+        tok, render(tok, f"{concept}.", chat=chat), concept, add_special=add_special_tokens(tok, chat)
+    )
 
 
 def apply_rocr(

@@ -8,6 +8,7 @@ hash, the corpus fingerprint and the token budget, written atomically, and check
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -133,7 +134,9 @@ def _compute(
         return fn
 
     deepest = max(layers)
-    handles = [adapter.mlp_out_module(model, layer).register_forward_pre_hook(hook(layer)) for layer in layers]
+    handles = [
+        adapter.mlp_out_module(model, layer).register_forward_pre_hook(hook(layer)) for layer in layers
+    ]
 
     def stop(_m, _a, _o):
         raise _Stop
@@ -152,10 +155,8 @@ def _compute(
                 mask[i, : len(x)] = True
             mask_holder.append(mask.to(device))
             n_tokens += int(mask.sum())
-            try:
+            with contextlib.suppress(_Stop):
                 model(input_ids=ids.to(device), attention_mask=mask.long().to(device), use_cache=False)
-            except _Stop:
-                pass
     finally:
         for h in handles:
             h.remove()
@@ -163,7 +164,9 @@ def _compute(
     for layer in layers:
         second_moment = (sums[layer] / max(n_tokens, 1)).cpu()
         values, vectors = torch.linalg.eigh(second_moment)
-        result[layer] = LayerStatistics(layer, values.float().contiguous(), vectors.float().contiguous(), n_tokens)
+        result[layer] = LayerStatistics(
+            layer, values.float().contiguous(), vectors.float().contiguous(), n_tokens
+        )
     return result
 
 
@@ -179,7 +182,10 @@ def layer_statistics(
     """Statistics for ``layers`` (from the cache where valid) and the seconds spent computing."""
     _, d_ff = loaded.adapter.dims(loaded.model)
     folder = (
-        cache_dir(cache) / "stats" / loaded.weights_hash().split(":")[-1][:20] / f"{corpus.fingerprint}-{max_tokens}"
+        cache_dir(cache)
+        / "stats"
+        / loaded.weights_hash().split(":")[-1][:20]
+        / f"{corpus.fingerprint}-{max_tokens}"
     )
     found: dict[int, LayerStatistics] = {}
     if use_cache:

@@ -5,12 +5,14 @@ and the null-space projector ``P = U0 U0^T``:
 
     X = (P (K K^T + K_prev K_prev^T) + lam I)^-1  P K R^T,      W <- W + X^T
 
-With ``K_all = [K_prev, K]`` and ``U = P K_all``, Woodbury gives
+With ``K_all = [K_prev, K]`` and ``U = P K_all``, the right-hand side is ``U E R^T`` (``E`` picks the
+new columns), and the push-through identity ``(lam I + U K_all^T)^-1 U = U (lam I + K_all^T U)^-1``
+gives
 
-    (lam I + U K_all^T)^-1 B = (B - U (lam I + K_all^T U)^-1 K_all^T B) / lam
+    X = U (lam I + K_all^T U)^-1 E R^T
 
-so the only solve is (n + m) x (n + m). One concept and no history reduces to Sherman-Morrison:
-``dW = r (P k)^T / (lam + k^T P k)``.
+so the only solve is (n + m) x (n + m), and nothing is divided by lam (stable for small lam).
+One concept and no history reduces to Sherman-Morrison: ``dW = r (P k)^T / (lam + k^T P k)``.
 """
 
 from __future__ import annotations
@@ -37,13 +39,19 @@ def rocr_delta(
 ) -> torch.Tensor:
     """The weight change ``X^T`` (d x d_ff) for ``keys`` (d_ff x n) and ``residuals`` (d x n)."""
     if keys.ndim != 2 or residuals.ndim != 2 or keys.shape[1] != residuals.shape[1]:
-        raise ValueError(f"keys {tuple(keys.shape)} and residuals {tuple(residuals.shape)} must be d_ff x n, d x n")
+        raise ValueError(
+            f"keys {tuple(keys.shape)} and residuals {tuple(residuals.shape)} must be d_ff x n, d x n"
+        )
     if lam <= 0:
         raise ValueError("lam must be positive")
-    all_keys = keys if previous_keys is None or previous_keys.numel() == 0 else torch.cat([previous_keys, keys], 1)
-    p_keys = project(basis, keys)
-    rhs = p_keys @ residuals.T  # B = P K R^T, d_ff x d
-    p_all = project(basis, all_keys)  # U = P K_all
-    inner = lam * torch.eye(all_keys.shape[1], dtype=keys.dtype, device=keys.device) + all_keys.T @ p_all
-    x = (rhs - p_all @ torch.linalg.solve(inner, all_keys.T @ rhs)) / lam
-    return x.T.contiguous()
+    all_keys = (
+        keys if previous_keys is None or previous_keys.numel() == 0 else torch.cat([previous_keys, keys], 1)
+    )
+    p_all = project(basis, all_keys)  # U = P K_all, d_ff x N
+    n_total, n_new = all_keys.shape[1], keys.shape[1]
+    inner = all_keys.double().T @ p_all.double()
+    inner.diagonal().add_(lam)
+    rhs = torch.zeros(n_total, residuals.shape[0], dtype=torch.float64, device=keys.device)
+    rhs[n_total - n_new :] = residuals.double().T  # E R^T
+    coefficients = torch.linalg.solve(inner, rhs).to(p_all.dtype)  # N x d
+    return (p_all @ coefficients).T.contiguous()

@@ -1,0 +1,3 @@
+from formless.cli import main
+
+main()
