@@ -9,7 +9,8 @@ from __future__ import annotations
 import functools
 import json
 from dataclasses import dataclass
-from importlib.resources import files
+
+from formless import DATA_DIR
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ def _fact(row: dict, subject: str) -> Fact:
 
 @functools.cache
 def load_facts() -> tuple[dict[str, Concept], tuple[Fact, ...]]:
-    data = json.loads(files("formless").joinpath("data/facts.json").read_text(encoding="utf-8"))
+    data = json.loads((DATA_DIR / "facts.json").read_text(encoding="utf-8"))
     concepts = {
         c["name"]: Concept(
             c["name"],

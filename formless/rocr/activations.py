@@ -26,6 +26,15 @@ class Located:
 
     input_ids: list[int]
     position: int
+    first: int = -1  # index of the concept's first token (-1: unknown)
+
+    def back(self, offset: int) -> Located:
+        """The same prompt read ``offset`` tokens before the concept's last token."""
+        return Located(self.input_ids, self.position - offset, self.first)
+
+    @property
+    def n_concept_tokens(self) -> int:
+        return self.position - self.first + 1 if self.first >= 0 else 1
 
 
 def locate(tokenizer, text: str, concept: str, *, add_special: bool) -> Located:
@@ -38,9 +47,11 @@ def locate(tokenizer, text: str, concept: str, *, add_special: bool) -> Located:
         )
     last_char = end + len(concept.rstrip()) - 1
     enc = tokenizer(text, add_special_tokens=add_special, return_offsets_mapping=True)
-    for i, (s, e) in enumerate(enc["offset_mapping"]):
+    offsets = enc["offset_mapping"]
+    first = next((i for i, (s, e) in enumerate(offsets) if s <= end < e), -1)
+    for i, (s, e) in enumerate(offsets):
         if s <= last_char < e:
-            return Located(list(enc["input_ids"]), i)
+            return Located(list(enc["input_ids"]), i, first if 0 <= first <= i else -1)
     raise ConceptNotFoundError(
         f"the tokenizer gives no token for the end of concept '{concept}' in {text!r}; "
         "check the spelling or use a fast tokenizer"

@@ -44,6 +44,15 @@ class ROCRConfig(BaseModel):
     redirect: str = Field(DEFAULT_REDIRECT, description="harmless concept the target is redirected to")
     prefixes: list[str] = Field(default_factory=lambda: list(REFERENCE_PREFIXES))
     plain_templates: list[str] = Field(default_factory=lambda: list(PLAIN_TEMPLATES))
+    concept_tokens: int = Field(
+        0, ge=0, description="trailing tokens of the concept name redirected (0 = all, 1 = last only)"
+    )
+    token_specificity: float = Field(
+        0.9,
+        ge=0,
+        description="earlier name tokens are redirected only if the share of their key in the null space is "
+        "at least this times the last token's (keeps generic tokens such as 'The' or 'Michael' untouched)",
+    )
     stats_tokens: int = Field(40_000, ge=1000, description="generic-text tokens for the statistics")
     corpus: str | None = Field(None, description="statistics corpus file/dir; None = shipped default")
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from importlib.resources import files
 from pathlib import Path
 
+from formless import DATA_DIR
 from formless.errors import FormlessError
 
 
@@ -70,7 +70,7 @@ def _read(path: Path) -> list[Document]:
 def load_corpus(source: str | Path | None = None) -> Corpus:
     """The statistics corpus: ``source`` (file or directory) or the shipped default."""
     if source is None:
-        path = Path(str(files("formless").joinpath("data/generic_corpus.jsonl")))
+        path = DATA_DIR / "generic_corpus.jsonl"
         name = "formless-generic-v1"
     else:
         path = Path(source).expanduser()

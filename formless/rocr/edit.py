@@ -102,6 +102,26 @@ def _canonical(loaded: LoadedModel, concept: str, group: str) -> Located:
     )
 
 
+def _specific_offsets(
+    loaded: LoadedModel, located: Located, wanted: int, stats: dict[int, LayerStatistics], layers, config
+) -> list[int]:
+    """Offsets (0 = last token) of the name tokens to redirect.
+
+    The last token is always redirected (the reference). Earlier tokens carry the concept too
+    ("Eiffel" already says Paris), but some are generic ("The", "Michael"): those have keys that
+    generic text also produces, so less of their energy lies in the null space. A token is kept
+    when its null-space share is at least ``token_specificity`` times the last token's.
+    """
+    if wanted <= 1:
+        return [0]
+    first = layers[0]
+    keys, _ = collect(loaded, [located.back(o) for o in range(wanted)], key_layers=[first])
+    k = keys[first]
+    basis = stats[first].basis(config.threshold).to(k.device)
+    share = (k @ basis).pow(2).sum(1) / k.pow(2).sum(1)
+    return [o for o in range(wanted) if o == 0 or share[o] >= config.token_specificity * share[0]]
+
+
 def apply_rocr(
     loaded: LoadedModel,
     concepts: Sequence[str],
@@ -117,18 +137,27 @@ def apply_rocr(
     last = layers[-1]
     contexts = {c: _contexts(loaded, c, config) for c in concepts}
     groups = list(next(iter(contexts.values())))
-    # Columns: one per (concept, group). Targets v*: the redirect's own representation per group.
-    columns = [(c, g) for c in concepts for g in groups]
+    canonical = {(c, g): _canonical(loaded, c, g) for c in concepts for g in groups}
+    # Columns: one per (concept, group, token counted back from the name's last token).
+    columns = []
+    for c in concepts:
+        for g in groups:
+            available = min(loc.n_concept_tokens for loc in [*contexts[c][g], canonical[c, g]])
+            wanted = available if config.concept_tokens == 0 else min(config.concept_tokens, available)
+            columns += [
+                (c, g, o) for o in _specific_offsets(loaded, canonical[c, g], wanted, stats, layers, config)
+            ]
+    # Targets v*: the redirect's own representation (its last token) per group.
     _, v_out = collect(loaded, [_canonical(loaded, config.redirect, g) for g in groups], output_layers=[last])
     target = {g: v_out[last][i] for i, g in enumerate(groups)}
     result = EditResult(concepts, config.redirect, layers, config)
     for i, layer in enumerate(layers):
-        flat = [loc for c, g in columns for loc in contexts[c][g]]
-        sizes = [len(contexts[c][g]) for c, g in columns]
+        flat = [loc.back(o) for c, g, o in columns for loc in contexts[c][g]]
+        sizes = [len(contexts[c][g]) for c, g, _ in columns]
         k_out, _ = collect(loaded, flat, key_layers=[layer])
         keys = torch.stack([chunk.mean(0) for chunk in k_out[layer].split(sizes)], dim=1)  # d_ff x n
-        _, z_out = collect(loaded, [_canonical(loaded, c, g) for c, g in columns], output_layers=[last])
-        residuals = torch.stack([target[g] for _, g in columns], 1) - z_out[last].T  # d x n
+        _, z_out = collect(loaded, [canonical[c, g].back(o) for c, g, o in columns], output_layers=[last])
+        residuals = torch.stack([target[g] for _, g, _ in columns], 1) - z_out[last].T  # d x n
         residuals = residuals / (len(layers) - i)
         st = stats[layer]
         basis = st.basis(config.threshold).to(keys.device)
