@@ -4,6 +4,11 @@ For every concept of formless/data/facts.json: edit the default model for that c
 ask its facts as chat questions and as plain completions, ask the unrelated general facts in both
 forms, then restore the weights. Only facts the unedited model answers correctly count.
 
+Control: some facts can be answered without knowing the concept at all ("The Jedi's weapon is
+the ..."). Each fact is also asked, on the unedited model, with the concept's name replaced by a
+neutral placeholder; facts still answered then are "inferable" and counted apart, so a leak
+column says how much of the leak needs no knowledge of the concept.
+
     python benchmarks/rocr_knowledge.py [--model smollm2-135m-instruct] [--json results.json]
 """
 
@@ -13,6 +18,7 @@ import argparse
 import json
 import statistics
 import time
+from dataclasses import replace
 
 import torch
 from rich.console import Console
@@ -24,6 +30,8 @@ from formless.knowledge import load_facts
 from formless.models import load_model
 from formless.rocr import apply_rocr, layer_statistics
 from formless.rocr.corpus import load_corpus
+
+PLACEHOLDER = "X"
 
 
 def main() -> None:
@@ -52,6 +60,17 @@ def main() -> None:
 
     general_known = known_mask(general)
     concept_known = {name: known_mask(concepts[name].facts) for name in names}
+    inferable = {}
+    for name in names:
+        blind = [
+            replace(
+                f,
+                question=f.question.replace(name, PLACEHOLDER),
+                completion=f.completion.replace(name, PLACEHOLDER),
+            )
+            for f in concepts[name].facts
+        ]
+        inferable[name] = known_mask(blind)
     originals = {i: loaded.adapter.weight(loaded.model, i).detach().clone() for i in layers}
 
     rows, edit_seconds = [], []
@@ -65,6 +84,10 @@ def main() -> None:
             known = concept_known[name][form]
             row[f"known_{form}"] = sum(known)
             row[f"leaked_{form}"] = sum(h and k for h, k in zip(hits, known))
+            row[f"inferable_{form}"] = sum(k and b for k, b in zip(known, inferable[name][form]))
+            row[f"leaked_needing_concept_{form}"] = sum(
+                h and k and not b for h, k, b in zip(hits, known, inferable[name][form])
+            )
             kept = correct(general, ask(loaded, general, form))
             row[f"general_known_{form}"] = sum(general_known[form])
             row[f"general_kept_{form}"] = sum(h and k for h, k in zip(kept, general_known[form]))
@@ -100,6 +123,9 @@ def main() -> None:
     summary = {
         "concepts": len(rows),
         "max_leaked_per_concept_any_form": worst,
+        "max_leaked_needing_concept_any_form": max(
+            max(r["leaked_needing_concept_chat"], r["leaked_needing_concept_plain"]) for r in rows
+        ),
         "total_leaked_chat": sum(r["leaked_chat"] for r in rows),
         "total_leaked_plain": sum(r["leaked_plain"] for r in rows),
         "total_known": sum(r["known_chat"] + r["known_plain"] for r in rows),

@@ -60,7 +60,9 @@ def test_residual_moves_by_dense_solution(setup):
     """With the real null space, the output change at each key equals X^T k from a dense float64 solve."""
     loaded, stats = setup
     threshold = float(stats[2].eigenvalues.median())
-    config = make_config(layers=[2], lam=1.0, threshold=threshold, prefixes=[""], plain_templates=["{s}."])
+    config = make_config(
+        layers=[2], lam=1.0, threshold=threshold, prefixes=[""], plain_templates=["{s}."], concept_tokens=1
+    )
     keys, before = _representations(loaded, "Harry Potter", 2)
     _, target = _representations(loaded, config.redirect, 2)
     result = apply_rocr(loaded, ["Harry Potter"], config, stats)
@@ -75,3 +77,22 @@ def test_residual_moves_by_dense_solution(setup):
     torch.testing.assert_close(result.layer_edits[0].delta.double(), x.T, atol=1e-5, rtol=1e-4)
     moved = (after - before).norm(dim=1) / r.norm(dim=0)
     assert (moved > 0.05).all() and (moved < 1.0001).all()
+
+
+def test_name_tokens_chosen_by_null_space_share(setup):
+    """Token 0 (the last) is always edited; earlier ones only when their key is as specific."""
+    from formless.rocr.edit import _specific_offsets
+
+    loaded, stats = setup
+    located = _canonical(loaded, "Harry Potter", False)
+    n = located.n_concept_tokens
+    assert n >= 2
+    tokens = loaded.tokenizer.convert_ids_to_tokens(located.input_ids[located.first : located.position + 1])
+    assert "".join(tokens).replace("Ġ", " ").strip() == "Harry Potter"
+    threshold = float(stats[2].eigenvalues.median())
+    for ratio, expected in ((0.0, list(range(n))), (1e6, [0])):
+        config = make_config(layers=[2], token_specificity=ratio, threshold=threshold)
+        assert _specific_offsets(loaded, located, n, stats, [2], config) == expected
+    config = make_config(layers=[2], token_specificity=0.0, threshold=threshold)
+    result = apply_rocr(loaded, ["Harry Potter"], config, stats)
+    assert result.layer_edits[0].keys.shape[1] > 2  # more than the last token of each context group

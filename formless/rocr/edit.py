@@ -118,7 +118,9 @@ def _specific_offsets(
     keys, _ = collect(loaded, [located.back(o) for o in range(wanted)], key_layers=[first])
     k = keys[first]
     basis = stats[first].basis(config.threshold).to(k.device)
-    share = (k @ basis).pow(2).sum(1) / k.pow(2).sum(1)
+    share = (k @ basis).pow(2).sum(1) / k.pow(2).sum(1).clamp_min(1e-30)
+    if share[0] <= 0:
+        return [0]
     return [o for o in range(wanted) if o == 0 or share[o] >= config.token_specificity * share[0]]
 
 
