@@ -75,6 +75,7 @@ def forget(
         layers = config.resolved_layers(adapter.num_layers(loaded.model))
     except ValueError as exc:
         raise FormlessError(str(exc)) from None
+    config = config.model_copy(update={"layers": layers})
     base_hash = loaded.weights_hash()
     previous_dir = Path(loaded.path) if loaded.source == "local" else None
     previous_manifest = read_manifest(previous_dir) if previous_dir else None
@@ -87,7 +88,7 @@ def forget(
         adapter.mlp_out_name(i): adapter.mlp_out_module(loaded.model, i).weight.detach().cpu().clone()
         for i in layers
     }
-    edit = apply_rocr(loaded, concepts, config.model_copy(update={"layers": layers}), stats, previous_keys)
+    edit = apply_rocr(loaded, concepts, config, stats, previous_keys)
     all_keys = {
         e.layer: torch.cat([previous_keys[e.layer], e.keys], 1) if e.layer in previous_keys else e.keys
         for e in edit.layer_edits

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from formless.errors import FormlessError
@@ -120,7 +121,7 @@ def generate(
     for prompt, answer in zip(
         prompts, gen(loaded.model, loaded.tokenizer, prompts, chat=not plain, max_new_tokens=max_new_tokens)
     ):
-        out_console.print(f"[bold]{prompt}[/bold]\n{answer}\n")
+        out_console.print(f"[bold]{escape(prompt)}[/bold]\n{escape(answer)}\n")
 
 
 @app.command()
@@ -148,7 +149,7 @@ def compare(
     table.add_column(a)
     table.add_column(b)
     for row in zip(prompts, *answers):
-        table.add_row(*row)
+        table.add_row(*map(escape, row))
     out_console.print(table)
 
 

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from formless.api import forget
@@ -71,7 +72,7 @@ def run_demo(concept: str, *, model: str, out: Path, cache, console: Console) ->
         counts[group][2] += known and kept
         mark = "[red]yes[/red]" if kept and fact in target else ("yes" if kept else "no")
         prompt = fact.question if form == "chat" else fact.completion + " …"
-        table.add_row(form, prompt, b, a, mark)
+        table.add_row(form, escape(prompt), escape(b), escape(a), mark)
     console.print(table)
     for group, (n, known, kept) in counts.items():
         console.print(f"{group:>16}: true answer before {known}/{n}, still there after {kept}/{known}")

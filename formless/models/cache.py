@@ -29,6 +29,15 @@ def cache_dir(override: str | os.PathLike | None = None) -> Path:
     return root
 
 
+def _normal_permissions(root: Path) -> None:
+    """mkdtemp makes private (0700) directories; a saved checkpoint should look like any other."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(root, 0o777 & ~umask)
+    for path in root.rglob("*"):
+        os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
+
+
 @contextmanager
 def atomic_directory(target: Path, *, replace: bool = False) -> Iterator[Path]:
     """Yield a temporary directory that becomes ``target`` only if the block succeeds."""
@@ -37,6 +46,7 @@ def atomic_directory(target: Path, *, replace: bool = False) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
         yield tmp
+        _normal_permissions(tmp)
         if target.exists():
             if not replace:
                 raise FileExistsError(target)
