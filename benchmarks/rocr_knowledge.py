@@ -44,7 +44,7 @@ def main() -> None:
     parser.add_argument("--concepts", nargs="*", default=None)
     parser.add_argument("--json", default=None, help="write all numbers here")
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=200)
     layers = [int(x) for x in args.layers.split(",")] if args.layers else None
     loaded = load_model(args.model)
     config = make_config(layers=layers, lam=args.lam, threshold=args.threshold, redirect=args.redirect)

@@ -18,10 +18,22 @@ import psutil
 import torch
 
 from formless.api import make_config
-from formless.knowledge import load_facts
 from formless.models import load_model
 from formless.rocr import apply_rocr, layer_statistics
 from formless.rocr.corpus import load_corpus
+
+CONCEPTS = [
+    "Harry Potter",
+    "Albert Einstein",
+    "Eiffel Tower",
+    "William Shakespeare",
+    "Isaac Newton",
+    "Leonardo da Vinci",
+    "Michael Jordan",
+    "The Beatles",
+    "Star Wars",
+    "Mount Everest",
+]
 
 
 def rss_gib() -> float:
@@ -49,14 +61,14 @@ def main() -> None:
     print(f"statistics: {seconds:.1f}s for {tokens} tokens, layers {layers} (from cache: {cached:.2f}s)")
     originals = {i: loaded.adapter.weight(loaded.model, i).detach().clone() for i in layers}
     times = []
-    for name in load_facts()[0]:
+    for name in CONCEPTS:
         result = apply_rocr(loaded, [name], config, stats)
         times.append(result.seconds)
         with torch.no_grad():
             for i, w in originals.items():
                 loaded.adapter.weight(loaded.model, i).copy_(w)
     start = time.perf_counter()
-    multi = apply_rocr(loaded, list(load_facts()[0]), config, stats)
+    multi = apply_rocr(loaded, CONCEPTS, config, stats)
     print(
         f"edit per concept: median {statistics.median(times):.3f}s, min {min(times):.3f}s, "
         f"max {max(times):.3f}s over {len(times)} concepts"

@@ -33,7 +33,13 @@ def _probe_sets(concept: str) -> tuple[list[Fact], list[Fact]]:
                 (concept,),
             ),
         ]
-    return target, list(general[:8])
+    return target, list(general[:: max(1, len(general) // 8)])[:8]  # a spread of subjects
+
+
+def _short(text: str, limit: int = 90) -> str:
+    """One line, cut at a word boundary: a table cell a person can scan."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " …"
 
 
 def run_demo(concept: str, *, model: str, out: Path, cache, console: Console) -> dict:
@@ -72,7 +78,7 @@ def run_demo(concept: str, *, model: str, out: Path, cache, console: Console) ->
         counts[group][2] += known and kept
         mark = "[red]yes[/red]" if kept and fact in target else ("yes" if kept else "no")
         prompt = fact.question if form == "chat" else fact.completion + " …"
-        table.add_row(form, escape(prompt), escape(b), escape(a), mark)
+        table.add_row(form, escape(prompt), escape(_short(b)), escape(_short(a)), mark)
     console.print(table)
     for group, (n, known, kept) in counts.items():
         console.print(f"{group:>16}: true answer before {known}/{n}, still there after {kept}/{known}")

@@ -2,7 +2,8 @@
 
 Every entry is asked in both forms, as a chat question (``chat=True``) and as a plain completion prompt
 (``chat=False``); it passes when both greedy answers contain one of its aliases. The script also checks
-the file's rules (concept names verbatim in prompts, no concept names in ``general``, no trailing space).
+the file's rules (concept names verbatim in prompts, no concept names in ``general``, no trailing space,
+at least MIN_FACTS passing facts per concept).
 Exits 1 when anything fails. ``--write-pruned PATH`` writes a copy that keeps only passing entries.
 Run: FORMLESS_CACHE=/tmp/fcache python scripts/check_facts.py [--write-pruned PATH]
 """
@@ -20,6 +21,7 @@ from formless.matching import contains_answer, normalise
 from formless.models import DEFAULT_MODEL, load_model
 
 FACTS = Path(__file__).resolve().parents[1] / "formless" / "data" / "facts.json"
+MIN_FACTS = 6  # per concept
 Entry = dict[str, Any]
 
 
@@ -85,9 +87,12 @@ def main(argv: list[str] | None = None) -> int:
             passed.add(id(fact))
 
     print("\nsummary:")
+    too_few = 0
     for concept in data["concepts"]:
         n = sum(id(f) in passed for f in concept["facts"])
-        print(f"  {concept['name']:<20} {n}/{len(concept['facts'])}")
+        too_few += n < MIN_FACTS
+        note = f"  (fewer than {MIN_FACTS})" if n < MIN_FACTS else ""
+        print(f"  {concept['name']:<20} {n}/{len(concept['facts'])}{note}")
     n = sum(id(f) in passed for f in data["general"])
     print(f"  {'general':<20} {n}/{len(data['general'])}")
     print(f"  total {len(passed)}/{len(labelled)} entries pass (both forms)")
@@ -98,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         data["general"] = [f for f in data["general"] if id(f) in passed]
         args.write_pruned.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
         print(f"wrote pruned facts to {args.write_pruned}")
-    return 0 if len(passed) == len(labelled) else 1
+    return 0 if len(passed) == len(labelled) and not too_few else 1
 
 
 if __name__ == "__main__":

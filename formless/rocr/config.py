@@ -44,6 +44,11 @@ class ROCRConfig(BaseModel):
     redirect: str = Field(DEFAULT_REDIRECT, description="harmless concept the target is redirected to")
     prefixes: list[str] = Field(default_factory=lambda: list(REFERENCE_PREFIXES))
     plain_templates: list[str] = Field(default_factory=lambda: list(PLAIN_TEMPLATES))
+    strength: float = Field(
+        1.0,
+        gt=0,
+        description="multiplies the residual v* - z(s); > 1 pushes past the redirect's representation",
+    )
     concept_tokens: int = Field(
         0, ge=0, description="trailing tokens of the concept name redirected (0 = all, 1 = last only)"
     )

@@ -160,7 +160,7 @@ def apply_rocr(
         keys = torch.stack([chunk.mean(0) for chunk in k_out[layer].split(sizes)], dim=1)  # d_ff x n
         _, z_out = collect(loaded, [canonical[c, g].back(o) for c, g, o in columns], output_layers=[last])
         residuals = torch.stack([target[g] for _, g, _ in columns], 1) - z_out[last].T  # d x n
-        residuals = residuals / (len(layers) - i)
+        residuals = residuals * config.strength / (len(layers) - i)
         st = stats[layer]
         basis = st.basis(config.threshold).to(keys.device)
         prev = None if previous_keys is None else previous_keys.get(layer)
