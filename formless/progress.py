@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 from rich.console import Console
@@ -32,3 +33,15 @@ def track(
         transient=True,
     ) as progress:
         yield from progress.track(items, total=total, description=description)
+
+
+@contextmanager
+def status(message: str, enabled: bool | None = None) -> Iterator[None]:
+    """A spinner with ``message`` while a long single step runs (a model conversion, a load)."""
+    if enabled is None:
+        enabled = sys.stderr.isatty()
+    if not enabled:
+        yield
+        return
+    with _console.status(message):
+        yield

@@ -81,9 +81,15 @@ def _convert_builtin(name: str, root: Path) -> Path:
     target = root / "models" / name
     if (target / "config.json").exists() and any(target.glob("*.safetensors")):
         return target
+    from formless.progress import status
+
     gguf = spec.locate_gguf(root / "gguf")
     log.info("converting %s from %s (once; cached in %s)", name, gguf, target)
-    with atomic_directory(target, replace=True) as tmp, warnings.catch_warnings():
+    with (
+        status(f"converting {name} from GGUF to a dense checkpoint (once; cached in {target})"),
+        atomic_directory(target, replace=True) as tmp,
+        warnings.catch_warnings(),
+    ):
         warnings.simplefilter("ignore")
         tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(
