@@ -96,3 +96,25 @@ def test_name_tokens_chosen_by_null_space_share(setup):
     config = make_config(layers=[2], token_specificity=0.0, threshold=threshold)
     result = apply_rocr(loaded, ["Harry Potter"], config, stats)
     assert result.layer_edits[0].keys.shape[1] > 2  # more than the last token of each context group
+
+
+def test_post_mlp_norm_architecture_moves_toward_target(tmp_path, corpus_file):
+    """Gemma 2/3 add norm(W a) to the residual; the edit goes through that norm toward the target."""
+    from tiny import save_tiny_model
+
+    loaded = load_model(str(save_tiny_model("gemma3_text", tmp_path / "g")))
+    assert loaded.adapter.post_mlp_norm_module(loaded.model, 2) is not None
+    stats, _ = layer_statistics(
+        loaded, [2], load_corpus(str(corpus_file)), max_tokens=1000, cache=tmp_path / "c"
+    )
+    config = make_config(
+        layers=[2], lam=1e-6, threshold=1e9, prefixes=[""], plain_templates=["{s}."], concept_tokens=1
+    )
+    _, target = _representations(loaded, config.redirect, 2)
+    _, before = _representations(loaded, "Harry Potter", 2)
+    apply_rocr(loaded, ["Harry Potter"], config, stats)
+    _, after = _representations(loaded, "Harry Potter", 2)
+    gap_before = (before - target).norm(dim=1)
+    gap_after = (after - target).norm(dim=1)
+    # first-order through the norm: a large step toward v*, not all the way (measured ~0.6x of the gap)
+    assert (gap_after < 0.75 * gap_before).all(), (gap_before, gap_after)

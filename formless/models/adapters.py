@@ -21,6 +21,8 @@ class ArchitectureAdapter:
     layers: str  # attribute path of the ModuleList of decoder layers
     mlp_out: str  # path of the MLP output projection inside one decoder layer
     transposed: bool = False  # GPT-2's Conv1D stores the weight as (in, out)
+    # Gemma 2/3 normalise the MLP output before adding it to the residual stream.
+    post_mlp_norm: str | None = None
 
     def layer_list(self, model: nn.Module) -> nn.ModuleList:
         return model.get_submodule(self.layers)
@@ -33,6 +35,9 @@ class ArchitectureAdapter:
 
     def mlp_out_module(self, model: nn.Module, index: int) -> nn.Module:
         return self.layer(model, index).get_submodule(self.mlp_out)
+
+    def post_mlp_norm_module(self, model: nn.Module, index: int) -> nn.Module | None:
+        return self.layer(model, index).get_submodule(self.post_mlp_norm) if self.post_mlp_norm else None
 
     def mlp_out_name(self, index: int) -> str:
         return f"{self.layers}.{index}.{self.mlp_out}.weight"
@@ -49,6 +54,9 @@ class ArchitectureAdapter:
 
 
 _LLAMA_LIKE = ArchitectureAdapter("llama-like", "model.layers", "mlp.down_proj")
+_GEMMA_POST_NORM = ArchitectureAdapter(
+    "gemma2-like", "model.layers", "mlp.down_proj", post_mlp_norm="post_feedforward_layernorm"
+)
 
 # model_type (config.model_type) -> adapter. Several families share the Llama layout.
 _ADAPTERS: dict[str, ArchitectureAdapter] = {
@@ -57,9 +65,14 @@ _ADAPTERS: dict[str, ArchitectureAdapter] = {
     "qwen2": _LLAMA_LIKE,
     "qwen3": _LLAMA_LIKE,
     "gemma": _LLAMA_LIKE,
-    "gemma2": _LLAMA_LIKE,
-    "gemma3_text": _LLAMA_LIKE,
-    "gemma3": ArchitectureAdapter("gemma3-multimodal", "model.language_model.layers", "mlp.down_proj"),
+    "gemma2": _GEMMA_POST_NORM,
+    "gemma3_text": _GEMMA_POST_NORM,
+    "gemma3": ArchitectureAdapter(
+        "gemma3-multimodal",
+        "model.language_model.layers",
+        "mlp.down_proj",
+        post_mlp_norm="post_feedforward_layernorm",
+    ),
     "phi3": _LLAMA_LIKE,
     "olmo": _LLAMA_LIKE,
     "olmo2": _LLAMA_LIKE,

@@ -69,14 +69,18 @@ def collect(
     *,
     key_layers: Sequence[int] = (),
     output_layers: Sequence[int] = (),
+    projection_layers: Sequence[int] = (),
     batch_size: int = 16,
+    projections: dict[int, torch.Tensor] | None = None,
 ) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor]]:
     """For each item, the MLP-projection input (key) and the block output at ``item.position``.
 
-    Returns ({layer: [n, d_ff]}, {layer: [n, d_model]}) in float32.
+    Returns ({layer: [n, d_ff]}, {layer: [n, d_model]}) in float32. For ``projection_layers``
+    the output of the MLP projection itself (``W a``) is written into ``projections``.
     """
     model, adapter = loaded.model, loaded.adapter
-    deepest = max([*key_layers, *output_layers])
+    deepest = max([*key_layers, *output_layers, *projection_layers])
+    proj: dict[int, list[torch.Tensor]] = {layer: [] for layer in projection_layers}
     keys: dict[int, list[torch.Tensor]] = {layer: [] for layer in key_layers}
     outs: dict[int, list[torch.Tensor]] = {layer: [] for layer in output_layers}
     rows: list[torch.Tensor] = []
@@ -96,6 +100,12 @@ def collect(
 
         return hook
 
+    def proj_hook(layer):
+        def hook(_module, _args, output):
+            proj[layer].append(output[rows[-1], cols[-1]].float())
+
+        return hook
+
     def stop_hook(_module, _args, _output):
         raise _Stop
 
@@ -103,6 +113,9 @@ def collect(
         adapter.mlp_out_module(model, layer).register_forward_pre_hook(key_hook(layer)) for layer in keys
     ]
     handles += [adapter.layer(model, layer).register_forward_hook(out_hook(layer)) for layer in outs]
+    handles += [
+        adapter.mlp_out_module(model, layer).register_forward_hook(proj_hook(layer)) for layer in proj
+    ]
     if deepest not in outs:
         handles.append(adapter.layer(model, deepest).register_forward_hook(stop_hook))
     device = loaded.device
@@ -123,6 +136,8 @@ def collect(
     finally:
         for h in handles:
             h.remove()
+    if projections is not None:
+        projections.update({layer: torch.cat(v) for layer, v in proj.items()})
     return (
         {layer: torch.cat(v) for layer, v in keys.items()},
         {layer: torch.cat(v) for layer, v in outs.items()},

@@ -124,6 +124,25 @@ def _specific_offsets(
     return [o for o in range(wanted) if o == 0 or share[o] >= config.token_specificity * share[0]]
 
 
+@torch.no_grad()
+def _through_post_norm(
+    loaded, norm, layer: int, located: list[Located], residuals: torch.Tensor
+) -> torch.Tensor:
+    """Residuals for ``W a`` when the block adds ``norm(W a)`` (Gemma 2/3) instead of ``W a``.
+
+    RMS-type norms are ``g * m / rms(m)``; to first order a change ``dm`` moves the output by
+    ``g * dm / rms(m)``, so ``dm = rms(m) * g * r / (g^2 + delta)`` (damped: some gains are ~0).
+    """
+    projections: dict[int, torch.Tensor] = {}
+    collect(loaded, located, projection_layers=[layer], projections=projections)
+    m = projections[layer]  # n x d
+    param = next(norm.parameters())
+    gain = norm(torch.ones(1, m.shape[1], dtype=param.dtype, device=param.device)).float()[0]
+    rms = m.pow(2).mean(1, keepdim=True).sqrt()
+    damping = 1e-2 * gain.pow(2).mean()
+    return (rms * gain * residuals.T / (gain.pow(2) + damping)).T
+
+
 def apply_rocr(
     loaded: LoadedModel,
     concepts: Sequence[str],
@@ -161,6 +180,11 @@ def apply_rocr(
         _, z_out = collect(loaded, [canonical[c, g].back(o) for c, g, o in columns], output_layers=[last])
         residuals = torch.stack([target[g] for _, g, _ in columns], 1) - z_out[last].T  # d x n
         residuals = residuals * config.strength / (len(layers) - i)
+        post_norm = adapter.post_mlp_norm_module(model, layer)
+        if post_norm is not None:
+            residuals = _through_post_norm(
+                loaded, post_norm, layer, [canonical[c, g].back(o) for c, g, o in columns], residuals
+            )
         st = stats[layer]
         basis = st.basis(config.threshold).to(keys.device)
         prev = None if previous_keys is None else previous_keys.get(layer)
