@@ -26,6 +26,15 @@ def run(argv, capsys):
     return exc.value.code, captured.out, captured.err
 
 
+def _pickle_only(root):
+    """A checkpoint whose weights are only a pickled .bin: refused, never unpickled."""
+    model = save_tiny_model("llama", root / "bin")
+    for f in model.glob("*.safetensors"):
+        f.unlink()
+    (model / "pytorch_model.bin").write_bytes(b"not even a pickle")
+    return model
+
+
 def forget_args(model, out, corpus, cache, *extra):
     return [
         "forget",
@@ -91,6 +100,7 @@ def test_concept_the_prompt_cannot_locate(tmp_path, corpus_file, capsys):
         (lambda p: (p / "empty").mkdir() or p / "empty", "holds no Hugging Face model"),
         (lambda p: save_tiny_model("opt", p / "opt"), "'opt' is not supported"),
         (lambda p: "not a model!", "is not a built-in model"),
+        (lambda p: _pickle_only(p), "does not unpickle"),
     ],
 )
 def test_bad_models(make, pattern, tmp_path, corpus_file, capsys):
