@@ -57,6 +57,7 @@ def forget(
     force: bool = False,
     cache: str | Path | None = None,
     seed: int = 0,
+    device_map: str | None = None,
 ) -> ForgetOutcome:
     """Redirect ``concepts`` in ``model`` with ROCR; save a checkpoint + manifest to ``out`` if given.
 
@@ -69,7 +70,9 @@ def forget(
     config = config or ROCRConfig()
     concepts = validate_concepts([concepts] if isinstance(concepts, str) else list(concepts), config.redirect)
     out_path = check_output_dir(out, force) if out is not None else None
-    loaded = model if isinstance(model, LoadedModel) else load_model(model, cache=cache)
+    loaded = (
+        model if isinstance(model, LoadedModel) else load_model(model, cache=cache, device_map=device_map)
+    )
     adapter = loaded.adapter
     try:
         layers = config.resolved_layers(adapter.num_layers(loaded.model))

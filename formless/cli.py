@@ -56,6 +56,9 @@ def forget(
     ] = None,
     force: Annotated[bool, typer.Option(help="overwrite an existing output directory")] = False,
     seed: int = 0,
+    device_map: Annotated[
+        str | None, typer.Option(help="'auto' spreads a large model over all GPUs (accelerate)")
+    ] = None,
     cache_dir: CacheOpt = None,
 ) -> None:
     """Forget CONCEPTS with ROCR and write an HF checkpoint plus manifest to --out."""
@@ -71,7 +74,14 @@ def forget(
         stats_tokens=stats_tokens,
     )
     result = api_forget(
-        concepts, model=model, out=out, config=config, force=force, cache=cache_dir, seed=seed
+        concepts,
+        model=model,
+        out=out,
+        config=config,
+        force=force,
+        cache=cache_dir,
+        seed=seed,
+        device_map=device_map,
     )
     m = result.manifest
     table = Table(title=f"ROCR: {', '.join(m['concepts'])} -> {m['redirect']}")

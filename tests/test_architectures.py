@@ -79,3 +79,13 @@ def test_hash_changes_with_any_weight(tiny_dir):
     with torch.no_grad():
         loaded.adapter.weight(loaded.model, 0)[0, 0] += 1e-6
     assert state_dict_hash(loaded.model.state_dict()) != h
+
+
+def test_device_map_load_gives_the_same_edit(tmp_path, tiny_dir, corpus_file, cache):
+    """The accelerate path (device_map) used for models spread over GPUs edits exactly like the plain load."""
+    config = make_config(corpus=str(corpus_file), stats_tokens=1000, layers=[1, 2], threshold=0.5)
+    plain = forget("Harry Potter", model=str(tiny_dir), out=tmp_path / "a", config=config, cache=cache)
+    mapped = forget(
+        "Harry Potter", model=str(tiny_dir), out=tmp_path / "b", config=config, cache=cache, device_map="cpu"
+    )
+    assert mapped.manifest["edited_weights_hash"] == plain.manifest["edited_weights_hash"]

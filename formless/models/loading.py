@@ -146,10 +146,15 @@ def load_model(
     *,
     dtype: torch.dtype | str = torch.float32,
     device: str | torch.device | None = None,
+    device_map: str | None = None,
     cache: str | os.PathLike | None = None,
     trust_remote_code: bool = False,
 ) -> LoadedModel:
-    """Load a causal LM and its tokenizer, ready for editing (float32 by default)."""
+    """Load a causal LM and its tokenizer, ready for editing (float32 by default).
+
+    ``device_map="auto"`` spreads a model too big for one device over all GPUs (and CPU) with
+    accelerate; hooks, keys and edits then follow each layer to its own device.
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     start = time.perf_counter()
@@ -167,6 +172,7 @@ def load_model(
                 use_safetensors=True,
                 local_files_only=local_only,
                 trust_remote_code=trust_remote_code,
+                **({"device_map": device_map} if device_map else {}),
             )
     except FormlessError:
         raise
@@ -174,7 +180,8 @@ def load_model(
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise FormlessError(f"could not load model '{name_or_path}' from {path}: {first}") from exc
     adapter = adapter_for(model)
-    model.to(device or default_device())
+    if not device_map:
+        model.to(device or default_device())
     model.eval()
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

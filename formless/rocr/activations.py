@@ -85,16 +85,22 @@ def collect(
     outs: dict[int, list[torch.Tensor]] = {layer: [] for layer in output_layers}
     rows: list[torch.Tensor] = []
     cols: list[torch.Tensor] = []
+    device = loaded.device
+
+    def _pick(hidden: torch.Tensor) -> torch.Tensor:
+        """Rows at the chosen positions, float32, on the model's first device (layers may sit elsewhere)."""
+        picked = hidden[rows[-1].to(hidden.device), cols[-1].to(hidden.device)]
+        return picked.float().to(device)
 
     def key_hook(layer):
         def hook(_module, args):
-            keys[layer].append(args[0][rows[-1], cols[-1]].float())
+            keys[layer].append(_pick(args[0]))
 
         return hook
 
     def out_hook(layer):
         def hook(_module, _args, output):
-            outs[layer].append(_output_tensor(output)[rows[-1], cols[-1]].float())
+            outs[layer].append(_pick(_output_tensor(output)))
             if layer == deepest:
                 raise _Stop
 
@@ -102,7 +108,7 @@ def collect(
 
     def proj_hook(layer):
         def hook(_module, _args, output):
-            proj[layer].append(output[rows[-1], cols[-1]].float())
+            proj[layer].append(_pick(output))
 
         return hook
 
@@ -118,7 +124,6 @@ def collect(
     ]
     if deepest not in outs:
         handles.append(adapter.layer(model, deepest).register_forward_hook(stop_hook))
-    device = loaded.device
     pad = loaded.tokenizer.pad_token_id or 0
     try:
         for start in range(0, len(items), batch_size):

@@ -137,7 +137,7 @@ def _through_post_norm(
     collect(loaded, located, projection_layers=[layer], projections=projections)
     m = projections[layer]  # n x d
     param = next(norm.parameters())
-    gain = norm(torch.ones(1, m.shape[1], dtype=param.dtype, device=param.device)).float()[0]
+    gain = norm(torch.ones(1, m.shape[1], dtype=param.dtype, device=param.device)).float()[0].to(m.device)
     rms = m.pow(2).mean(1, keepdim=True).sqrt()
     damping = 1e-2 * gain.pow(2).mean()
     return (rms * gain * residuals.T / (gain.pow(2) + damping)).T
@@ -186,12 +186,12 @@ def apply_rocr(
                 loaded, post_norm, layer, [canonical[c, g].back(o) for c, g, o in columns], residuals
             )
         st = stats[layer]
-        basis = st.basis(config.threshold).to(keys.device)
+        basis = st.basis(config.threshold).to(keys.device)  # keys come back on the first layer's device
         prev = None if previous_keys is None else previous_keys.get(layer)
         delta = rocr_delta(keys, residuals, basis, config.lam, None if prev is None else prev.to(keys.device))
         weight = adapter.weight(model, layer)
         with torch.no_grad():
-            weight.add_(delta.to(weight.dtype))
+            weight.add_(delta.to(device=weight.device, dtype=weight.dtype))
         result.layer_edits.append(
             LayerEdit(
                 layer=layer,

@@ -123,12 +123,16 @@ def _compute(
         chosen.append(ids)
         total += len(ids)
     chosen.sort(key=len)  # similar lengths per batch: less padding
-    sums = {layer: torch.zeros(d_ff, d_ff, dtype=torch.float64, device=device) for layer in layers}
+    # Each layer's sum lives on that layer's device (models spread over several GPUs).
+    sums: dict[int, torch.Tensor] = {}
     mask_holder: list[torch.Tensor] = []
 
     def hook(layer):
         def fn(_module, args):
-            a = args[0][mask_holder[-1]].double()
+            x = args[0]
+            a = x[mask_holder[-1].to(x.device)].double()
+            if layer not in sums:
+                sums[layer] = torch.zeros(d_ff, d_ff, dtype=torch.float64, device=x.device)
             sums[layer].addmm_(a.T, a)
 
         return fn
