@@ -61,22 +61,20 @@ def tiny_config(arch: str, vocab: int):
         num_attention_heads=4,
         max_position_embeddings=256,
     )
-    if arch == "llama":
-        return tf.LlamaConfig(**common, num_key_value_heads=2)
-    if arch == "mistral":
-        return tf.MistralConfig(**common, num_key_value_heads=2)
-    if arch == "qwen2":
-        return tf.Qwen2Config(**common, num_key_value_heads=2)
-    if arch == "qwen3":
-        return tf.Qwen3Config(**common, num_key_value_heads=2, head_dim=8)
-    if arch == "gemma":
-        return tf.GemmaConfig(**common, num_key_value_heads=2, head_dim=8)
-    if arch == "gemma2":
-        return tf.Gemma2Config(**common, num_key_value_heads=2, head_dim=8)
-    if arch == "gemma3_text":
-        return tf.Gemma3TextConfig(**common, num_key_value_heads=2, head_dim=8)
-    if arch == "phi3":
-        return tf.Phi3Config(**common, num_key_value_heads=2, pad_token_id=0)
+    # model_type -> (config class, extra arguments) for the Llama-shaped decoders
+    llama_like = {
+        "llama": ("LlamaConfig", {}),
+        "mistral": ("MistralConfig", {}),
+        "qwen2": ("Qwen2Config", {}),
+        "qwen3": ("Qwen3Config", {"head_dim": 8}),
+        "gemma": ("GemmaConfig", {"head_dim": 8}),
+        "gemma2": ("Gemma2Config", {"head_dim": 8}),
+        "gemma3_text": ("Gemma3TextConfig", {"head_dim": 8}),
+        "phi3": ("Phi3Config", {"pad_token_id": 0}),
+    }
+    if arch in llama_like:
+        name, extra = llama_like[arch]
+        return getattr(tf, name)(**common, num_key_value_heads=2, **extra)
     if arch == "gpt2":
         return tf.GPT2Config(vocab_size=vocab, n_embd=32, n_inner=64, n_layer=4, n_head=4, n_positions=256)
     if arch == "gpt_neox":
