@@ -1,0 +1,40 @@
+"""The answer-probability metric against a hand computation, token by token."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from formless.audit.scoring import answer_probability
+from formless.models import load_model
+from formless.models.prompts import render
+
+
+def test_answer_probability_matches_hand_computation(tiny_dir):
+    loaded = load_model(str(tiny_dir))
+    tok, model = loaded.tokenizer, loaded.model
+    prompts = ["Who wrote the book?", "Tell me about Paris."]
+    answers = ["Harry Potter", "the capital of France"]
+    scores = answer_probability(loaded, prompts, answers, chat=True)
+    for prompt, answer, score in zip(prompts, answers, scores):
+        context = tok(render(tok, prompt), add_special_tokens=False)["input_ids"]
+        target = tok(answer, add_special_tokens=False)["input_ids"]
+        log_p = 0.0
+        for k, token in enumerate(target):  # one unbatched forward per answer token
+            ids = torch.tensor([context + target[:k]])
+            with torch.no_grad():
+                probs = torch.softmax(model(input_ids=ids).logits[0, -1].double(), dim=-1)
+            log_p += math.log(float(probs[token]))
+        assert math.isclose(score, math.exp(log_p / len(target)), rel_tol=1e-4)
+        assert 0.0 < score < 1.0
+
+
+def test_plain_form_and_batching_do_not_change_scores(tiny_dir):
+    loaded = load_model(str(tiny_dir))
+    prompts = ["The Eiffel Tower stands in", "Albert Einstein developed the theory of", "Water is"]
+    answers = ["Paris", "relativity", "wet"]
+    together = answer_probability(loaded, prompts, answers, chat=False, batch_size=3)
+    alone = [answer_probability(loaded, [p], [a], chat=False)[0] for p, a in zip(prompts, answers)]
+    for x, y in zip(together, alone):
+        assert math.isclose(x, y, rel_tol=1e-4)
