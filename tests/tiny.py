@@ -75,27 +75,25 @@ def tiny_config(arch: str, vocab: int):
     if arch in llama_like:
         name, extra = llama_like[arch]
         return getattr(tf, name)(**common, num_key_value_heads=2, **extra)
-    if arch == "gpt2":
-        return tf.GPT2Config(vocab_size=vocab, n_embd=32, n_inner=64, n_layer=4, n_head=4, n_positions=256)
-    if arch == "gpt_neox":
-        return tf.GPTNeoXConfig(
-            vocab_size=vocab,
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=4,
-            num_attention_heads=4,
-            max_position_embeddings=256,
-        )
-    if arch == "opt":  # deliberately unsupported
-        return tf.OPTConfig(
-            vocab_size=vocab,
-            hidden_size=32,
-            ffn_dim=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            word_embed_proj_dim=32,
-            max_position_embeddings=256,
-        )
+    # the rest name their sizes differently; "opt" is deliberately unsupported
+    others = {
+        "gpt2": ("GPT2Config", {"n_embd": 32, "n_inner": 64, "n_layer": 4, "n_head": 4, "n_positions": 256}),
+        "gpt_neox": ("GPTNeoXConfig", {k: v for k, v in common.items() if k != "vocab_size"}),
+        "opt": (
+            "OPTConfig",
+            {
+                "hidden_size": 32,
+                "ffn_dim": 64,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 4,
+                "word_embed_proj_dim": 32,
+                "max_position_embeddings": 256,
+            },
+        ),
+    }
+    if arch in others:
+        name, sizes = others[arch]
+        return getattr(tf, name)(vocab_size=vocab, **sizes)
     raise ValueError(arch)
 
 

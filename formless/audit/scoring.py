@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 
 from formless.models.loading import LoadedModel
-from formless.models.prompts import add_special_tokens, render
+from formless.models.prompts import add_special_tokens, render, right_pad
 
 
 @torch.no_grad()
@@ -43,13 +43,7 @@ def answer_probability(
     device = loaded.device
     for start in range(0, len(pairs), batch_size):
         batch = pairs[start : start + batch_size]
-        width = max(len(c) + len(t) for c, t in batch)
-        ids = torch.full((len(batch), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for i, (c, t) in enumerate(batch):
-            seq = c + t
-            ids[i, : len(seq)] = torch.tensor(seq)
-            mask[i, : len(seq)] = 1
+        ids, mask = right_pad([c + t for c, t in batch], pad)
         logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False).logits
         log_probs = torch.log_softmax(logits.float(), dim=-1)
         for i, (c, t) in enumerate(batch):

@@ -19,3 +19,16 @@ def render(tokenizer, text: str, *, chat: bool = True) -> str:
 def add_special_tokens(tokenizer, chat: bool) -> bool:
     """A chat template writes its own BOS; plain text needs the tokenizer to add it."""
     return not uses_chat(tokenizer, chat)
+
+
+def right_pad(sequences, pad_id: int):
+    """(input_ids, attention_mask) for token lists, right-padded so positions stay valid."""
+    import torch
+
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for i, seq in enumerate(sequences):
+        ids[i, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+        mask[i, : len(seq)] = 1
+    return ids, mask

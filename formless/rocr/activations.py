@@ -14,6 +14,7 @@ import torch
 
 from formless.errors import ConceptNotFoundError
 from formless.models.loading import LoadedModel
+from formless.models.prompts import right_pad
 
 
 class _Stop(Exception):
@@ -128,12 +129,7 @@ def collect(
     try:
         for start in range(0, len(items), batch_size):
             batch = items[start : start + batch_size]
-            width = max(len(it.input_ids) for it in batch)
-            ids = torch.full((len(batch), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for i, it in enumerate(batch):  # right padding keeps positions valid
-                ids[i, : len(it.input_ids)] = torch.tensor(it.input_ids)
-                mask[i, : len(it.input_ids)] = 1
+            ids, mask = right_pad([it.input_ids for it in batch], pad)
             rows.append(torch.arange(len(batch), device=device))
             cols.append(torch.tensor([it.position for it in batch], device=device))
             with contextlib.suppress(_Stop):

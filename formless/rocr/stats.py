@@ -22,6 +22,7 @@ from safetensors.torch import load_file, save_file
 
 from formless.models.cache import atomic_file, cache_dir
 from formless.models.loading import LoadedModel
+from formless.models.prompts import right_pad
 from formless.progress import track
 from formless.rocr.activations import _Stop
 from formless.rocr.corpus import Corpus
@@ -151,12 +152,8 @@ def _compute(
     batches = [chosen[i : i + batch_size] for i in range(0, len(chosen), batch_size)]
     try:
         for batch in track(batches, "statistics", total=len(batches)):
-            width = max(len(x) for x in batch)
-            ids = torch.full((len(batch), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.bool)
-            for i, x in enumerate(batch):
-                ids[i, : len(x)] = torch.tensor(x)
-                mask[i, : len(x)] = True
+            ids, mask = right_pad(batch, pad)
+            mask = mask.bool()
             mask_holder.append(mask.to(device))
             n_tokens += int(mask.sum())
             with contextlib.suppress(_Stop):
