@@ -16,7 +16,7 @@ def test_answer_probability_matches_hand_computation(tiny_dir):
     tok, model = loaded.tokenizer, loaded.model
     prompts = ["Who wrote the book?", "Tell me about Paris."]
     answers = ["Harry Potter", "the capital of France"]
-    scores = answer_probability(loaded, prompts, answers, chat=True)
+    scores = answer_probability(loaded, prompts, answers, chat=True, fast=False)
     for prompt, answer, score in zip(prompts, answers, scores):
         context = tok(render(tok, prompt), add_special_tokens=False)["input_ids"]
         target = tok(answer, add_special_tokens=False)["input_ids"]
@@ -34,7 +34,7 @@ def test_plain_form_and_batching_do_not_change_scores(tiny_dir):
     loaded = load_model(str(tiny_dir))
     prompts = ["The Eiffel Tower stands in", "Albert Einstein developed the theory of", "Water is"]
     answers = ["Paris", "relativity", "wet"]
-    together = answer_probability(loaded, prompts, answers, chat=False, batch_size=3)
-    alone = [answer_probability(loaded, [p], [a], chat=False)[0] for p, a in zip(prompts, answers)]
+    together = answer_probability(loaded, prompts, answers, chat=False, batch_size=3, fast=False)
+    alone = [answer_probability(loaded, [p], [a], chat=False, fast=False)[0] for p, a in zip(prompts, answers)]
     for x, y in zip(together, alone):
         assert math.isclose(x, y, rel_tol=1e-4)

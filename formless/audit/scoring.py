@@ -8,10 +8,12 @@ penalised for their length; computed from log-softmax of the logits (never raw l
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 
 import torch
 
+from formless.generation import fast_inference_context
 from formless.models.loading import LoadedModel
 from formless.models.prompts import add_special_tokens, render, right_pad
 
@@ -24,8 +26,12 @@ def answer_probability(
     *,
     chat: bool = True,
     batch_size: int = 16,
+    fast: bool = True,
 ) -> list[float]:
-    """Geometric-mean token probability of each answer after its prompt (one float per pair)."""
+    """Geometric-mean token probability of each answer after its prompt (one float per pair).
+
+    ``fast`` runs the transformer body in bf16 on hardware where that is quicker (scores then agree
+    with float32 to about 1%, see tests); ``fast=False`` is exact float32."""
     if len(prompts) != len(answers):
         raise ValueError("prompts and answers must pair up")
     tok, model = loaded.tokenizer, loaded.model
@@ -41,14 +47,31 @@ def answer_probability(
     scores: list[float] = []
     pad = tok.pad_token_id or 0
     device = loaded.device
+    head = model.get_output_embeddings()
     for start in range(0, len(pairs), batch_size):
         batch = pairs[start : start + batch_size]
         ids, mask = right_pad([c + t for c, t in batch], pad)
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False).logits
-        log_probs = torch.log_softmax(logits.float(), dim=-1)
+        # the body may run in bf16 where that is fast; the vocabulary head always runs in float32,
+        # and only on the answer positions (it is a fifth of the model's compute at every position)
+        with fast_inference_context(device) if fast else contextlib.nullcontext():
+            hidden = model.base_model(
+                input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False
+            )[0]
         for i, (c, t) in enumerate(batch):
-            # logits at position j predict token j + 1
-            positions = torch.arange(len(c) - 1, len(c) + len(t) - 1, device=log_probs.device)
-            token_lp = log_probs[i, positions, torch.tensor(t, device=log_probs.device)]
+            # the hidden state at position j predicts token j + 1
+            h = hidden[i, len(c) - 1 : len(c) + len(t) - 1].float()
+            logits = torch.nn.functional.linear(h, head.weight.float(), _bias(head))
+            log_probs = torch.log_softmax(_softcap(model, logits), dim=-1)
+            token_lp = log_probs[torch.arange(len(t)), torch.tensor(t, device=log_probs.device)]
             scores.append(float(token_lp.mean().exp()))
     return scores
+
+
+def _bias(head) -> torch.Tensor | None:
+    return None if getattr(head, "bias", None) is None else head.bias.float()
+
+
+def _softcap(model, logits: torch.Tensor) -> torch.Tensor:
+    """Gemma 2 caps its final logits; apply the same so probabilities match the model's own."""
+    cap = getattr(model.config, "final_logit_softcapping", None)
+    return torch.tanh(logits / cap) * cap if cap else logits

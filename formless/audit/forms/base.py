@@ -1,0 +1,43 @@
+"""The form plug-in contract: a form turns a concept (and the audit context) into probes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal
+
+from formless.audit.probes import Probe
+from formless.knowledge import Concept, Fact
+
+Group = Literal["forget", "context"]
+
+
+@dataclass(frozen=True)
+class FormContext:
+    seed: int = 0
+    few_shot: tuple[Fact, ...] = ()  # general facts used as in-context examples
+    languages: tuple[str, ...] = ("fr", "es", "de")
+
+
+@dataclass(frozen=True)
+class Form:
+    """Base class: subclasses set ``name``/``title`` and implement ``probes`` or ``fact_probe``."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]  # heading in reports
+    group: ClassVar[Group] = "forget"  # "context": knowledge re-introduced, reported apart
+    options: dict = field(default_factory=dict)
+
+    def probes(self, concept: Concept, ctx: FormContext) -> list[Probe]:
+        out = []
+        for fact in concept.facts:
+            probe = self.fact_probe(concept, fact, ctx)
+            out.extend(probe if isinstance(probe, list) else [probe] if probe else [])
+        return out
+
+    def fact_probe(self, concept: Concept, fact: Fact, ctx: FormContext) -> Probe | list[Probe] | None:
+        raise NotImplementedError
+
+    def make(self, concept: Concept, fact: Fact, prompt: str, **kw) -> Probe:
+        kw.setdefault("answer", fact.answer)
+        kw.setdefault("aliases", fact.aliases)
+        return Probe(form=self.name, concept=concept.name, item=fact.relation, prompt=prompt, **kw)

@@ -1,0 +1,82 @@
+"""The fact reached another way: from the object, through a description, another entity, another
+language, or spelled out one character per line."""
+
+from __future__ import annotations
+
+import re
+
+from formless.audit.forms.base import Form
+from formless.audit.probes import Probe, spell
+from formless.matching import normalise
+
+
+class Reverse(Form):
+    """Object -> subject: the answer is the concept itself."""
+
+    name, title = "reverse", "Reverse (object → subject)"
+
+    def fact_probe(self, concept, fact, ctx):
+        if not fact.reverse:
+            return None
+        return self.make(concept, fact, fact.reverse, answer=concept.name, aliases=concept.names)
+
+
+def describe(text: str, name: str, description: str) -> str | None:
+    """``text`` with the concept's name (and its possessive) replaced by its description."""
+    if name not in text:
+        return None
+    phrase = description if description.lower().startswith(("the ", "a ", "an ")) else f"the {description}"
+    out = re.sub(rf"(?<![\w]){re.escape(name)}(?![\w])", phrase, text)
+    return out[0].upper() + out[1:] if out.startswith(phrase) else out
+
+
+class Indirect(Form):
+    """The concept described, never named: "Who wrote the book series about a boy wizard ...?"."""
+
+    name, title = "indirect", "Indirect reference"
+
+    def fact_probe(self, concept, fact, ctx):
+        prompt = describe(fact.question, concept.name, concept.description)
+        return self.make(concept, fact, prompt) if prompt else None
+
+
+class MultiHop(Form):
+    """Questions that reach a fact of the concept through another entity."""
+
+    name, title = "multihop", "Multi-hop"
+
+    def probes(self, concept, ctx):
+        return [
+            Probe(self.name, concept.name, f"hop{i}", hop.question, answer=hop.answer, aliases=hop.aliases)
+            for i, hop in enumerate(concept.multihop)
+        ]
+
+
+class CrossLingual(Form):
+    """The question in other languages (erasure often fails to cross languages)."""
+
+    name, title = "crosslingual", "Other languages"
+
+    def fact_probe(self, concept, fact, ctx):
+        probes = []
+        for lang in ctx.languages:
+            tr = fact.translations.get(lang)
+            if tr is None:
+                continue
+            aliases = tuple(dict.fromkeys([*tr.aliases, *fact.aliases]))
+            probes.append(
+                self.make(concept, fact, tr.question, answer=aliases[0], aliases=aliases, variant=lang)
+            )
+        return probes
+
+
+class Spelled(Form):
+    """ORT's sub-token form: the answer written one character per line."""
+
+    name, title = "spelled", "Spelled out"
+
+    def fact_probe(self, concept, fact, ctx):
+        if len(normalise(fact.answer)) < 2:
+            return None
+        prompt = f"{fact.question}\nWrite the answer one character per line, nothing else."
+        return self.make(concept, fact, prompt, answer=spell(fact.answer), match="spelled", max_new_tokens=40)

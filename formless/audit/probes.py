@@ -1,0 +1,62 @@
+"""One probe = one prompt asking one fact in one form, with what counts as the right answer."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass
+from typing import Literal
+
+Match = Literal["alias", "spelled"]
+
+
+@dataclass(frozen=True)
+class Probe:
+    form: str
+    concept: str
+    item: str  # the fact asked (its relation), shared by every form of that fact
+    prompt: str
+    chat: bool = True  # rendered with the chat template (else plain text continued)
+    answer: str | None = None  # gold text, scored by teacher-forced probability
+    aliases: tuple[str, ...] = ()  # a greedy generation containing one of them is a hit
+    options: tuple[str, ...] = ()  # scored by likelihood instead: hit = the right option wins
+    correct: int = -1
+    max_new_tokens: int = 24
+    match: Match = "alias"
+    variant: str = ""  # e.g. the language, or "true"/"false"
+
+    @property
+    def key(self) -> str:
+        return f"{self.concept}|{self.form}|{self.item}|{self.variant}"
+
+    @property
+    def generates(self) -> bool:
+        return not self.options and bool(self.aliases)
+
+    def fingerprint(self) -> str:
+        """Changes whenever anything that affects the probe's score changes (reference cache key)."""
+        text = repr(
+            (
+                self.key,
+                self.prompt,
+                self.chat,
+                self.answer,
+                self.aliases,
+                self.options,
+                self.correct,
+                self.max_new_tokens,
+                self.match,
+            )
+        )
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def rng_for(seed: int, *parts: str) -> random.Random:
+    """A generator per (seed, concept, fact): adding a concept never reshuffles the others."""
+    digest = hashlib.sha256("|".join([str(seed), *parts]).encode()).digest()
+    return random.Random(int.from_bytes(digest[:8], "big"))
+
+
+def spell(text: str) -> str:
+    """ORT's sub-token form: one character per line (spaces dropped)."""
+    return "\n".join(c for c in text if not c.isspace())

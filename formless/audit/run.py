@@ -1,0 +1,349 @@
+"""The audit: every probe scored on the reference (cached) and on the audited model, before/after
+ratios per form, the retain side, and the same forget probes after quantizing the audited model."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import statistics
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from formless.attacks.quantize import quantized_copy
+from formless.audit.engine import ProbeResult, score_probes
+from formless.audit.forms import FORMS, RETAIN_FORMS, FormContext, select
+from formless.audit.probes import Probe
+from formless.audit.reference import ReferenceCache
+from formless.audit.retain import (
+    NEUTRAL_PROMPTS,
+    divergence,
+    fluency_generations,
+    ngram_entropy,
+    reference_distribution,
+)
+from formless.checkpoint import read_manifest, versions
+from formless.errors import FormlessError
+from formless.knowledge import Concept, Fact, KnowledgeBase
+from formless.models.loading import LoadedModel, load_model
+
+AUDIT_VERSION = "1"
+MIN_KNOWN_FOR_BIAS = 3  # forms with fewer known facts are left out of the bias figure
+Say = Callable[[str], None]
+
+
+@dataclass
+class AuditSettings:
+    forms: list[str] | None = None  # None: all registered forms
+    seed: int = 0
+    quantize: tuple[int, ...] = (8, 4)
+    group_size: int = 128
+    neighbours: bool = True
+    general: bool = True
+    fluency: bool = True
+    batch_size: int = 32
+
+
+@dataclass
+class ProbeSets:
+    forget: list[Probe] = field(default_factory=list)
+    neighbour: list[Probe] = field(default_factory=list)
+    general: list[Probe] = field(default_factory=list)
+
+    def all(self) -> list[Probe]:
+        return self.forget + self.neighbour + self.general
+
+
+def general_probes(facts: Sequence[Fact]) -> list[Probe]:
+    return [
+        Probe(
+            "question",
+            "general",
+            f"{i}:{f.subject}/{f.relation}",
+            f.question,
+            answer=f.answer,
+            aliases=f.aliases,
+        )
+        for i, f in enumerate(facts)
+    ]
+
+
+def build_probes(kb: KnowledgeBase, concepts: Sequence[Concept], settings: AuditSettings) -> ProbeSets:
+    ctx = FormContext(seed=settings.seed, few_shot=kb.general[-12:])
+    sets = ProbeSets()
+    for form in select(settings.forms):
+        for concept in concepts:
+            sets.forget.extend(form.probes(concept, ctx))
+    if settings.neighbours:
+        targets = {c.name for c in concepts}
+        seen: set[str] = set()
+        for concept in concepts:
+            for neighbour in kb.neighbours(concept, exclude=targets | seen):
+                seen.add(neighbour.name)
+                for name in RETAIN_FORMS:
+                    sets.neighbour.extend(FORMS[name]().probes(neighbour, ctx))
+    if settings.general:
+        few_shot = {id(f) for f in ctx.few_shot}
+        sets.general = general_probes([f for f in kb.general if id(f) not in few_shot])
+    return sets
+
+
+def _rounded(result: ProbeResult) -> ProbeResult:
+    """Results go through their JSON form so fresh and cached numbers aggregate identically."""
+    return ProbeResult(**result.to_json())
+
+
+def _cached_scores(
+    cache: ReferenceCache,
+    prefix: str,
+    probes: Sequence[Probe],
+    score: Callable[[list[Probe]], list[ProbeResult]],
+) -> list[ProbeResult]:
+    keys = [f"{prefix}{p.fingerprint()}" for p in probes]
+    missing = [p for p, k in zip(probes, keys) if cache.get(k) is None]
+    if missing:
+        for p, r in zip(missing, score(missing)):
+            cache.put(f"{prefix}{p.fingerprint()}", r)
+    return [cache.get(k) for k in keys]  # type: ignore[misc]
+
+
+def summarise(pairs: Iterable[tuple[ProbeResult, ProbeResult]]) -> dict:
+    """Residual knowledge over the facts the reference knows: after / before."""
+    pairs = list(pairs)
+    known = [(b, a) for b, a in pairs if b.hit]
+    kept = sum(a.hit for _, a in known)
+    pb = [b.probability for b, _ in known if b.probability is not None]
+    pa = [a.probability for b, a in known if b.probability is not None]
+    return {
+        "probes": len(pairs),
+        "known": len(known),
+        "coverage": round(len(known) / len(pairs), 4) if pairs else None,
+        "still_answered": kept,
+        "residual": round(kept / len(known), 4) if known else None,
+        "probability_before": round(statistics.fmean(pb), 5) if pb else None,
+        "probability_after": round(statistics.fmean(pa), 5) if pa else None,
+        "probability_ratio": round(sum(pa) / sum(pb), 4) if pb and sum(pb) > 0 else None,
+    }
+
+
+def form_dependent_bias(per_form: dict[str, dict]) -> dict:
+    """Spread of residual knowledge across forms: 0 when every form keeps the same share."""
+    values = {
+        name: s["residual"]
+        for name, s in per_form.items()
+        if FORMS.get(name) is None or FORMS[name].group == "forget"
+        if s["residual"] is not None and s["known"] >= MIN_KNOWN_FOR_BIAS
+    }
+    if len(values) < 2:
+        return {"std": None, "range": None, "forms": len(values)}
+    return {
+        "std": round(statistics.pstdev(values.values()), 4),
+        "range": round(max(values.values()) - min(values.values()), 4),
+        "forms": len(values),
+        "worst_form": max(values, key=values.get),
+    }
+
+
+def _grouped(probes, before, after, key) -> dict[str, dict]:
+    groups: dict[str, list] = defaultdict(list)
+    for p, b, a in zip(probes, before, after):
+        groups[key(p)].append((b, a))
+    return {k: summarise(v) for k, v in groups.items()}
+
+
+def _forget_tables(probes, before, after) -> dict:
+    per_form = _grouped(probes, before, after, lambda p: p.form)
+    forget_only = [
+        (p, b, a)
+        for p, b, a in zip(probes, before, after)
+        if FORMS.get(p.form, FORMS["question"]).group == "forget"
+    ]
+    return {
+        "overall": summarise((b, a) for _, b, a in forget_only),
+        "per_form": per_form,
+        "per_concept": {
+            concept: _grouped(
+                *zip(*[(p, b, a) for p, b, a in zip(probes, before, after) if p.concept == concept]),
+                key=lambda p: p.form,
+            )
+            for concept in dict.fromkeys(p.concept for p in probes)
+        },
+        "form_dependent_bias": form_dependent_bias(per_form),
+    }
+
+
+def _model_info(loaded: LoadedModel) -> dict:
+    return {
+        "name": loaded.name,
+        "path": loaded.path,
+        "model_type": loaded.model_type,
+        "weights_hash": loaded.weights_hash(),
+    }
+
+
+def _reference_name(manifest: dict | None, reference: str | None) -> str:
+    if reference:
+        return reference
+    if manifest:
+        base = manifest["base_model"]
+        return base["name"] if base.get("source") == "builtin" else base["path"]
+    raise FormlessError(
+        "this model has no formless manifest, so the unedited reference is unknown; pass --reference "
+        "with the model it was made from"
+    )
+
+
+def run_audit(
+    model: str | Path,
+    *,
+    kb: KnowledgeBase,
+    concepts: Sequence[str] | None = None,
+    reference: str | None = None,
+    settings: AuditSettings | None = None,
+    cache: str | Path | None = None,
+    external: ProbeSets | None = None,
+    say: Say = lambda _: None,
+) -> dict:
+    """Audit ``model`` against its reference; returns the report as a JSON-ready dict."""
+    settings = settings or AuditSettings()
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    def lap(name: str, since: float) -> float:
+        now = time.perf_counter()
+        timings[name] = round(now - since, 3)
+        return now
+
+    manifest = read_manifest(model) if Path(str(model)).is_dir() else None
+    names = list(concepts or (manifest or {}).get("concepts", []))
+    if not names and external is None:
+        raise FormlessError(
+            "no concept to audit: pass --concept NAME (or --probes FILE), or audit a formless output"
+        )
+    targets = [kb.concept(n) for n in names]
+    sets = build_probes(kb, targets, settings)
+    if external is not None:
+        sets.forget += external.forget
+        sets.neighbour += external.neighbour
+    ref_name = _reference_name(manifest, reference)
+    t = time.perf_counter()
+    loaded = load_model(str(model), cache=cache)
+    t = lap("load_model", t)
+    ref_hash = manifest["base_model"]["weights_hash"] if manifest and not reference else None
+    ref_loaded: LoadedModel | None = None
+
+    def ref() -> LoadedModel:
+        nonlocal ref_loaded
+        if ref_loaded is None:
+            say(f"loading reference model {ref_name}")
+            ref_loaded = load_model(ref_name, cache=cache)
+        return ref_loaded
+
+    if ref_hash is None:
+        ref_hash = ref().weights_hash()
+    store = ReferenceCache(ref_hash, cache)
+    probes = sets.all()
+    say(f"{len(sets.forget)} forget, {len(sets.neighbour)} neighbour and {len(sets.general)} general probes")
+
+    def score_ref(batch: list[Probe]) -> list[ProbeResult]:
+        say(f"scoring {len(batch)} probes on the reference (cached afterwards)")
+        return score_probes(ref(), batch, batch_size=settings.batch_size)
+
+    before = _cached_scores(store, "", probes, score_ref)
+    fluency_key = "fluency:" + hashlib.sha256(repr(NEUTRAL_PROMPTS).encode()).hexdigest()[:16]
+    if settings.fluency and store.get_raw(fluency_key) is None:
+        gens = fluency_generations(ref())
+        texts = [f"{p} {g}" for p, g in zip(NEUTRAL_PROMPTS, gens)]
+        store.put(fluency_key, {"generations": gens, "distribution": reference_distribution(ref(), texts)})
+    t = lap("reference", t)
+
+    say(f"scoring {len(probes)} probes on the audited model")
+    after = [_rounded(r) for r in score_probes(loaded, probes, batch_size=settings.batch_size)]
+    t = lap("audited_model", t)
+    n_forget, n_neigh = len(sets.forget), len(sets.neighbour)
+    report: dict = {
+        "forget": _forget_tables(sets.forget, before[:n_forget], after[:n_forget]),
+        "retain": {
+            "neighbours": summarise(
+                zip(before[n_forget : n_forget + n_neigh], after[n_forget : n_forget + n_neigh])
+            ),
+            "general": summarise(zip(before[n_forget + n_neigh :], after[n_forget + n_neigh :])),
+        },
+    }
+    if settings.fluency:
+        ref_fluency = store.get_raw(fluency_key)
+        gens = fluency_generations(loaded)
+        report["retain"]["fluency"] = {
+            "entropy_before": round(statistics.fmean(map(ngram_entropy, ref_fluency["generations"])), 4),
+            "entropy_after": round(statistics.fmean(map(ngram_entropy, gens)), 4),
+            "kl_from_reference": round(divergence(loaded, ref_fluency["distribution"]), 5),
+            "samples_after": gens[:2],
+        }
+        t = lap("fluency", t)
+
+    quant: dict = {}
+    for bits in settings.quantize:
+        say(f"re-auditing the forget probes on a {bits}-bit copy")
+        q_model, _ = quantized_copy(loaded.model, bits, settings.group_size)
+        q_loaded = LoadedModel(
+            q_model, loaded.tokenizer, loaded.name, loaded.source, loaded.path, loaded.adapter
+        )
+        q_after = [_rounded(r) for r in score_probes(q_loaded, sets.forget, batch_size=settings.batch_size)]
+        del q_model, q_loaded
+
+        def score_ref_q(batch: list[Probe], bits: int = bits) -> list[ProbeResult]:
+            q_ref, _ = quantized_copy(ref().model, bits, settings.group_size)
+            r = ref()
+            return score_probes(
+                LoadedModel(q_ref, r.tokenizer, r.name, r.source, r.path, r.adapter),
+                batch,
+                batch_size=settings.batch_size,
+            )
+
+        q_before = _cached_scores(store, f"q{bits}g{settings.group_size}:", sets.forget, score_ref_q)
+        tables = _forget_tables(sets.forget, before[:n_forget], q_after)
+        quant[f"{bits}bit"] = {
+            "method": "round-to-nearest, group-wise, symmetric",
+            "group_size": settings.group_size,
+            "overall": tables["overall"],
+            "per_form": {k: v["residual"] for k, v in tables["per_form"].items()},
+            "reference_quantized_keeps": summarise(zip(before[:n_forget], q_before))["residual"],
+        }
+        t = lap(f"quantized_{bits}bit", t)
+    report["quantization"] = quant
+    store.save()
+
+    report["probes"] = [
+        {
+            "key": p.key,
+            "form": p.form,
+            "concept": p.concept,
+            "prompt": p.prompt,
+            "answer": p.answer,
+            "before": b.to_json(),
+            "after": a.to_json(),
+        }
+        for p, b, a in zip(probes, before, after)
+    ]
+    header = {
+        "formless_audit": AUDIT_VERSION,
+        "model": _model_info(loaded),
+        "reference": {"name": ref_name, "weights_hash": ref_hash},
+        "edit": {k: manifest.get(k) for k in ("method", "concepts", "redirect", "layers")}
+        if manifest
+        else None,
+        "concepts": names,
+        "forms": {n: {"title": FORMS[n].title, "group": FORMS[n].group} for n in (settings.forms or FORMS)},
+        "settings": {k: v for k, v in vars(settings).items() if k != "batch_size"},
+        "seed": settings.seed,
+        "versions": versions(),
+    }
+    timings["total"] = round(time.perf_counter() - started, 3)
+    run = {
+        "seconds": timings,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "reference_cache": str(store.path),
+    }
+    return {**header, **report, "run": run}

@@ -1,0 +1,6 @@
+"""Turning an audit (a JSON-ready dict) into what people read: terminal table, Markdown, HTML, heatmap."""
+
+from formless.reports.terminal import print_summary
+from formless.reports.writer import write_report
+
+__all__ = ["print_summary", "write_report"]

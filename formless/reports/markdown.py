@@ -1,0 +1,61 @@
+"""Markdown report: the headline, the per-form table, the retain side, what leaked."""
+
+from __future__ import annotations
+
+from formless.reports.tables import headline, pct, per_form_rows, retain_rows
+
+
+def leaks(report: dict, limit: int = 12) -> list[dict]:
+    """Probes the reference knew and the audited model still answers (the evidence to look at)."""
+    out = [
+        p
+        for p in report["probes"]
+        if p["before"]["hit"] and p["after"]["hit"] and p["concept"] in report["forget"]["per_concept"]
+    ]
+    return out[:limit]
+
+
+def _cell(text: str) -> str:
+    return " ".join(str(text).split()).replace("|", "\\|")[:140]
+
+
+def render_markdown(report: dict, heatmap: str | None = "heatmap.png") -> str:
+    model, ref = report["model"], report["reference"]
+    quant = list(report.get("quantization", {}))
+    lines = [
+        f"# formless audit: {', '.join(report['concepts']) or 'external probes'}",
+        "",
+        f"Model `{model['name']}` (`{model['weights_hash'][:19]}…`) against reference `{ref['name']}` "
+        f"(`{ref['weights_hash'][:19]}…`), seed {report['seed']}.",
+        "",
+        *[f"- {line}" for line in headline(report)],
+        "",
+    ]
+    if heatmap:
+        lines += [f"![residual knowledge per form]({heatmap})", ""]
+    header = ["Form", "Known (reference)", "Residual", "Answer prob. ratio", *quant]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in per_form_rows(report):
+        name = r["title"] + (" *(context, reported apart)*" if r["group"] == "context" else "")
+        ratio = "–" if r["probability_ratio"] is None else f"{r['probability_ratio']:.2f}"
+        lines.append(
+            f"| {name} | {r['known']} | {pct(r['residual'])} | {ratio} | "
+            + " | ".join(pct(r.get(q)) for q in quant)
+            + " |"
+        )
+    lines += [
+        "",
+        "Residual = share of the answers the reference gave that the audited model still gives.",
+        "",
+    ]
+    lines += ["## What must survive", "", "| Check | Result | Kept |", "|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in retain_rows(report)]
+    leaked = leaks(report)
+    if leaked:
+        lines += ["", "## Still answered (first examples)", "", "| Form | Prompt | Answer |", "|---|---|---|"]
+        lines += [
+            f"| {p['form']} | {_cell(p['prompt'])} | {_cell(p['after']['output'] or '')} |" for p in leaked
+        ]
+    v = report["versions"]
+    lines += ["", f"formless {v['formless']}, torch {v['torch']}, transformers {v['transformers']}.", ""]
+    return "\n".join(lines)

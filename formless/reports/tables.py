@@ -1,0 +1,76 @@
+"""The rows every report shows, computed once from the audit dict so all formats agree."""
+
+from __future__ import annotations
+
+
+def pct(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.0f}%"
+
+
+def form_order(report: dict) -> list[str]:
+    """Forms in registry order, those re-introducing knowledge in context last."""
+    forms = report["forms"]
+    present = report["forget"]["per_form"]
+    names = [n for n in forms if n in present] + [n for n in present if n not in forms]
+    return sorted(names, key=lambda n: forms.get(n, {}).get("group", "forget") == "context")
+
+
+def title(report: dict, form: str) -> str:
+    return report["forms"].get(form, {}).get("title", form)
+
+
+def per_form_rows(report: dict) -> list[dict]:
+    """One row per form: residual knowledge as edited and after each quantization."""
+    quant = report.get("quantization", {})
+    rows = []
+    for form in form_order(report):
+        s = report["forget"]["per_form"][form]
+        row = {
+            "form": form,
+            "title": title(report, form),
+            "group": report["forms"].get(form, {}).get("group", "forget"),
+            "known": f"{s['known']}/{s['probes']}",
+            "residual": s["residual"],
+            "probability_ratio": s["probability_ratio"],
+        }
+        for name, q in quant.items():
+            row[name] = q["per_form"].get(form)
+        rows.append(row)
+    return rows
+
+
+def retain_rows(report: dict) -> list[tuple[str, str, str]]:
+    r = report["retain"]
+    rows = []
+    for key, label in (("neighbours", "Neighbour concepts' facts"), ("general", "General knowledge")):
+        if key in r and r[key]["known"]:
+            s = r[key]
+            rows.append((label, f"{s['still_answered']}/{s['known']} kept", pct(s["residual"])))
+    if "fluency" in r:
+        f = r["fluency"]
+        rows.append(
+            ("Fluency (n-gram entropy, bits)", f"{f['entropy_before']:.2f} → {f['entropy_after']:.2f}", "")
+        )
+        rows.append(("KL from reference on neutral text (nats/token)", f"{f['kl_from_reference']:.4f}", ""))
+    return rows
+
+
+def headline(report: dict) -> list[str]:
+    o = report["forget"]["overall"]
+    bias = report["forget"]["form_dependent_bias"]
+    lines = [
+        f"Residual knowledge over all forms: {pct(o['residual'])} ({o['still_answered']} of {o['known']} "
+        f"known answers still given; answer probability x{o['probability_ratio']})",
+    ]
+    if bias["std"] is not None:
+        lines.append(
+            f"Form-Dependent Bias: std {bias['std']:.3f}, range {pct(bias['range'])} "
+            f"across {bias['forms']} forms "
+            f"(worst: {bias['worst_form']})"
+        )
+    for name, q in report.get("quantization", {}).items():
+        lines.append(
+            f"After {name} quantization: {pct(q['overall']['residual'])} residual "
+            f"(the quantized reference itself keeps {pct(q['reference_quantized_keeps'])})"
+        )
+    return lines
