@@ -103,6 +103,71 @@ def forget(
 
 
 @app.command()
+def audit(
+    model: Annotated[
+        str, typer.Argument(help="model to audit: a formless output, a model directory or a name")
+    ],
+    concept: Annotated[
+        list[str] | None, typer.Option("--concept", "-c", help="concept(s) to audit (default: the edit's)")
+    ] = None,
+    reference: Annotated[
+        str | None, typer.Option(help="the unedited model (default: the base recorded in the manifest)")
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="report directory")] = Path("formless-audit"),
+    knowledge: Annotated[
+        list[Path] | None, typer.Option(help="extra YAML/JSON knowledge file(s) with your own concepts")
+    ] = None,
+    probes: Annotated[
+        Path | None, typer.Option(help="ORT/RWKU probe file or directory to audit as well")
+    ] = None,
+    forms: Annotated[str | None, typer.Option(help="comma-separated forms (default: all)")] = None,
+    quantize: Annotated[str, typer.Option(help="bit widths to re-audit at, e.g. '8,4', or 'none'")] = "8,4",
+    seed: int = 0,
+    cache_dir: CacheOpt = None,
+) -> None:
+    """Audit what MODEL still knows about the concept(s), form by form, and write a report."""
+    from formless.audit.external import external_probe_sets
+    from formless.audit.run import AuditSettings, run_audit
+    from formless.knowledge import load
+    from formless.reports import print_summary, write_report
+
+    try:
+        bits = (
+            ()
+            if quantize.strip().lower() in {"", "none", "0"}
+            else tuple(int(b) for b in quantize.split(","))
+        )
+    except ValueError:
+        raise FormlessError(f"--quantize takes bit widths like '8,4' or 'none', not {quantize!r}") from None
+    kb = load(knowledge or [])
+    external = None
+    if probes is not None:
+        external, notes = external_probe_sets(probes)
+        for note in notes:
+            err_console.print(f"note: {note}")
+    settings = AuditSettings(
+        forms=[f.strip() for f in forms.split(",") if f.strip()] if forms else None, seed=seed, quantize=bits
+    )
+    with err_console.status("auditing") as status:
+        report = run_audit(
+            model,
+            kb=kb,
+            concepts=concept,
+            reference=reference,
+            settings=settings,
+            cache=cache_dir,
+            external=external,
+            say=lambda text: status.update(text),
+        )
+    path = write_report(report, out)
+    print_summary(report, out_console)
+    out_console.print(
+        f"audit took {report['run']['seconds']['total']:.1f}s; report: {path / 'report.html'} "
+        f"(also report.md, audit.json, heatmap.png)"
+    )
+
+
+@app.command()
 def undo(
     edited: Annotated[Path, typer.Argument(help="a directory written by formless forget")],
     out: Annotated[Path, typer.Option("--out", "-o", help="where to write the restored model")],

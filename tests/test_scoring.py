@@ -35,6 +35,8 @@ def test_plain_form_and_batching_do_not_change_scores(tiny_dir):
     prompts = ["The Eiffel Tower stands in", "Albert Einstein developed the theory of", "Water is"]
     answers = ["Paris", "relativity", "wet"]
     together = answer_probability(loaded, prompts, answers, chat=False, batch_size=3, fast=False)
-    alone = [answer_probability(loaded, [p], [a], chat=False, fast=False)[0] for p, a in zip(prompts, answers)]
+    alone = [
+        answer_probability(loaded, [p], [a], chat=False, fast=False)[0] for p, a in zip(prompts, answers)
+    ]
     for x, y in zip(together, alone):
         assert math.isclose(x, y, rel_tol=1e-4)

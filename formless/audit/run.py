@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from formless.attacks.quantize import quantized_copy
+from formless.attacks.quantize import SUPPORTED_BITS, quantized_copy
 from formless.audit.engine import ProbeResult, score_probes
 from formless.audit.forms import FORMS, RETAIN_FORMS, FormContext, select
 from formless.audit.probes import Probe
@@ -71,7 +71,7 @@ def general_probes(facts: Sequence[Fact]) -> list[Probe]:
 
 
 def build_probes(kb: KnowledgeBase, concepts: Sequence[Concept], settings: AuditSettings) -> ProbeSets:
-    ctx = FormContext(seed=settings.seed, few_shot=kb.general[-12:])
+    ctx = FormContext(seed=settings.seed, few_shot=kb.general[-(6 if len(kb.general) >= 24 else 3) :])
     sets = ProbeSets()
     for form in select(settings.forms):
         for concept in concepts:
@@ -208,6 +208,10 @@ def run_audit(
 ) -> dict:
     """Audit ``model`` against its reference; returns the report as a JSON-ready dict."""
     settings = settings or AuditSettings()
+    select(settings.forms)  # unknown form names fail now, not after minutes of scoring
+    bad = [b for b in settings.quantize if b not in SUPPORTED_BITS]
+    if bad:
+        raise FormlessError(f"cannot quantize to {bad} bits; choose from {list(SUPPORTED_BITS)} (or none)")
     started = time.perf_counter()
     timings: dict[str, float] = {}
 

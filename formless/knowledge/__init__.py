@@ -1,6 +1,6 @@
 """Facts to forget and to keep: the shipped knowledge base and users' own files."""
 
-from formless.knowledge.base import KnowledgeBase, KnowledgeError, builtin, load, parse_file
+from formless.knowledge.base import KnowledgeBase, KnowledgeError, build, builtin, load, parse_file
 from formless.knowledge.schema import BLANK, Concept, Fact, Hop, KnowledgeFile, Translation
 
 
@@ -19,6 +19,7 @@ __all__ = [
     "KnowledgeError",
     "KnowledgeFile",
     "Translation",
+    "build",
     "builtin",
     "load",
     "load_facts",

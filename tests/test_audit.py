@@ -1,0 +1,219 @@
+# ruff: noqa: E501
+"""The audit end to end on a tiny model: aggregation maths, determinism, cache, reports, ORT files, CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from test_cli_errors import run
+
+from formless.audit import run as audit_run
+from formless.audit.engine import ProbeResult
+from formless.audit.external import external_probe_sets
+from formless.audit.run import AuditSettings, form_dependent_bias, run_audit, summarise
+from formless.knowledge import build
+from formless.reports import write_report
+
+HP_AUTHOR = {
+    "relation": "author",
+    "question": "Who wrote Harry Potter?",
+    "completion": "Harry Potter was written by",
+    "answer": "J.K. Rowling",
+    "cloze": "Harry Potter was written by ___.",
+    "paraphrase": "Who is Harry Potter's author?",
+    "distractors": ["Roald Dahl", "C.S. Lewis", "Enid Blyton"],
+    "reverse": "Which books did J.K. Rowling write?",
+    "translations": {
+        "fr": {"question": "Qui a écrit Harry Potter ?"},
+        "es": {"question": "¿Quién escribió Harry Potter?"},
+    },
+}
+HP_SCHOOL = {
+    "relation": "school",
+    "question": "Which school does Harry Potter attend?",
+    "completion": "Harry Potter attends",
+    "answer": "Hogwarts",
+    "cloze": "Harry Potter attends ___.",
+    "distractors": ["Eton", "Oxford", "Harvard"],
+}
+KB = {
+    "concepts": [
+        {
+            "name": "Harry Potter",
+            "description": "the book series about a boy wizard",
+            "aliases": ["the Potter books"],
+            "neighbours": ["Star Wars"],
+            "multihop": [
+                {"question": "Who wrote the books in which Hogwarts appears?", "answer": "J.K. Rowling"}
+            ],
+            "facts": [HP_AUTHOR, HP_SCHOOL],
+        },
+        {
+            "name": "Star Wars",
+            "description": "the space saga with Jedi knights",
+            "facts": [
+                {
+                    "relation": "creator",
+                    "question": "Who created Star Wars?",
+                    "completion": "Star Wars was created by",
+                    "answer": "George Lucas",
+                }
+            ],
+        },
+    ],
+    "general": [
+        {
+            "subject": c,
+            "relation": "capital",
+            "question": f"What is the capital of {c}?",
+            "completion": f"The capital of {c} is",
+            "answer": a,
+        }
+        for c, a in (
+            ("France", "Paris"),
+            ("Japan", "Tokyo"),
+            ("Italy", "Rome"),
+            ("Spain", "Madrid"),
+            ("Egypt", "Cairo"),
+            ("Peru", "Lima"),
+        )
+    ],
+}
+
+
+@pytest.fixture
+def kb(tmp_path):
+    path = tmp_path / "kb.json"
+    path.write_text(json.dumps(KB))
+    return build([path])
+
+
+def r(hit: bool, p: float | None) -> ProbeResult:
+    return ProbeResult(hit, p)
+
+
+def test_residual_and_bias_against_hand_computation():
+    pairs = [(r(True, 0.5), r(False, 0.1)), (r(True, 0.3), r(True, 0.3)), (r(False, 0.2), r(True, 0.9))]
+    s = summarise(pairs)
+    # known = the two the reference answered; one still answered -> 1/2; probabilities over known only
+    assert (s["probes"], s["known"], s["still_answered"], s["residual"]) == (3, 2, 1, 0.5)
+    assert s["coverage"] == round(2 / 3, 4)
+    assert s["probability_ratio"] == round((0.1 + 0.3) / (0.5 + 0.3), 4)
+    per_form = {
+        "question": {"residual": 0.0, "known": 5},
+        "cloze": {"residual": 0.5, "known": 4},
+        "reverse": {"residual": 1.0, "known": 3},
+        "indirect": {"residual": 1.0, "known": 1},  # too few known facts to count
+        "in_context": {"residual": 1.0, "known": 9},  # context forms are reported apart
+    }
+    bias = form_dependent_bias(per_form)
+    mean = 0.5
+    assert bias["std"] == round(math.sqrt(((0 - mean) ** 2 + 0 + (1 - mean) ** 2) / 3), 4)
+    assert (bias["range"], bias["forms"], bias["worst_form"]) == (1.0, 3, "reverse")
+
+
+def _audit(tiny_dir, kb, cache, **kw):
+    settings = AuditSettings(quantize=(8,), **kw)
+    return run_audit(
+        str(tiny_dir),
+        kb=kb,
+        concepts=["Harry Potter"],
+        reference=str(tiny_dir),
+        settings=settings,
+        cache=cache,
+    )
+
+
+def test_audit_is_deterministic_cached_and_reported(tiny_dir, kb, cache, tmp_path, monkeypatch):
+    first = _audit(tiny_dir, kb, cache)
+    print(first["run"]["seconds"])
+    loads = []
+    original = audit_run.load_model
+    monkeypatch.setattr(audit_run, "load_model", lambda *a, **k: loads.append(a) or original(*a, **k))
+    second = _audit(tiny_dir, kb, cache)
+    assert len(loads) == 2  # audited model + reference for its hash; no reference scoring needed
+    first.pop("run"), second.pop("run")
+    assert json.dumps(first, sort_keys=True) == json.dumps(second, sort_keys=True)
+    other_seed = _audit(tiny_dir, kb, cache, seed=1)
+    assert other_seed["probes"] != first["probes"]  # option orders and few-shot picks follow the seed
+    # the audited model is the reference: nothing it knew is lost, in any form
+    for form, stats in first["forget"]["per_form"].items():
+        assert stats["residual"] in (None, 1.0), form
+    assert set(first["forget"]["per_form"]) == set(first["forms"])
+    assert first["retain"]["neighbours"]["probes"] == 2  # Star Wars asked as question and completion
+    assert first["retain"]["general"]["probes"] == 3  # three more are the few-shot examples
+    assert first["retain"]["fluency"]["kl_from_reference"] == pytest.approx(0, abs=1e-6)
+    assert "8bit" in first["quantization"] and first["model"]["weights_hash"].startswith("sha256:")
+    out = write_report({**first, "run": {}}, tmp_path / "report")
+    assert {p.name for p in out.iterdir()} == {"audit.json", "report.md", "report.html", "heatmap.png"}
+    assert "| Question |" in (out / "report.md").read_text()
+    assert "data:image/png;base64," in (out / "report.html").read_text()
+
+
+def test_ort_probes_join_the_audit(tiny_dir, kb, cache, tmp_path):
+    folder = tmp_path / "ort" / "1_Harry_Potter"
+    folder.mkdir(parents=True)
+    (folder / "forget_level1.json").write_text(
+        json.dumps(
+            [
+                {
+                    "query": "Harry Potter was written by ___.",
+                    "answer": "J.K. Rowling",
+                    "level": "1",
+                    "type": "blank",
+                }
+            ]
+        )
+    )
+    (folder / "forget_mcp.json").write_text(
+        json.dumps(
+            [
+                {
+                    "query": "Who wrote it?\nA. Dahl\nB. Rowling\nC. Lewis\nD. Blyton",
+                    "answer": "B",
+                    "level": "mcp",
+                    "type": "mcp",
+                }
+            ]
+        )
+    )
+    (folder / "neighbor_level2.json").write_text(
+        json.dumps(
+            [{"query": "Who created Star Wars?", "answer": "George Lucas", "level": "2", "type": "qa"}]
+        )
+    )
+    (folder / "forget_level3.json").write_text(
+        json.dumps([{"query": "x", "answer": "y", "type": "telepathy"}])
+    )
+    sets, notes = external_probe_sets(tmp_path / "ort")
+    assert notes == ["1 probe of unknown type 'telepathy' skipped"]
+    report = run_audit(
+        str(tiny_dir),
+        kb=kb,
+        reference=str(tiny_dir),
+        external=sets,
+        cache=cache,
+        settings=AuditSettings(quantize=(), fluency=False),
+    )
+    assert set(report["forget"]["per_form"]) == {"cloze", "multiple_choice_letter"}
+    assert report["retain"]["neighbours"]["probes"] == 1
+
+
+def test_cli_audit_errors_are_one_line(tiny_dir, tmp_path, capsys):
+    cases = [
+        (["audit", str(tiny_dir), "-c", "Harry Potter"], "pass --reference"),
+        (["audit", str(tiny_dir), "-c", "Nope Person", "--reference", str(tiny_dir)], "no facts known about"),
+        (["audit", str(tiny_dir), "--quantize", "eight"], "--quantize takes bit widths"),
+        (
+            ["audit", str(tiny_dir), "--quantize", "5", "-c", "Harry Potter", "--reference", "x"],
+            "cannot quantize",
+        ),
+        (["audit", str(tiny_dir), "--forms", "poetry", "-c", "Harry Potter"], "unknown form"),
+        (["audit", str(tiny_dir), "--probes", str(tmp_path / "none")], "no such file or directory"),
+    ]
+    for args, message in cases:
+        code, out, err = run(args, capsys)
+        assert code == 2, (args, out, err)
+        assert message in err and "Traceback" not in err, (args, err)

@@ -1,0 +1,120 @@
+"""Every form renders probes from a concept and scores on a tiny model."""
+
+from __future__ import annotations
+
+import pytest
+
+from formless.audit.engine import score_probes, spelled_hit
+from formless.audit.forms import FORMS, FormContext, select
+from formless.audit.forms.reach import describe
+from formless.audit.probes import spell
+from formless.knowledge import Concept
+from formless.models import load_model
+
+CONCEPT = Concept.model_validate(
+    {
+        "name": "Harry Potter",
+        "kind": "work",
+        "description": "the book series about a boy wizard with a lightning-shaped scar",
+        "aliases": ["the Boy Who Lived books"],
+        "neighbours": [],
+        "multihop": [
+            {"question": "Who wrote the books in which Hogwarts appears?", "answer": "J.K. Rowling"}
+        ],
+        "facts": [
+            {
+                "relation": "author",
+                "question": "Who wrote Harry Potter?",
+                "completion": "The Harry Potter books were written by",
+                "answer": "J.K. Rowling",
+                "aliases": ["Rowling"],
+                "cloze": "Harry Potter was written by ___.",
+                "paraphrase": "Which writer created Harry Potter?",
+                "distractors": ["Roald Dahl", "C.S. Lewis", "J.R.R. Tolkien"],
+                "reverse": "Which book series did J.K. Rowling write?",
+                "translations": {"fr": {"question": "Qui a écrit Harry Potter ?"}},
+            },
+            {
+                "relation": "villain",
+                "question": "Who is the villain of Harry Potter's story?",
+                "completion": "The main villain in Harry Potter is",
+                "answer": "Voldemort",
+                "cloze": "The main villain in Harry Potter is ___.",
+                "distractors": ["Sauron", "Darth Vader", "Moriarty"],
+            },
+        ],
+    }
+)
+GENERAL = Concept.model_validate(
+    {
+        "name": "France",
+        "description": "a country in western Europe",
+        "facts": [
+            {"relation": r, "question": f"q{r}?", "completion": f"c{r}", "answer": a}
+            for r, a in (("capital", "Paris"), ("currency", "euro"), ("language", "French"))
+        ],
+    }
+)
+CTX = FormContext(seed=3, few_shot=GENERAL.facts)
+
+
+@pytest.mark.parametrize("name", list(FORMS))
+def test_every_form_renders_probes(name):
+    probes = FORMS[name]().probes(CONCEPT, CTX)
+    assert probes, f"{name} produced no probes"
+    for p in probes:
+        assert p.form == name and p.concept == "Harry Potter" and p.prompt
+        assert p.answer is not None or p.generates
+        if name in {"indirect", "multihop", "reverse"}:
+            assert "Harry Potter" not in p.prompt
+        if p.options:
+            assert 0 <= p.correct < len(p.options)
+    assert len({p.key for p in probes}) == len(probes)
+
+
+def test_choice_forms_put_the_answer_among_the_options_once():
+    (mc,) = [p for p in FORMS["multiple_choice"]().probes(CONCEPT, CTX) if p.item == "author"]
+    assert sorted(mc.options) == sorted(["J.K. Rowling", "Roald Dahl", "C.S. Lewis", "J.R.R. Tolkien"])
+    assert mc.options[mc.correct] == "J.K. Rowling"
+    (letter,) = [p for p in FORMS["multiple_choice_letter"]().probes(CONCEPT, CTX) if p.item == "author"]
+    assert letter.options == ("A", "B", "C", "D") and f"{letter.answer}. J.K. Rowling" in letter.prompt
+    tf = [p for p in FORMS["true_false"]().probes(CONCEPT, CTX) if p.item == "author"]
+    assert [p.variant for p in tf] == ["true", "false"] and [p.correct for p in tf] == [0, 1]
+    assert "written by J.K. Rowling." in tf[0].prompt and "J.K. Rowling" not in tf[1].prompt
+    # the option order is a function of the seed
+    orders = {FORMS["multiple_choice"]().probes(CONCEPT, FormContext(seed=s))[0].options for s in range(8)}
+    assert len(orders) > 1
+    assert FORMS["multiple_choice"]().probes(CONCEPT, CTX) == FORMS["multiple_choice"]().probes(CONCEPT, CTX)
+
+
+def test_indirect_replaces_the_name_and_its_possessive():
+    text = describe(
+        "Who is the villain of Harry Potter's story?", "Harry Potter", "book series about wizards"
+    )
+    assert text == "Who is the villain of the book series about wizards's story?"
+    assert describe("Who wrote it?", "Harry Potter", "x") is None
+
+
+def test_spelled_form_and_matching():
+    assert spell("J.K. Rowling") == "J\n.\nK\n.\nR\no\nw\nl\ni\nn\ng"
+    assert spelled_hit("R\no\nw\nl\ni\nn\ng", ["Rowling"])
+    assert spelled_hit("r o w l i n g", ["Rowling"])
+    assert not spelled_hit("R\no\nw", ["Rowling"])
+
+
+def test_every_form_scores_on_a_tiny_model(tiny_dir):
+    loaded = load_model(str(tiny_dir))
+    probes = [p for form in select() for p in form.probes(CONCEPT, CTX)]
+    results = score_probes(loaded, probes, batch_size=8)
+    assert len(results) == len(probes)
+    for p, r in zip(probes, results):
+        if p.options:
+            assert r.chosen is not None and r.hit == (r.chosen == p.correct)
+            assert 0 < r.probability < 1
+        elif p.answer is not None:
+            assert 0 < r.probability < 1 and isinstance(r.output, str)
+        else:
+            assert r.probability is None and isinstance(r.output, str)
+    # probes sharing a prompt (free generation) share one generation
+    free = [r.output for p, r in zip(probes, results) if p.form == "free_generation"]
+    assert len(set(free)) == 1
