@@ -39,6 +39,13 @@ def _layers(text: str | None) -> list[int] | None:
         raise FormlessError(f"--layers '{text}' is not a list like '4,5,6' or a range like '4-6'") from None
 
 
+def _bits(text: str) -> tuple[int, ...]:
+    try:
+        return () if text.strip().lower() in {"", "none", "0"} else tuple(int(b) for b in text.split(","))
+    except ValueError:
+        raise FormlessError(f"--quantize takes bit widths like '8,4' or 'none', not {text!r}") from None
+
+
 @app.command()
 def forget(
     concepts: Annotated[list[str], typer.Argument(help='concept name(s) to forget, e.g. "Harry Potter"')],
@@ -233,12 +240,13 @@ def demo(
     concept: str = "Harry Potter",
     model: ModelOpt = DEFAULT_MODEL,
     out: Annotated[Path, typer.Option("--out", "-o")] = Path("runs/demo"),
+    quantize: Annotated[str, typer.Option(help="bit widths to re-audit at, e.g. '8,4', or 'none'")] = "8,4",
     cache_dir: CacheOpt = None,
 ) -> None:
-    """The main job: forget CONCEPT and show before/after answers about it and about unrelated facts."""
+    """The main job: forget CONCEPT with ROCR, audit it in every form, write the report."""
     from formless.demo import run_demo
 
-    run_demo(concept, model=model, out=out, cache=cache_dir, console=out_console)
+    run_demo(concept, model=model, out=out, cache=cache_dir, console=out_console, quantize=_bits(quantize))
 
 
 @app.command()
