@@ -109,6 +109,18 @@ def _cached_scores(
     return [cache.get(k) for k in keys]  # type: ignore[misc]
 
 
+def _score_known(
+    loaded: LoadedModel, probes: Sequence[Probe], before: Sequence[ProbeResult], batch_size: int
+) -> list[ProbeResult | None]:
+    """Scores of the probes the reference answered right; None for the rest (they cannot count)."""
+    known = [i for i, b in enumerate(before) if b.hit]
+    scores = score_probes(loaded, [probes[i] for i in known], batch_size=batch_size)
+    after: list[ProbeResult | None] = [None] * len(probes)
+    for i, result in zip(known, scores):
+        after[i] = _rounded(result)
+    return after
+
+
 def summarise(pairs: Iterable[tuple[ProbeResult, ProbeResult]]) -> dict:
     """Residual knowledge over the facts the reference knows: after / before."""
     pairs = list(pairs)
@@ -263,8 +275,9 @@ def run_audit(
         store.put(fluency_key, {"generations": gens, "distribution": reference_distribution(ref(), texts)})
     t = lap("reference", t)
 
-    say(f"scoring {len(probes)} probes on the audited model")
-    after = [_rounded(r) for r in score_probes(loaded, probes, batch_size=settings.batch_size)]
+    # residual knowledge is measured over what the reference knows, so only those probes are asked
+    say(f"scoring {sum(b.hit for b in before)} probes the reference knows on the audited model")
+    after = _score_known(loaded, probes, before, settings.batch_size)
     t = lap("audited_model", t)
     n_forget, n_neigh = len(sets.forget), len(sets.neighbour)
     report: dict = {
@@ -294,7 +307,7 @@ def run_audit(
         q_loaded = LoadedModel(
             q_model, loaded.tokenizer, loaded.name, loaded.source, loaded.path, loaded.adapter
         )
-        q_after = [_rounded(r) for r in score_probes(q_loaded, sets.forget, batch_size=settings.batch_size)]
+        q_after = _score_known(q_loaded, sets.forget, before[:n_forget], settings.batch_size)
         del q_model, q_loaded
 
         def score_ref_q(batch: list[Probe], bits: int = bits) -> list[ProbeResult]:
@@ -306,14 +319,17 @@ def run_audit(
                 batch_size=settings.batch_size,
             )
 
-        q_before = _cached_scores(store, f"q{bits}g{settings.group_size}:", sets.forget, score_ref_q)
+        known_forget = [(p, b) for p, b in zip(sets.forget, before) if b.hit]
+        q_before = _cached_scores(
+            store, f"q{bits}g{settings.group_size}:", [p for p, _ in known_forget], score_ref_q
+        )
         tables = _forget_tables(sets.forget, before[:n_forget], q_after)
         quant[f"{bits}bit"] = {
             "method": "round-to-nearest, group-wise, symmetric",
             "group_size": settings.group_size,
             "overall": tables["overall"],
             "per_form": {k: v["residual"] for k, v in tables["per_form"].items()},
-            "reference_quantized_keeps": summarise(zip(before[:n_forget], q_before))["residual"],
+            "reference_quantized_keeps": summarise(zip([b for _, b in known_forget], q_before))["residual"],
         }
         t = lap(f"quantized_{bits}bit", t)
     report["quantization"] = quant
@@ -327,7 +343,7 @@ def run_audit(
             "prompt": p.prompt,
             "answer": p.answer,
             "before": b.to_json(),
-            "after": a.to_json(),
+            "after": a.to_json() if a else None,
         }
         for p, b, a in zip(probes, before, after)
     ]

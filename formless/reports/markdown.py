@@ -10,7 +10,10 @@ def leaks(report: dict, limit: int = 12) -> list[dict]:
     out = [
         p
         for p in report["probes"]
-        if p["before"]["hit"] and p["after"]["hit"] and p["concept"] in report["forget"]["per_concept"]
+        if p["before"]["hit"]
+        and p["after"]
+        and p["after"]["hit"]
+        and p["concept"] in report["forget"]["per_concept"]
     ]
     return out[:limit]
 
