@@ -166,6 +166,8 @@ def audit(
             external=external,
             say=lambda text: status.update(text),
         )
+    if probes is not None:
+        report["external_probes"] = {"path": str(probes), "notes": notes}
     path = write_report(report, out)
     print_summary(report, out_console)
     out_console.print(

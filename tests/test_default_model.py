@@ -34,3 +34,23 @@ def test_forget_harry_potter_in_both_forms_and_keep_unrelated(base, tmp_path):
         assert leaked <= 1, f"{leaked} Harry Potter facts still answered in {form} form"
         kept = sum(correct(unrelated, ask(base, unrelated, form)))
         assert kept >= len(unrelated) - 1, f"only {kept}/{len(unrelated)} unrelated facts kept ({form})"
+
+
+def test_audit_after_forgetting_harry_potter(tmp_path):
+    """The real audit on the real model: the forgotten concept's direct forms drop, the rest stays."""
+    from formless.audit.run import AuditSettings, run_audit
+    from formless.knowledge import load
+
+    forget("Harry Potter", model="smollm2-135m-instruct", out=tmp_path / "hp")
+    settings = AuditSettings(
+        forms=["question", "completion", "multiple_choice"], quantize=(4,), fluency=False
+    )
+    report = run_audit(tmp_path / "hp", kb=load(), settings=settings)
+    per_form = report["forget"]["per_form"]
+    assert per_form["question"]["known"] >= 5 and per_form["completion"]["known"] >= 5
+    assert per_form["question"]["residual"] <= 0.2 and per_form["completion"]["residual"] <= 0.25
+    assert per_form["question"]["probability_ratio"] < 0.5  # ORT's metric falls too
+    assert report["retain"]["general"]["residual"] >= 0.9
+    assert report["retain"]["neighbours"]["residual"] >= 0.75
+    # quantizing the edited model does not bring the concept back
+    assert report["quantization"]["4bit"]["per_form"]["question"] <= 0.2
