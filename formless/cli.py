@@ -130,6 +130,9 @@ def audit(
     forms: Annotated[str | None, typer.Option(help="comma-separated forms (default: all)")] = None,
     quantize: Annotated[str, typer.Option(help="bit widths to re-audit at, e.g. '8,4', or 'none'")] = "8,4",
     seed: int = 0,
+    fast: Annotated[
+        bool, typer.Option(help="bf16 on CPUs that have it: ~1.4x faster, answers more padding-sensitive")
+    ] = False,
     cache_dir: CacheOpt = None,
 ) -> None:
     """Audit what MODEL still knows about the concept(s), form by form, and write a report."""
@@ -153,7 +156,10 @@ def audit(
         for note in notes:
             err_console.print(f"note: {note}")
     settings = AuditSettings(
-        forms=[f.strip() for f in forms.split(",") if f.strip()] if forms else None, seed=seed, quantize=bits
+        forms=[f.strip() for f in forms.split(",") if f.strip()] if forms else None,
+        seed=seed,
+        quantize=bits,
+        fast=fast,
     )
     with err_console.status("auditing") as status:
         report = run_audit(

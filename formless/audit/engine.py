@@ -33,7 +33,9 @@ def spelled_hit(generation: str, aliases: Sequence[str]) -> bool:
     return any(normalise(a).replace(" ", "") in joined for a in aliases if normalise(a))
 
 
-def _generations(loaded: LoadedModel, probes: Sequence[Probe], batch_size: int) -> dict[tuple, str]:
+def _generations(
+    loaded: LoadedModel, probes: Sequence[Probe], batch_size: int, fast: bool
+) -> dict[tuple, str]:
     wanted = {(p.prompt, p.chat, p.max_new_tokens) for p in probes if p.generates}
     done: dict[tuple, str] = {}
     for chat in (True, False):
@@ -46,30 +48,41 @@ def _generations(loaded: LoadedModel, probes: Sequence[Probe], batch_size: int) 
                 chat=chat,
                 max_new_tokens=budget,
                 batch_size=batch_size,
+                fast=fast,
             )
             done.update({(p, chat, budget): o for p, o in zip(prompts, outputs)})
     return done
 
 
-def _probabilities(loaded: LoadedModel, pairs: Sequence[tuple[str, str, bool]], batch_size: int) -> dict:
+def _probabilities(
+    loaded: LoadedModel, pairs: Sequence[tuple[str, str, bool]], batch_size: int, fast: bool
+) -> dict:
     unique = sorted(set(pairs), key=lambda t: (t[2], len(t[0]) + len(t[1])))
     scores: dict[tuple[str, str, bool], float] = {}
     for chat in (True, False):
         group = [u for u in unique if u[2] == chat]
         if group:
             values = answer_probability(
-                loaded, [g[0] for g in group], [g[1] for g in group], chat=chat, batch_size=batch_size
+                loaded,
+                [g[0] for g in group],
+                [g[1] for g in group],
+                chat=chat,
+                batch_size=batch_size,
+                fast=fast,
             )
             scores.update(zip(group, values))
     return scores
 
 
-def score_probes(loaded: LoadedModel, probes: Sequence[Probe], *, batch_size: int = 32) -> list[ProbeResult]:
-    """One result per probe, in order. Identical prompts are generated once."""
-    generations = _generations(loaded, probes, batch_size)
+def score_probes(
+    loaded: LoadedModel, probes: Sequence[Probe], *, batch_size: int = 32, fast: bool = False
+) -> list[ProbeResult]:
+    """One result per probe, in order. Identical prompts are generated once. ``fast`` runs the
+    model in bf16 where the CPU has it: quicker, but answers then depend more on batch padding."""
+    generations = _generations(loaded, probes, batch_size, fast)
     pairs = [(p.prompt, p.answer, p.chat) for p in probes if p.answer is not None and not p.options]
     pairs += [(p.prompt, o, p.chat) for p in probes for o in p.options]
-    probs = _probabilities(loaded, pairs, batch_size)
+    probs = _probabilities(loaded, pairs, batch_size, fast)
     results = []
     for p in probes:
         if p.options:

@@ -9,7 +9,7 @@ from pathlib import Path
 from formless.audit.engine import ProbeResult
 from formless.models.cache import atomic_file, cache_dir
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: float32 results unprefixed, bf16 ones under "bf16:"
 
 
 class ReferenceCache:

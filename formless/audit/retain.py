@@ -41,8 +41,12 @@ def ngram_entropy(text: str) -> float:
     return sum(w * _ngram_entropy(tokens, n) for n, w in weights.items()) / sum(weights.values())
 
 
-def fluency_generations(loaded: LoadedModel, prompts: Sequence[str] = NEUTRAL_PROMPTS) -> list[str]:
-    return generate(loaded.model, loaded.tokenizer, list(prompts), chat=True, max_new_tokens=FLUENCY_TOKENS)
+def fluency_generations(
+    loaded: LoadedModel, prompts: Sequence[str] = NEUTRAL_PROMPTS, *, fast: bool = False
+) -> list[str]:
+    return generate(
+        loaded.model, loaded.tokenizer, list(prompts), chat=True, max_new_tokens=FLUENCY_TOKENS, fast=fast
+    )
 
 
 @torch.no_grad()

@@ -44,6 +44,7 @@ class AuditSettings:
     general: bool = True
     fluency: bool = True
     batch_size: int = 32
+    fast: bool = False  # bf16 where the CPU has it: ~1.4x faster, answers more sensitive to batch padding
 
 
 @dataclass
@@ -110,11 +111,13 @@ def _cached_scores(
 
 
 def _score_known(
-    loaded: LoadedModel, probes: Sequence[Probe], before: Sequence[ProbeResult], batch_size: int
+    loaded: LoadedModel, probes: Sequence[Probe], before: Sequence[ProbeResult], settings: AuditSettings
 ) -> list[ProbeResult | None]:
     """Scores of the probes the reference answered right; None for the rest (they cannot count)."""
     known = [i for i, b in enumerate(before) if b.hit]
-    scores = score_probes(loaded, [probes[i] for i in known], batch_size=batch_size)
+    scores = score_probes(
+        loaded, [probes[i] for i in known], batch_size=settings.batch_size, fast=settings.fast
+    )
     after: list[ProbeResult | None] = [None] * len(probes)
     for i, result in zip(known, scores):
         after[i] = _rounded(result)
@@ -265,19 +268,20 @@ def run_audit(
 
     def score_ref(batch: list[Probe]) -> list[ProbeResult]:
         say(f"scoring {len(batch)} probes on the reference (cached afterwards)")
-        return score_probes(ref(), batch, batch_size=settings.batch_size)
+        return score_probes(ref(), batch, batch_size=settings.batch_size, fast=settings.fast)
 
-    before = _cached_scores(store, "", probes, score_ref)
-    fluency_key = "fluency:" + hashlib.sha256(repr(NEUTRAL_PROMPTS).encode()).hexdigest()[:16]
+    precision = "bf16:" if settings.fast else ""
+    before = _cached_scores(store, precision, probes, score_ref)
+    fluency_key = f"{precision}fluency:" + hashlib.sha256(repr(NEUTRAL_PROMPTS).encode()).hexdigest()[:16]
     if settings.fluency and store.get_raw(fluency_key) is None:
-        gens = fluency_generations(ref())
+        gens = fluency_generations(ref(), fast=settings.fast)
         texts = [f"{p} {g}" for p, g in zip(NEUTRAL_PROMPTS, gens)]
         store.put(fluency_key, {"generations": gens, "distribution": reference_distribution(ref(), texts)})
     t = lap("reference", t)
 
     # residual knowledge is measured over what the reference knows, so only those probes are asked
     say(f"scoring {sum(b.hit for b in before)} probes the reference knows on the audited model")
-    after = _score_known(loaded, probes, before, settings.batch_size)
+    after = _score_known(loaded, probes, before, settings)
     t = lap("audited_model", t)
     n_forget, n_neigh = len(sets.forget), len(sets.neighbour)
     report: dict = {
@@ -291,7 +295,7 @@ def run_audit(
     }
     if settings.fluency:
         ref_fluency = store.get_raw(fluency_key)
-        gens = fluency_generations(loaded)
+        gens = fluency_generations(loaded, fast=settings.fast)
         report["retain"]["fluency"] = {
             "entropy_before": round(statistics.fmean(map(ngram_entropy, ref_fluency["generations"])), 4),
             "entropy_after": round(statistics.fmean(map(ngram_entropy, gens)), 4),
@@ -307,7 +311,7 @@ def run_audit(
         q_loaded = LoadedModel(
             q_model, loaded.tokenizer, loaded.name, loaded.source, loaded.path, loaded.adapter
         )
-        q_after = _score_known(q_loaded, sets.forget, before[:n_forget], settings.batch_size)
+        q_after = _score_known(q_loaded, sets.forget, before[:n_forget], settings)
         del q_model, q_loaded
 
         def score_ref_q(batch: list[Probe], bits: int = bits) -> list[ProbeResult]:
@@ -317,11 +321,12 @@ def run_audit(
                 LoadedModel(q_ref, r.tokenizer, r.name, r.source, r.path, r.adapter),
                 batch,
                 batch_size=settings.batch_size,
+                fast=settings.fast,
             )
 
         known_forget = [(p, b) for p, b in zip(sets.forget, before) if b.hit]
         q_before = _cached_scores(
-            store, f"q{bits}g{settings.group_size}:", [p for p, _ in known_forget], score_ref_q
+            store, f"{precision}q{bits}g{settings.group_size}:", [p for p, _ in known_forget], score_ref_q
         )
         tables = _forget_tables(sets.forget, before[:n_forget], q_after)
         quant[f"{bits}bit"] = {
