@@ -33,7 +33,7 @@ from formless.rocr.stats import layer_statistics
 @dataclass
 class ForgetOutcome:
     loaded: LoadedModel  # the edited model, in memory
-    edit: EditResult
+    edit: EditResult | None  # None for the baselines (formless.methods)
     manifest: dict
     out: Path | None
 
@@ -58,13 +58,36 @@ def forget(
     cache: str | Path | None = None,
     seed: int = 0,
     device_map: str | None = None,
+    method: str = "rocr",
+    train_config=None,
+    train_form: str = "all",
 ) -> ForgetOutcome:
     """Redirect ``concepts`` in ``model`` with ROCR; save a checkpoint + manifest to ``out`` if given.
+
+    ``method`` picks a baseline instead (ga, gd, kl, npo, simnpo, rmu, rt, icu; see
+    formless.methods), trained with ``train_config`` on the ``train_form`` data, same output format.
 
     ``model`` is a built-in name, a directory, a hub id, or an already loaded model (edited in
     place). When the model directory holds an earlier formless edit, its keys are kept protected
     (sequential editing) and ``undo`` of the result gives that earlier model back.
     """
+    if method != "rocr":
+        from formless.methods.unlearn import unlearn
+
+        if isinstance(model, str) and device_map:
+            model = load_model(model, cache=cache, device_map=device_map)
+        loaded, manifest = unlearn(
+            concepts,
+            method=method,
+            model=model,
+            out=out,
+            config=train_config,
+            train_form=train_form,
+            force=force,
+            cache=cache,
+            seed=seed,
+        )
+        return ForgetOutcome(loaded, None, manifest, Path(out).expanduser() if out is not None else None)
     started = time.perf_counter()
     torch.manual_seed(seed)
     config = config or ROCRConfig()
@@ -169,6 +192,8 @@ def undo(edited: str | Path, out: str | Path, *, force: bool = False) -> Path:
             if name not in state:
                 raise FormlessError(f"the edited model has no tensor '{name}' recorded in the manifest")
             state[name].copy_(tensor.to(state[name].dtype))
+    if manifest.get("icu"):  # in-context unlearning changed the chat template, not the weights
+        loaded.tokenizer.chat_template = manifest["icu"]["chat_template_original"]
     restored = state_dict_hash(loaded.model.state_dict())
     expected = manifest["base_model"]["weights_hash"]
     if restored != expected:

@@ -66,9 +66,18 @@ def forget(
     device_map: Annotated[
         str | None, typer.Option(help="'auto' spreads a large model over all GPUs (accelerate)")
     ] = None,
+    method: Annotated[
+        str, typer.Option(help="rocr (default) or a baseline: ga, gd, kl, npo, simnpo, rmu, rt, icu")
+    ] = "rocr",
+    train_form: Annotated[
+        str, typer.Option(help="baselines: train on all forms, or only 'qa', 'text' or 'cloze'")
+    ] = "all",
+    steps: Annotated[int | None, typer.Option(help="baselines: optimizer steps")] = None,
+    lr: Annotated[float | None, typer.Option(help="baselines: learning rate")] = None,
+    lora: Annotated[bool | None, typer.Option(help="baselines: LoRA (merged) or full fine-tuning")] = None,
     cache_dir: CacheOpt = None,
 ) -> None:
-    """Forget CONCEPTS with ROCR and write an HF checkpoint plus manifest to --out."""
+    """Forget CONCEPTS (ROCR, or a baseline with --method) and write an HF checkpoint plus manifest."""
     from formless.api import forget as api_forget
     from formless.api import make_config
 
@@ -80,6 +89,19 @@ def forget(
         corpus=corpus,
         stats_tokens=stats_tokens,
     )
+    train_config = None
+    if method != "rocr":
+        from pydantic import ValidationError
+
+        from formless.methods import TrainConfig
+
+        options = {"steps": steps, "lr": lr, "lora": lora}
+        try:
+            train_config = TrainConfig(**{k: v for k, v in options.items() if v is not None})
+        except ValidationError as exc:
+            raise FormlessError(f"invalid training option: {exc.errors()[0]['msg']}") from None
+        if train_form not in ("all", "qa", "text", "cloze"):
+            raise FormlessError(f"--train-form must be all, qa, text or cloze, not {train_form!r}")
     result = api_forget(
         concepts,
         model=model,
@@ -89,8 +111,19 @@ def forget(
         cache=cache_dir,
         seed=seed,
         device_map=device_map,
+        method=method,
+        train_config=train_config,
+        train_form=train_form,
     )
     m = result.manifest
+    if method != "rocr":
+        training = m.get("training", {})
+        out_console.print(
+            f"{method}: {', '.join(m['concepts'])}; {training.get('steps', 0)} steps"
+            f"{' (stopped early by the utility guard)' if training.get('stopped_early') else ''}, "
+            f"{m['changed_tensors']} tensors changed, {m['seconds']['total']:.1f}s; saved to {result.out}"
+        )
+        return
     table = Table(title=f"ROCR: {', '.join(m['concepts'])} -> {m['redirect']}")
     for col in ("layer", "weight", "update norm", "relative", "null-space dim"):
         table.add_column(col)

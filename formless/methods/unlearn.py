@@ -1,0 +1,139 @@
+"""Baselines as a ``forget`` method: data from the knowledge base and the reference model, one
+training run, and the same checkpoint + manifest output as ROCR (undo restores every changed tensor)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from formless.checkpoint import check_output_dir, versions, write_checkpoint
+from formless.errors import FormlessError
+from formless.knowledge import KnowledgeBase, load
+from formless.methods.data import Example, check_disjoint, forget_examples, generate_descriptions
+from formless.methods.icu import icu_template, instruction
+from formless.methods.registry import make_method, method_names
+from formless.methods.train import TrainConfig, train
+from formless.models.loading import LoadedModel, load_model
+from formless.rocr.corpus import load_corpus
+
+TRAINED = tuple(method_names())
+ALL_METHODS = ("rocr", *TRAINED, "icu")
+
+
+def corpus_retain(n_docs: int = 64, prompt_words: int = 12, target_words: int = 48) -> list[Example]:
+    """Neutral text as the retain set: held out from the audit, whose neighbour and general facts
+    must not be trained on (they are what the audit measures)."""
+    docs = load_corpus().documents[:n_docs]
+    out = []
+    for i, doc in enumerate(docs):
+        words = doc.text.split()
+        if len(words) > prompt_words + 8:
+            out.append(
+                Example(
+                    " ".join(words[:prompt_words]),
+                    " " + " ".join(words[prompt_words : prompt_words + target_words]),
+                    False,
+                    f"corpus:{i}",
+                )
+            )
+    return out
+
+
+def _changed(before: dict[str, torch.Tensor], model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    after = model.state_dict()
+    return {k: v for k, v in before.items() if k in after and not torch.equal(v, after[k].detach().cpu())}
+
+
+def unlearn(
+    concepts: str | Sequence[str],
+    *,
+    method: str,
+    model: str | LoadedModel,
+    out: str | Path | None = None,
+    config: TrainConfig | None = None,
+    train_form: str = "all",
+    kb: KnowledgeBase | None = None,
+    force: bool = False,
+    cache: str | Path | None = None,
+    seed: int = 0,
+) -> tuple[LoadedModel, dict]:
+    """Forget ``concepts`` with a baseline ``method``; returns (model, manifest), saved to ``out``."""
+    if method not in (*TRAINED, "icu"):
+        raise FormlessError(f"unknown method {method!r}; choose one of {', '.join(ALL_METHODS)}")
+    started = time.perf_counter()
+    torch.manual_seed(seed)
+    names = [concepts] if isinstance(concepts, str) else list(concepts)
+    kb = kb or load()
+    resolved = [kb.concept(n) for n in names]
+    out_path = check_output_dir(out, force) if out is not None else None
+    loaded = model if isinstance(model, LoadedModel) else load_model(model, cache=cache)
+    base_hash = loaded.weights_hash()
+    manifest: dict = {"method": method, "concepts": [c.name for c in resolved]}
+    originals: dict[str, torch.Tensor] = {}
+    if method == "icu":
+        text = instruction([c.name for c in resolved])
+        manifest["icu"] = {"instruction": text, "chat_template_original": loaded.tokenizer.chat_template}
+        loaded.tokenizer.chat_template = icu_template(loaded.tokenizer.chat_template, text)
+    else:
+        config = (config or TrainConfig()).model_copy(update={"method": method, "seed": seed})
+        forget: list[Example] = []
+        t = time.perf_counter()
+        for concept in resolved:
+            generated = generate_descriptions(loaded, concept) if train_form in ("all", "text") else ()
+            forget += forget_examples(kb, concept, form=train_form, generated=generated)
+        data_seconds = time.perf_counter() - t
+        retain = corpus_retain()
+        for concept in resolved:
+            check_disjoint(forget, retain, names=concept.names)
+        before = {k: v.detach().cpu().clone() for k, v in loaded.model.state_dict().items()}
+        result = train(loaded, make_method(method, **config.method_options), forget, retain, config)
+        originals = _changed(before, loaded.model)
+        del before
+        manifest["training"] = {
+            "config": config.model_dump(),
+            "method": result.method,
+            "train_form": train_form,
+            "forget_examples": len(forget),
+            "retain_examples": len(retain),
+            "retain_source": "formless-generic-v1 corpus (held out from the audit)",
+            "steps": result.steps,
+            "stopped_early": result.stopped_early,
+            "restored_step": result.restored_step,
+            "reference": result.reference,
+            "history": result.history,
+            "seconds": {"data": round(data_seconds, 3), "train": round(result.seconds, 3)},
+        }
+    manifest.update(
+        {
+            "base_model": {
+                "name": loaded.name,
+                "source": loaded.source,
+                "path": loaded.path,
+                "model_type": loaded.model_type,
+                "weights_hash": base_hash,
+            },
+            "edited_weights_hash": loaded.weights_hash(refresh=True),
+            "changed_tensors": len(originals),
+            "previous_edits": [],
+            "seed": seed,
+            "versions": versions(),
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+    )
+    manifest["seconds"] = {"total": round(time.perf_counter() - started, 3)}
+    if out_path is not None:
+        write_checkpoint(
+            loaded.model,
+            loaded.tokenizer,
+            out_path,
+            manifest=manifest,
+            originals=originals,
+            keys={},
+            previous_dir=None,
+            force=force,
+        )
+    return loaded, manifest
