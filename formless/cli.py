@@ -162,6 +162,10 @@ def audit(
     ] = None,
     forms: Annotated[str | None, typer.Option(help="comma-separated forms (default: all)")] = None,
     quantize: Annotated[str, typer.Option(help="bit widths to re-audit at, e.g. '8,4', or 'none'")] = "8,4",
+    relearn_steps: Annotated[
+        int,
+        typer.Option(help="relearning probe: fine-tune a copy this many steps on half the facts (0: off)"),
+    ] = 0,
     seed: int = 0,
     fast: Annotated[
         bool, typer.Option(help="bf16 on CPUs that have it: ~1.4x faster, answers more padding-sensitive")
@@ -193,6 +197,7 @@ def audit(
         seed=seed,
         quantize=bits,
         fast=fast,
+        relearn_steps=relearn_steps,
     )
     with err_console.status("auditing") as status:
         report = run_audit(

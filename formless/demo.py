@@ -39,7 +39,9 @@ def _examples(
     return table
 
 
-def run_demo(concept: str, *, model: str, out: Path, cache, console: Console, quantize=(8, 4)) -> dict:
+def run_demo(
+    concept: str, *, model: str, out: Path, cache, console: Console, quantize=(8, 4), relearn_steps: int = 10
+) -> dict:
     kb = load()
     kb.concept(concept)  # unknown concepts fail before any work
     outcome = forget(concept, model=model, out=out / "model", force=True, cache=cache)
@@ -53,7 +55,7 @@ def run_demo(concept: str, *, model: str, out: Path, cache, console: Console, qu
         report = run_audit(
             out / "model",
             kb=kb,
-            settings=AuditSettings(quantize=tuple(quantize)),
+            settings=AuditSettings(quantize=tuple(quantize), relearn_steps=relearn_steps),
             cache=cache,
             say=lambda text: status.update(text),
         )

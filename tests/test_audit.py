@@ -217,3 +217,25 @@ def test_cli_audit_errors_are_one_line(tiny_dir, tmp_path, capsys):
         code, out, err = run(args, capsys)
         assert code == 2, (args, out, err)
         assert message in err and "Traceback" not in err, (args, err)
+
+
+def test_relearning_probe_splits_facts_and_reports(tiny_dir, kb, cache):
+    from formless.attacks.relearn import split_facts
+
+    concept = kb.concept("Harry Potter")
+    part, held_out = split_facts(concept, seed=0)
+    assert {f.relation for f in part.facts}.isdisjoint(held_out)
+    assert {f.relation for f in part.facts} | held_out == {f.relation for f in concept.facts}
+    assert split_facts(concept, seed=0)[1] == held_out
+    settings = AuditSettings(quantize=(), fluency=False, relearn_steps=2, forms=["question", "cloze"])
+    report = run_audit(
+        str(tiny_dir),
+        kb=kb,
+        concepts=["Harry Potter"],
+        reference=str(tiny_dir),
+        settings=settings,
+        cache=cache,
+    )
+    r = report["relearning"]
+    assert r["steps"] == 2 and r["held_out"] == {"Harry Potter": sorted(held_out)}
+    assert r["before"]["probes"] == r["after"]["probes"] == 2 * len(held_out)

@@ -44,6 +44,7 @@ class AuditSettings:
     general: bool = True
     fluency: bool = True
     batch_size: int = 32
+    relearn_steps: int = 0  # > 0: fine-tune a copy on half the facts, ask the other half
     fast: bool = False  # bf16 where the CPU has it: ~1.4x faster, answers more sensitive to batch padding
 
 
@@ -186,6 +187,30 @@ def _forget_tables(probes, before, after) -> dict:
             for concept in dict.fromkeys(p.concept for p in probes)
         },
         "form_dependent_bias": form_dependent_bias(per_form),
+    }
+
+
+def _relearning(loaded, kb, targets, probes, before, after, settings: AuditSettings) -> dict:
+    from formless.attacks.relearn import relearned_copy
+
+    clone, held_out, summary = relearned_copy(
+        loaded, kb, targets, seed=settings.seed, steps=settings.relearn_steps
+    )
+    idx = [
+        i
+        for i, p in enumerate(probes)
+        if p.item in held_out.get(p.concept, ()) and FORMS.get(p.form, FORMS["question"]).group == "forget"
+    ]
+    sub, b = [probes[i] for i in idx], [before[i] for i in idx]
+    relearned = _score_known(clone, sub, b, settings)
+    del clone
+    per_form = _grouped(sub, b, relearned, lambda p: p.form)
+    return {
+        **summary,
+        "held_out": {c: sorted(r) for c, r in held_out.items()},
+        "before": summarise(zip(b, [after[i] for i in idx])),
+        "after": summarise(zip(b, relearned)),
+        "per_form": {k: v["residual"] for k, v in per_form.items()},
     }
 
 
@@ -338,6 +363,12 @@ def run_audit(
         }
         t = lap(f"quantized_{bits}bit", t)
     report["quantization"] = quant
+    if settings.relearn_steps and targets:
+        say(f"relearning probe: {settings.relearn_steps} fine-tuning steps on half of the facts")
+        report["relearning"] = _relearning(
+            loaded, kb, targets, sets.forget, before[:n_forget], after[:n_forget], settings
+        )
+        t = lap("relearning", t)
     store.save()
 
     report["probes"] = [

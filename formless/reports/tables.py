@@ -73,4 +73,10 @@ def headline(report: dict) -> list[str]:
             f"After {name} quantization: {pct(q['overall']['residual'])} residual "
             f"(the quantized reference itself keeps {pct(q['reference_quantized_keeps'])})"
         )
+    if "relearning" in report:
+        r = report["relearning"]
+        lines.append(
+            f"Relearning probe ({r['steps']} LoRA steps on half the facts): held-out facts "
+            f"{pct(r['before']['residual'])} → {pct(r['after']['residual'])} residual"
+        )
     return lines
