@@ -1,0 +1,145 @@
+"""Unlearning methods through the full audit: each concept forgotten in its own run of each method
+on the default model, then audited in every form (optionally after quantization and relearning).
+Prints a method × form table of residual knowledge pooled over concepts, the retain side, time.
+
+    python benchmarks/audit_methods.py [--methods rocr,npo,...] [--concepts 5] [--quantize none]
+        [--relearn-steps 0] [--steps 40] [--train-form all] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from formless.api import forget
+from formless.audit.forms import FORMS
+from formless.audit.run import AuditSettings, run_audit
+from formless.knowledge import load
+from formless.methods import TrainConfig
+from formless.models import load_model
+
+DEFAULT_CONCEPTS = [
+    "Harry Potter", "Albert Einstein", "Eiffel Tower", "William Shakespeare", "Isaac Newton",
+    "Leonardo da Vinci", "Michael Jordan", "The Beatles", "Star Wars", "Mount Everest",
+    "Marie Curie", "The Lord of the Rings", "Wolfgang Amadeus Mozart", "Titanic", "The Moon",
+]  # fmt: skip
+
+
+def pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.0f}%"
+
+
+def mean(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return statistics.fmean(values) if values else None
+
+
+def run_method(method: str, names: list[str], args, kb) -> dict:
+    known_kept: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    out: dict = defaultdict(list)
+    for name in names:
+        with tempfile.TemporaryDirectory() as tmp:
+            started = time.perf_counter()
+            loaded = load_model(args.model)
+            config = None if method in ("rocr", "icu") else TrainConfig(steps=args.steps)
+            outcome = forget(
+                name,
+                model=loaded,
+                out=Path(tmp) / "m",
+                method=method,
+                train_config=config,
+                train_form=args.train_form,
+            )
+            forget_seconds = time.perf_counter() - started
+            settings = AuditSettings(quantize=args.bits, relearn_steps=args.relearn_steps)
+            report = run_audit(Path(tmp) / "m", kb=kb, settings=settings)
+        for form, s in report["forget"]["per_form"].items():
+            known_kept[form][0] += s["known"]
+            known_kept[form][1] += s["still_answered"]
+        o, r = report["forget"]["overall"], report["retain"]
+        out["overall"].append(o["residual"])
+        out["prob_ratio"].append(o["probability_ratio"])
+        out["bias"].append(report["forget"]["form_dependent_bias"]["std"])
+        out["neighbours"].append(r["neighbours"]["residual"])
+        out["general"].append(r["general"]["residual"])
+        out["kl"].append(r["fluency"]["kl_from_reference"])
+        out["entropy"].append(r["fluency"]["entropy_after"])
+        out["forget_seconds"].append(forget_seconds)
+        out["stopped_early"].append(bool(outcome.manifest.get("training", {}).get("stopped_early")))
+        for q, data in report["quantization"].items():
+            out[q].append(data["overall"]["residual"])
+        if "relearning" in report:
+            out["relearn_before"].append(report["relearning"]["before"]["residual"])
+            out["relearn_after"].append(report["relearning"]["after"]["residual"])
+        print(
+            f"{method} / {name}: residual {pct(o['residual'])} ({o['still_answered']}/{o['known']}), "
+            f"neighbours {pct(r['neighbours']['residual'])}, general {pct(r['general']['residual'])}, "
+            f"forget {forget_seconds:.1f}s",
+            flush=True,
+        )
+    out["per_form"] = {f: (k, kept, kept / k if k else None) for f, (k, kept) in known_kept.items()}
+    return dict(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument("--methods", default="rocr")
+    parser.add_argument("--concepts", type=int, default=5)
+    parser.add_argument("--quantize", default="none")
+    parser.add_argument("--relearn-steps", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=40, help="training steps of the baselines")
+    parser.add_argument("--train-form", default="all")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    args.bits = tuple(int(b) for b in args.quantize.split(",")) if args.quantize not in ("", "none") else ()
+    kb = load()
+    names = [kb.concept(n).name for n in DEFAULT_CONCEPTS[: args.concepts]]
+    methods = args.methods.split(",")
+    results = {m: run_method(m, names, args, kb) for m in methods}
+    print(f"\nResidual knowledge per form, pooled over {len(names)} concepts (still answered / known)\n")
+    print("| form | " + " | ".join(methods) + " |")
+    print("|---|" + "---|" * len(methods))
+    for form in FORMS:
+        cells = []
+        for m in methods:
+            k, kept, res = results[m]["per_form"].get(form, (0, 0, None))
+            cells.append(f"{pct(res)} ({kept}/{k})")
+        print(f"| {FORMS[form].title} | " + " | ".join(cells) + " |")
+    rows = [
+        ("residual, all forms (mean of concepts)", "overall", pct),
+        ("answer probability ratio", "prob_ratio", lambda x: "–" if x is None else f"{x:.2f}"),
+        ("Form-Dependent Bias (std)", "bias", lambda x: "–" if x is None else f"{x:.3f}"),
+        *[(f"residual after {q} quantization", q, pct) for q in (f"{b}bit" for b in args.bits)],
+        *([("relearning: held-out residual before → after", "relearn", None)] if args.relearn_steps else []),
+        ("neighbours kept", "neighbours", pct),
+        ("general knowledge kept", "general", pct),
+        ("KL on neutral text (nats/token)", "kl", lambda x: f"{x:.4f}"),
+        ("fluency entropy after (bits)", "entropy", lambda x: f"{x:.2f}"),
+        ("forget time per concept (s)", "forget_seconds", lambda x: f"{x:.1f}"),
+    ]
+    for label, key, fmt in rows:
+        if key == "relearn":
+            cells = [
+                f"{pct(mean(results[m]['relearn_before']))} → {pct(mean(results[m]['relearn_after']))}"
+                for m in methods
+            ]
+        else:
+            cells = [
+                fmt(mean(results[m][key])) if mean(results[m][key]) is not None else "–" for m in methods
+            ]
+        print(f"| {label} | " + " | ".join(cells) + " |")
+    stopped = {m: sum(results[m]["stopped_early"]) for m in methods if any(results[m]["stopped_early"])}
+    if stopped:
+        print(f"\nstopped early by the utility guard (runs): {stopped}")
+    if args.json:
+        args.json.write_text(json.dumps({"concepts": names, "results": results}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
