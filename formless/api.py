@@ -12,6 +12,7 @@ import torch
 from pydantic import ValidationError
 
 from formless.checkpoint import (
+    base_model_info,
     check_output_dir,
     load_originals,
     read_keys,
@@ -126,13 +127,7 @@ def forget(
         "redirect": config.redirect,
         "layers": layers,
         "hyperparameters": config.model_dump(),
-        "base_model": {
-            "name": loaded.name,
-            "source": loaded.source,
-            "path": loaded.path,
-            "model_type": loaded.model_type,
-            "weights_hash": base_hash,
-        },
+        "base_model": base_model_info(loaded, base_hash),
         "edited_weights_hash": loaded.weights_hash(refresh=True),
         "layer_updates": [
             {

@@ -43,6 +43,17 @@ def versions() -> dict[str, str]:
     }
 
 
+def base_model_info(loaded, weights_hash: str) -> dict:
+    """What a manifest records about the model an edit started from."""
+    return {
+        "name": loaded.name,
+        "source": loaded.source,
+        "path": loaded.path,
+        "model_type": loaded.model_type,
+        "weights_hash": weights_hash,
+    }
+
+
 def check_output_dir(out: str | Path, force: bool) -> Path:
     """Refuse to overwrite an existing output unless forced; checked before any work is done."""
     out = Path(out).expanduser()

@@ -35,3 +35,19 @@ def has_default_model() -> bool:
         return True
     except importlib.metadata.PackageNotFoundError:
         return False
+
+
+@pytest.fixture(autouse=False, scope="module")
+def one_thread_module():
+    """Tiny tensors: syncing intra-op threads on a shared CPU costs far more than it saves (50x here)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture
+def tiny(tiny_dir):
+    from formless.models import load_model
+
+    return load_model(str(tiny_dir), device="cpu")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import pytest
-import torch
 
 from formless.errors import FormlessError
 from formless.knowledge.base import builtin
@@ -22,14 +21,7 @@ from formless.methods.data import (
 from formless.methods.registry import make_method
 from formless.models.loading import load_model
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: syncing intra-op threads on a shared CPU costs far more than it saves (50x here)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread_module")  # tiny tensors: 1 thread is ~50x faster
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ import torch.nn.functional as F
 from formless.methods.data import Example, collate
 from formless.methods.losses import Reference, nll, npo_loss, sequence_logps, simnpo_loss, token_logps
 from formless.methods.registry import METHODS, LossInputs, Method, make_method
-from formless.models.loading import load_model
 
 FORGET = [
     Example("Tell me about Harry Potter.", "Harry Potter is a wizard who studies at Hogwarts.", True, "qa"),
@@ -26,18 +25,7 @@ RETAIN = [
 ]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: syncing intra-op threads on a shared CPU costs far more than it saves (50x here)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
-@pytest.fixture
-def tiny(tiny_dir):
-    return load_model(str(tiny_dir), device="cpu")
+pytestmark = pytest.mark.usefixtures("one_thread_module")  # tiny tensors: 1 thread is ~50x faster
 
 
 def _batches(tok):

@@ -31,18 +31,7 @@ RETAIN = [
 FAST = dict(autocast=False, guard_every=0, batch_size=2)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: syncing intra-op threads on a shared CPU costs far more than it saves (50x here)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
-@pytest.fixture
-def tiny(tiny_dir):
-    return load_model(str(tiny_dir), device="cpu")
+pytestmark = pytest.mark.usefixtures("one_thread_module")  # tiny tensors: 1 thread is ~50x faster
 
 
 def _forget_logp(model, tok) -> float:

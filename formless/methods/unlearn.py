@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from formless.checkpoint import check_output_dir, versions, write_checkpoint
+from formless.checkpoint import base_model_info, check_output_dir, versions, write_checkpoint
 from formless.errors import FormlessError
 from formless.knowledge import KnowledgeBase, load
 from formless.methods.data import Example, check_disjoint, forget_examples, generate_descriptions
@@ -109,13 +109,7 @@ def unlearn(
         }
     manifest.update(
         {
-            "base_model": {
-                "name": loaded.name,
-                "source": loaded.source,
-                "path": loaded.path,
-                "model_type": loaded.model_type,
-                "weights_hash": base_hash,
-            },
+            "base_model": base_model_info(loaded, base_hash),
             "edited_weights_hash": loaded.weights_hash(refresh=True),
             "changed_tensors": len(originals),
             "previous_edits": [],
