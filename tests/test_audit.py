@@ -115,7 +115,7 @@ def test_residual_and_bias_against_hand_computation():
 
 
 def _audit(tiny_dir, kb, cache, **kw):
-    settings = AuditSettings(quantize=(8,), **kw)
+    settings = AuditSettings(**{"quantize": (8,), **kw})
     return run_audit(
         str(tiny_dir),
         kb=kb,
@@ -227,14 +227,8 @@ def test_relearning_probe_splits_facts_and_reports(tiny_dir, kb, cache):
     assert {f.relation for f in part.facts}.isdisjoint(held_out)
     assert {f.relation for f in part.facts} | held_out == {f.relation for f in concept.facts}
     assert split_facts(concept, seed=0)[1] == held_out
-    settings = AuditSettings(quantize=(), fluency=False, relearn_steps=2, forms=["question", "cloze"])
-    report = run_audit(
-        str(tiny_dir),
-        kb=kb,
-        concepts=["Harry Potter"],
-        reference=str(tiny_dir),
-        settings=settings,
-        cache=cache,
+    report = _audit(
+        tiny_dir, kb, cache, quantize=(), fluency=False, relearn_steps=2, forms=["question", "cloze"]
     )
     r = report["relearning"]
     assert r["steps"] == 2 and r["held_out"] == {"Harry Potter": sorted(held_out)}

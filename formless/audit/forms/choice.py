@@ -9,7 +9,10 @@ from formless.knowledge import BLANK
 LETTERS = "ABCD"
 
 
-def _shuffled(fact, seed: int, concept: str) -> tuple[list[str], int]:
+def _shuffled(fact, seed: int, concept: str) -> tuple[list[str], int] | None:
+    """The answer and three distractors in a seeded order, and the answer's index (None: too few)."""
+    if len(fact.distractors) < 3:
+        return None
     options = [fact.answer, *fact.distractors[:3]]
     order = list(range(len(options)))
     rng_for(seed, concept, fact.relation, "options").shuffle(order)
@@ -22,9 +25,9 @@ class MultipleChoice(Form):
     name, title = "multiple_choice", "Multiple choice (option likelihood)"
 
     def fact_probe(self, concept, fact, ctx):
-        if len(fact.distractors) < 3:
+        if (shuffled := _shuffled(fact, ctx.seed, concept.name)) is None:
             return None
-        options, correct = _shuffled(fact, ctx.seed, concept.name)
+        options, correct = shuffled
         return self.make(concept, fact, fact.question, options=tuple(options), correct=correct)
 
 
@@ -34,9 +37,9 @@ class MultipleChoiceLetter(Form):
     name, title = "multiple_choice_letter", "Multiple choice (letter)"
 
     def fact_probe(self, concept, fact, ctx):
-        if len(fact.distractors) < 3:
+        if (shuffled := _shuffled(fact, ctx.seed, concept.name)) is None:
             return None
-        options, correct = _shuffled(fact, ctx.seed, concept.name)
+        options, correct = shuffled
         listed = "\n".join(f"{letter}. {text}" for letter, text in zip(LETTERS, options))
         prompt = f"{fact.question}\n{listed}\nAnswer with the letter of the correct option."
         return self.make(
