@@ -3,7 +3,7 @@ on the default model, then audited in every form (optionally after quantization 
 Prints a method × form table of residual knowledge pooled over concepts, the retain side, time.
 
     python benchmarks/audit_methods.py [--methods rocr,npo,...] [--concepts 5] [--quantize none]
-        [--relearn-steps 0] [--steps 40] [--train-form all] [--json out.json]
+        [--relearn-steps 0] [--steps 20] [--train-form all] [--json out.json]
 """
 
 from __future__ import annotations
@@ -93,7 +93,9 @@ def main() -> None:
     parser.add_argument("--concepts", type=int, default=5)
     parser.add_argument("--quantize", default="none")
     parser.add_argument("--relearn-steps", type=int, default=0)
-    parser.add_argument("--steps", type=int, default=40, help="training steps of the baselines")
+    parser.add_argument(
+        "--steps", type=int, default=TrainConfig().steps, help="training steps of the baselines"
+    )
     parser.add_argument("--train-form", default="all")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()

@@ -2,7 +2,7 @@
 each in its own process so peak RSS is its own; ROCR and NPO run in the same invocation, so their
 time ratio is measured side by side.
 
-    python benchmarks/methods_speed.py [--concept "Harry Potter"] [--methods rocr,npo,...] [--steps 40]
+    python benchmarks/methods_speed.py [--concept "Harry Potter"] [--methods rocr,npo,...] [--steps 20]
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--concept", default="Harry Potter")
     parser.add_argument("--methods", default="rocr,ga,gd,kl,npo,simnpo,rmu,rt,icu")
-    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--steps", type=int, default=20)
     args = parser.parse_args()
     rows = {}
     for method in args.methods.split(","):

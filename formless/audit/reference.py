@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from filelock import FileLock
+
 from formless.audit.engine import ProbeResult
 from formless.models.cache import atomic_file, cache_dir
 
@@ -16,12 +18,17 @@ class ReferenceCache:
     def __init__(self, weights_hash: str, cache: str | Path | None = None) -> None:
         digest = weights_hash.split(":")[-1][:24]
         self.path = cache_dir(cache) / "audit" / f"reference-v{CACHE_VERSION}-{digest}.json"
-        self.entries: dict[str, dict] = {}
-        if self.path.exists():
-            try:
-                self.entries = json.loads(self.path.read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError):
-                self.entries = {}  # a damaged cache is rebuilt, never trusted
+        self.entries: dict[str, dict] = self._read()
+        self._new: set[str] = set()
+
+    def _read(self) -> dict[str, dict]:
+        if not self.path.exists():
+            return {}
+        try:
+            entries = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            return {}  # a damaged cache is rebuilt, never trusted
+        return entries if isinstance(entries, dict) else {}
 
     def get(self, key: str) -> ProbeResult | None:
         data = self.entries.get(key)
@@ -32,7 +39,17 @@ class ReferenceCache:
 
     def put(self, key: str, value: ProbeResult | object) -> None:
         self.entries[key] = value.to_json() if isinstance(value, ProbeResult) else value
+        self._new.add(key)
 
     def save(self) -> None:
-        with atomic_file(self.path) as tmp:
-            tmp.write_text(json.dumps(self.entries), encoding="utf-8")
+        """Merge this run's new entries into what is on disk now, under a lock: audits running side
+        by side (other concepts, other methods) each add their entries instead of the last one
+        overwriting the others'."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(self.path) + ".lock"):
+            merged = self._read()
+            merged.update({k: self.entries[k] for k in self._new})
+            with atomic_file(self.path) as tmp:
+                tmp.write_text(json.dumps(merged), encoding="utf-8")
+        self.entries = {**merged, **self.entries}
+        self._new.clear()

@@ -39,7 +39,7 @@ class TrainConfig(BaseModel):
     method: str = Field("npo", description="registry name, used when train() is given no method")
     method_options: dict[str, Any] = Field(default_factory=dict, description="the method's hyper-parameters")
     lr: float | None = Field(None, gt=0, description="default 1e-4 with LoRA, 1e-5 for full fine-tuning")
-    steps: int = Field(40, ge=1, description="optimizer steps (ignored when epochs is set)")
+    steps: int = Field(20, ge=1, description="optimizer steps (ignored when epochs is set)")
     epochs: int | None = Field(None, ge=1, description="passes over the forget batches instead of steps")
     batch_size: int = Field(4, ge=1)
     max_length: int = Field(256, ge=8)
