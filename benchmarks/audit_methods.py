@@ -3,7 +3,7 @@ on the default model, then audited in every form (optionally after quantization 
 Prints a method × form table of residual knowledge pooled over concepts, the retain side, time.
 
     python benchmarks/audit_methods.py [--methods rocr,npo,...] [--concepts 5] [--quantize none]
-        [--relearn-steps 0] [--steps 20] [--train-form all] [--json out.json]
+        [--relearn-steps 0] [--steps 20] [--train-form all] [--fast] [--json out.json [--append]]
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def run_method(method: str, names: list[str], args, kb) -> dict:
                 train_form=args.train_form,
             )
             forget_seconds = time.perf_counter() - started
-            settings = AuditSettings(quantize=args.bits, relearn_steps=args.relearn_steps)
+            settings = AuditSettings(quantize=args.bits, relearn_steps=args.relearn_steps, fast=args.fast)
             report = run_audit(Path(tmp) / "m", kb=kb, settings=settings)
         for form, s in report["forget"]["per_form"].items():
             known_kept[form][0] += s["known"]
@@ -97,13 +97,27 @@ def main() -> None:
         "--steps", type=int, default=TrainConfig().steps, help="training steps of the baselines"
     )
     parser.add_argument("--train-form", default="all")
-    parser.add_argument("--json", type=Path)
+    parser.add_argument("--fast", action="store_true", help="audit in bf16 (reference too): ~1.4x faster")
+    parser.add_argument("--json", type=Path, help="results so far, rewritten after each method")
+    parser.add_argument("--append", action="store_true", help="keep the other methods' results in --json")
     args = parser.parse_args()
     args.bits = tuple(int(b) for b in args.quantize.split(",")) if args.quantize not in ("", "none") else ()
     kb = load()
     names = [kb.concept(n).name for n in DEFAULT_CONCEPTS[: args.concepts]]
     methods = args.methods.split(",")
-    results = {m: run_method(m, names, args, kb) for m in methods}
+    results = {}
+    if args.append and args.json and args.json.exists():
+        old = json.loads(args.json.read_text())
+        if old["concepts"] != names or old.get("fast") != args.fast:
+            raise SystemExit(f"{args.json} holds other concepts or precision; drop --append")
+        results = {m: r for m, r in old["results"].items() if m not in methods}
+    for m in methods:
+        results[m] = run_method(m, names, args, kb)
+        if args.json:
+            args.json.write_text(
+                json.dumps({"concepts": names, "fast": args.fast, "results": results}, indent=1)
+            )
+    methods = list(results)
     print(f"\nResidual knowledge per form, pooled over {len(names)} concepts (still answered / known)\n")
     print("| form | " + " | ".join(methods) + " |")
     print("|---|" + "---|" * len(methods))
@@ -139,8 +153,6 @@ def main() -> None:
     stopped = {m: sum(results[m]["stopped_early"]) for m in methods if any(results[m]["stopped_early"])}
     if stopped:
         print(f"\nstopped early by the utility guard (runs): {stopped}")
-    if args.json:
-        args.json.write_text(json.dumps({"concepts": names, "results": results}, indent=1))
 
 
 if __name__ == "__main__":

@@ -50,8 +50,16 @@ def main() -> None:
     parser.add_argument("--concepts", default="Mount Everest,The Beatles")
     parser.add_argument("--steps", type=int, default=TrainConfig().steps)
     parser.add_argument("--min-general", type=float, default=0.85)
+    parser.add_argument("--lrs", help="comma-separated learning rates for every listed method")
+    parser.add_argument("--append", action="store_true", help="keep the other methods' rows in --out")
     parser.add_argument("--out", type=Path, default=Path("docs/tuning"))
     args = parser.parse_args()
+    methods = args.methods.split(",")
+    grids = {m: [float(x) for x in args.lrs.split(",")] if args.lrs else GRIDS[m] for m in methods}
+    rows = []
+    if args.append and args.out.with_suffix(".json").exists():
+        old = json.loads(args.out.with_suffix(".json").read_text())
+        rows = [r for r in old["rows"] if r["method"] not in methods]
     kb = load()
     loaded = load_model(args.model)
     base = {k: v.detach().clone() for k, v in loaded.model.state_dict().items()}
@@ -72,9 +80,8 @@ def main() -> None:
         known = [kept(b, b)[0] for b in before]
         print(f"{concept.name}: reference knows {known} (forget, neighbour, general)")
 
-    rows = []
-    for method in args.methods.split(","):
-        for lr in GRIDS[method]:
+    for method in methods:
+        for lr in grids[method]:
             row = {"method": method, "lr": lr, "steps": args.steps, "concepts": {}}
             for name, (_concept, probes, before, forget) in setup.items():
                 loaded.model.load_state_dict(base)

@@ -23,6 +23,18 @@ from formless.rocr.corpus import load_corpus
 TRAINED = tuple(method_names())
 ALL_METHODS = ("rocr", *TRAINED, "icu")
 
+# descriptions the reference writes about a concept, per (base weights hash, concept): greedy
+# decoding makes them a pure function of both, and a benchmark forgetting one concept with several
+# methods would otherwise regenerate them every run
+_DESCRIPTIONS: dict[tuple[str, str], list[str]] = {}
+
+
+def _descriptions(loaded: LoadedModel, base_hash: str, concept) -> list[str]:
+    key = (base_hash, concept.name)
+    if key not in _DESCRIPTIONS:
+        _DESCRIPTIONS[key] = generate_descriptions(loaded, concept)
+    return list(_DESCRIPTIONS[key])
+
 
 def corpus_retain(n_docs: int = 64, prompt_words: int = 12, target_words: int = 48) -> list[Example]:
     """Neutral text as the retain set: held out from the audit, whose neighbour and general facts
@@ -83,7 +95,7 @@ def unlearn(
         forget: list[Example] = []
         t = time.perf_counter()
         for concept in resolved:
-            generated = generate_descriptions(loaded, concept) if train_form in ("all", "text") else ()
+            generated = _descriptions(loaded, base_hash, concept) if train_form in ("all", "text") else ()
             forget += forget_examples(kb, concept, form=train_form, generated=generated)
         data_seconds = time.perf_counter() - t
         retain = corpus_retain()
