@@ -100,17 +100,26 @@ def main() -> None:
     parser.add_argument("--fast", action="store_true", help="audit in bf16 (reference too): ~1.4x faster")
     parser.add_argument("--json", type=Path, help="results so far, rewritten after each method")
     parser.add_argument("--append", action="store_true", help="keep the other methods' results in --json")
+    parser.add_argument(
+        "--from", dest="sources", type=Path, action="append", default=[],
+        help="results of earlier runs (their --json) to include in the table; with --methods '' only prints",
+    )  # fmt: skip
     args = parser.parse_args()
     args.bits = tuple(int(b) for b in args.quantize.split(",")) if args.quantize not in ("", "none") else ()
     kb = load()
     names = [kb.concept(n).name for n in DEFAULT_CONCEPTS[: args.concepts]]
-    methods = args.methods.split(",")
+    methods = [m for m in args.methods.split(",") if m]
     results = {}
+    for source in args.sources:
+        old = json.loads(source.read_text())
+        if old["concepts"] != names or old.get("fast") != args.fast:
+            raise SystemExit(f"{source} holds other concepts or precision than this run")
+        results.update(old["results"])
     if args.append and args.json and args.json.exists():
         old = json.loads(args.json.read_text())
         if old["concepts"] != names or old.get("fast") != args.fast:
             raise SystemExit(f"{args.json} holds other concepts or precision; drop --append")
-        results = {m: r for m, r in old["results"].items() if m not in methods}
+        results.update({m: r for m, r in old["results"].items() if m not in methods})
     for m in methods:
         results[m] = run_method(m, names, args, kb)
         if args.json:

@@ -181,3 +181,12 @@ def test_auto_reference_caches_small_outputs_and_copies_large_ones(tiny_dir):
         loaded = load_model(str(tiny_dir), device="cpu")
         kinds[name] = train(loaded, name, FORGET, many, TrainConfig(lora=False, steps=1, **FAST)).reference
     assert kinds == {"npo": "cache", "kl": "copy"}  # KL's full-vocabulary logits outgrow the tiny model
+
+
+def test_a_methods_tuned_lr_applies_only_in_the_mode_it_was_tuned_for():
+    npo, rmu = make_method("npo"), make_method("rmu")
+    assert TrainConfig().learning_rate(npo) == npo.default_lr  # LoRA, as tuned
+    assert TrainConfig(lora=False).learning_rate(npo) == 1e-5  # full fine-tuning: not the LoRA value
+    assert TrainConfig().learning_rate(rmu) == rmu.default_lr  # full weights, as tuned
+    assert TrainConfig(lora=True).learning_rate(rmu) == 1e-4
+    assert TrainConfig(lr=3e-3).learning_rate(npo) == 3e-3

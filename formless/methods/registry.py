@@ -143,6 +143,7 @@ class GradientAscent(_Base):
     L = -NLL_forget = mean over forget target tokens of log pi_theta(y_t | y_<t, x)."""
 
     name: ClassVar[str] = "ga"
+    default_lr: ClassVar[float | None] = 1e-4  # LoRA; swept on a tuning split: docs/tuning.md
 
     def loss(self, inputs: LossInputs) -> tuple[torch.Tensor, dict[str, float]]:
         logits = forward(inputs.model, inputs.forget).logits
@@ -156,6 +157,7 @@ class GradientDifference(_Base):
     """GD (Liu et al. 2022; TOFU): L = -NLL_forget + retain_weight * NLL_retain."""
 
     name: ClassVar[str] = "gd"
+    default_lr: ClassVar[float | None] = 1e-4  # LoRA; swept on a tuning split: docs/tuning.md
     retain_weight: float = 1.0
 
     def loss(self, inputs: LossInputs) -> tuple[torch.Tensor, dict[str, float]]:
@@ -172,6 +174,7 @@ class KLMinimisation(_Base):
     retain distribution is to be kept, not only its answers)."""
 
     name: ClassVar[str] = "kl"
+    default_lr: ClassVar[float | None] = 1e-4  # LoRA; swept on a tuning split: docs/tuning.md
     needs_reference: ClassVar[bool] = True
     retain_weight: float = 1.0
 
@@ -195,6 +198,7 @@ class NPO(_Base):
     pi_ref it equals it for every beta (tested)."""
 
     name: ClassVar[str] = "npo"
+    default_lr: ClassVar[float | None] = 1e-4  # LoRA; swept on a tuning split: docs/tuning.md
     needs_reference: ClassVar[bool] = True
     beta: float = 0.1
     retain_weight: float = 1.0
@@ -219,6 +223,7 @@ class SimNPO(_Base):
     subtracts it before multiplying by beta, i.e. uses beta*gamma); the default gamma=0 makes them agree."""
 
     name: ClassVar[str] = "simnpo"
+    default_lr: ClassVar[float | None] = 1e-4  # LoRA; not swept yet: the LoRA methods' value
     beta: float = 2.5
     gamma: float = 0.0
     retain_weight: float = 1.0
@@ -239,6 +244,7 @@ class RefusalTuning(_Base):
     continuation of plain text it teaches nonsense); the refusals cycle deterministically."""
 
     name: ClassVar[str] = "rt"
+    default_lr: ClassVar[float | None] = 1e-4  # LoRA; not swept yet: the LoRA methods' value
     retain_weight: float = 1.0
     refusals: tuple[str, ...] = REFUSALS
 

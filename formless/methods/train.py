@@ -68,10 +68,11 @@ class TrainConfig(BaseModel):
         return method.default_lora if self.lora is None else self.lora
 
     def learning_rate(self, method: Method) -> float:
-        """The given lr, else the method's own (RMU: WMDP's 5e-5), else 1e-4 with LoRA, 1e-5 without."""
+        """The given lr, else the method's own (tuned for its default LoRA-or-full mode, so only used
+        in that mode), else 1e-4 with LoRA, 1e-5 without."""
         if self.lr is not None:
             return self.lr
-        if method.default_lr is not None:
+        if method.default_lr is not None and self.use_lora(method) == method.default_lora:
             return method.default_lr
         return 1e-4 if self.use_lora(method) else 1e-5
 
