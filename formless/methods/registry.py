@@ -287,7 +287,7 @@ class RMU(_Base):
     name: ClassVar[str] = "rmu"
     needs_reference: ClassVar[bool] = True
     default_lora: ClassVar[bool] = False  # WMDP updates the three weight matrices themselves
-    default_lr: ClassVar[float | None] = 5e-5  # WMDP's learning rate
+    default_lr: ClassVar[float | None] = 2e-4  # full weights; swept: docs/tuning.md (WMDP used 5e-5)
     layer: int | None = None
     steering_scale: float = 6.5
     alpha: float = 100.0
