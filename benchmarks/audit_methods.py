@@ -4,6 +4,8 @@ Prints a method × form table of residual knowledge pooled over concepts, the re
 
     python benchmarks/audit_methods.py [--methods rocr,npo,...] [--concepts 5] [--quantize none]
         [--relearn-steps 0] [--steps 20] [--train-form all] [--fast] [--json out.json [--append]]
+
+A run with --train-form F (the baselines trained on one form only) is labelled "method[F]".
 """
 
 from __future__ import annotations
@@ -109,6 +111,11 @@ def main() -> None:
     kb = load()
     names = [kb.concept(n).name for n in DEFAULT_CONCEPTS[: args.concepts]]
     methods = [m for m in args.methods.split(",") if m]
+    # A run trained on one form only is its own column: "ga[qa]" next to "ga".
+    label = {
+        m: m if args.train_form == "all" or m in ("rocr", "icu") else f"{m}[{args.train_form}]"
+        for m in methods
+    }
     results = {}
     for source in args.sources:
         old = json.loads(source.read_text())
@@ -119,9 +126,9 @@ def main() -> None:
         old = json.loads(args.json.read_text())
         if old["concepts"] != names or old.get("fast") != args.fast:
             raise SystemExit(f"{args.json} holds other concepts or precision; drop --append")
-        results.update({m: r for m, r in old["results"].items() if m not in methods})
+        results.update({m: r for m, r in old["results"].items() if m not in label.values()})
     for m in methods:
-        results[m] = run_method(m, names, args, kb)
+        results[label[m]] = run_method(m, names, args, kb)
         if args.json:
             args.json.write_text(
                 json.dumps({"concepts": names, "fast": args.fast, "results": results}, indent=1)

@@ -51,7 +51,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=TrainConfig().steps)
     parser.add_argument("--min-general", type=float, default=0.85)
     parser.add_argument("--lrs", help="comma-separated learning rates for every listed method")
-    parser.add_argument("--append", action="store_true", help="keep the other methods' rows in --out")
+    parser.add_argument("--append", action="store_true", help="keep the rows of --out this run does not redo")
     parser.add_argument("--out", type=Path, default=Path("docs/tuning"))
     args = parser.parse_args()
     methods = args.methods.split(",")
@@ -59,7 +59,8 @@ def main() -> None:
     rows = []
     if args.append and args.out.with_suffix(".json").exists():
         old = json.loads(args.out.with_suffix(".json").read_text())
-        rows = [r for r in old["rows"] if r["method"] not in methods]
+        redo = {(m, lr) for m in methods for lr in grids[m]}
+        rows = [r for r in old["rows"] if (r["method"], r["lr"]) not in redo]
     kb = load()
     loaded = load_model(args.model)
     base = {k: v.detach().clone() for k, v in loaded.model.state_dict().items()}
@@ -101,6 +102,8 @@ def main() -> None:
             row["stopped_early"] = sum(c["stopped_early"] for c in row["concepts"].values())
             row["seconds"] = statistics.fmean(c["seconds"] for c in row["concepts"].values())
             rows.append(row)
+            order = list(dict.fromkeys(r["method"] for r in rows))
+            rows.sort(key=lambda r: (order.index(r["method"]), r["lr"]))
             write(args, rows, choose(rows, args.min_general))
             print(
                 f"{method:>6} lr {lr:g}: training-form residual {row['forget']:.0%}, neighbours kept "
