@@ -244,7 +244,7 @@ class RefusalTuning(_Base):
     continuation of plain text it teaches nonsense); the refusals cycle deterministically."""
 
     name: ClassVar[str] = "rt"
-    default_lr: ClassVar[float | None] = 1e-4  # LoRA; not swept yet: the LoRA methods' value
+    default_lr: ClassVar[float | None] = 3e-5  # LoRA; swept: docs/tuning.md (1e-4 refuses general questions)
     retain_weight: float = 1.0
     refusals: tuple[str, ...] = REFUSALS
 
