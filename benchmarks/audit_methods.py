@@ -32,6 +32,9 @@ DEFAULT_CONCEPTS = [
 ]  # fmt: skip
 
 
+METHOD_ORDER = ["rocr", "icu", "ga", "gd", "kl", "npo", "simnpo", "rmu", "rt"]
+
+
 def pct(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.0f}%"
 
@@ -133,7 +136,8 @@ def main() -> None:
             args.json.write_text(
                 json.dumps({"concepts": names, "fast": args.fast, "results": results}, indent=1)
             )
-    methods = list(results)
+    order = [*METHOD_ORDER, *sorted({k.split("[")[0] for k in results} - set(METHOD_ORDER))]
+    methods = sorted(results, key=lambda k: (order.index(k.split("[")[0]), k))  # "ga[qa]" after "ga"
     print(f"\nResidual knowledge per form, pooled over {len(names)} concepts (still answered / known)\n")
     print("| form | " + " | ".join(methods) + " |")
     print("|---|" + "---|" * len(methods))
