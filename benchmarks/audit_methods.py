@@ -78,6 +78,7 @@ def run_method(method: str, names: list[str], args, kb) -> dict:
         out["stopped_early"].append(bool(outcome.manifest.get("training", {}).get("stopped_early")))
         for q, data in report["quantization"].items():
             out[q].append(data["overall"]["residual"])
+            out[f"{q}_unedited"].append(data["reference_quantized_keeps"])  # what quantization alone costs
         if "relearning" in report:
             out["relearn_before"].append(report["relearning"]["before"]["residual"])
             out["relearn_after"].append(report["relearning"]["after"]["residual"])
@@ -152,6 +153,10 @@ def main() -> None:
         ("answer probability ratio", "prob_ratio", lambda x: "–" if x is None else f"{x:.2f}"),
         ("Form-Dependent Bias (std)", "bias", lambda x: "–" if x is None else f"{x:.3f}"),
         *[(f"residual after {q} quantization", q, pct) for q in (f"{b}bit" for b in args.bits)],
+        *[
+            (f"unedited model after {q} quantization (its own facts kept)", f"{q}_unedited", pct)
+            for q in (f"{b}bit" for b in args.bits)
+        ],
         *([("relearning: held-out residual before → after", "relearn", None)] if args.relearn_steps else []),
         ("neighbours kept", "neighbours", pct),
         ("general knowledge kept", "general", pct),
@@ -167,7 +172,8 @@ def main() -> None:
             ]
         else:
             cells = [
-                fmt(mean(results[m][key])) if mean(results[m][key]) is not None else "–" for m in methods
+                fmt(mean(results[m].get(key, []))) if mean(results[m].get(key, [])) is not None else "–"
+                for m in methods
             ]
         print(f"| {label} | " + " | ".join(cells) + " |")
     stopped = {m: sum(results[m]["stopped_early"]) for m in methods if any(results[m]["stopped_early"])}
