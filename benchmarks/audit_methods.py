@@ -133,10 +133,10 @@ def main() -> None:
         results.update({m: r for m, r in old["results"].items() if m not in label.values()})
     for m in methods:
         results[label[m]] = run_method(m, names, args, kb)
-        if args.json:
-            args.json.write_text(
-                json.dumps({"concepts": names, "fast": args.fast, "results": results}, indent=1)
-            )
+        if args.json:  # temporary file + rename: an interrupted run never leaves half a file
+            tmp = args.json.with_suffix(".json.tmp")
+            tmp.write_text(json.dumps({"concepts": names, "fast": args.fast, "results": results}, indent=1))
+            tmp.replace(args.json)
     order = [*METHOD_ORDER, *sorted({k.split("[")[0] for k in results} - set(METHOD_ORDER))]
     methods = sorted(results, key=lambda k: (order.index(k.split("[")[0]), k))  # "ga[qa]" after "ga"
     print(f"\nResidual knowledge per form, pooled over {len(names)} concepts (still answered / known)\n")
@@ -171,10 +171,8 @@ def main() -> None:
                 for m in methods
             ]
         else:
-            cells = [
-                fmt(mean(results[m].get(key, []))) if mean(results[m].get(key, [])) is not None else "–"
-                for m in methods
-            ]
+            values = [mean(results[m].get(key, [])) for m in methods]
+            cells = ["–" if v is None else fmt(v) for v in values]
         print(f"| {label} | " + " | ".join(cells) + " |")
     stopped = {m: sum(results[m]["stopped_early"]) for m in methods if any(results[m]["stopped_early"])}
     if stopped:
