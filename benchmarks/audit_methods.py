@@ -24,6 +24,7 @@ from formless.audit.run import AuditSettings, run_audit
 from formless.knowledge import load
 from formless.methods import TrainConfig
 from formless.models import load_model
+from formless.models.cache import atomic_file
 
 DEFAULT_CONCEPTS = [
     "Harry Potter", "Albert Einstein", "Eiffel Tower", "William Shakespeare", "Isaac Newton",
@@ -133,10 +134,11 @@ def main() -> None:
         results.update({m: r for m, r in old["results"].items() if m not in label.values()})
     for m in methods:
         results[label[m]] = run_method(m, names, args, kb)
-        if args.json:  # temporary file + rename: an interrupted run never leaves half a file
-            tmp = args.json.with_suffix(".json.tmp")
-            tmp.write_text(json.dumps({"concepts": names, "fast": args.fast, "results": results}, indent=1))
-            tmp.replace(args.json)
+        if args.json:  # an interrupted run never leaves half a file
+            with atomic_file(args.json) as tmp:
+                tmp.write_text(
+                    json.dumps({"concepts": names, "fast": args.fast, "results": results}, indent=1)
+                )
     order = [*METHOD_ORDER, *sorted({k.split("[")[0] for k in results} - set(METHOD_ORDER))]
     methods = sorted(results, key=lambda k: (order.index(k.split("[")[0]), k))  # "ga[qa]" after "ga"
     print(f"\nResidual knowledge per form, pooled over {len(names)} concepts (still answered / known)\n")

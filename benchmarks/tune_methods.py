@@ -30,6 +30,7 @@ from formless.methods import TrainConfig, make_method, train
 from formless.methods.data import forget_examples, generate_descriptions
 from formless.methods.unlearn import corpus_retain
 from formless.models import load_model
+from formless.models.cache import atomic_file
 
 TRAIN_FORMS = ["question", "paraphrase", "completion", "cloze"]
 LORA_GRID = [1e-4, 3e-4, 1e-3]
@@ -129,7 +130,6 @@ def choose(rows: list[dict], min_general: float) -> dict:
 
 
 def write(args, rows: list[dict], chosen: dict) -> None:
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     meta = {
         "model": args.model, "concepts": args.concepts.split(","), "steps": args.steps,
         "train_forms": TRAIN_FORMS, "min_general": args.min_general, "torch": torch.__version__,
@@ -157,9 +157,8 @@ def write(args, rows: list[dict], chosen: dict) -> None:
         )
     for suffix, text in ((".json", json.dumps(data, indent=1)), (".md", "\n".join(lines) + "\n")):
         path = args.out.with_suffix(suffix)
-        tmp = path.with_suffix(suffix + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
+        with atomic_file(path) as tmp:
+            tmp.write_text(text)
 
 
 if __name__ == "__main__":
