@@ -1,15 +1,17 @@
 """How much of each concept's knowledge ROCR removes, and how much unrelated knowledge it keeps.
 
-For every concept of formless/data/facts.json: edit the default model for that concept alone,
-ask its facts as chat questions and as plain completions, ask the unrelated general facts in both
-forms, then restore the weights. Only facts the unedited model answers correctly count.
+For every concept of the shipped knowledge base (formless/data/knowledge/*.yaml; or those named with
+--concepts): edit the model for that concept alone, ask its facts as chat questions and as plain
+completions, ask the unrelated general facts in both forms, then restore the weights. Only facts
+the unedited model answers correctly count.
 
 Control: some facts can be answered without knowing the concept at all ("The Jedi's weapon is
 the ..."). Each fact is also asked, on the unedited model, with the concept's name replaced by a
 neutral placeholder; facts still answered then are "inferable" and counted apart, so a leak
 column says how much of the leak needs no knowledge of the concept.
 
-    python benchmarks/rocr_knowledge.py [--model smollm2-135m-instruct] [--json results.json]
+    python benchmarks/rocr_knowledge.py [--model smollm2-135m-instruct] [--concepts NAME ...]
+        [--json results.json] [--smoke]
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ import argparse
 import json
 import statistics
 import time
-from dataclasses import replace
 
+import _smoke
 import torch
 from rich.console import Console
 from rich.table import Table
@@ -28,6 +30,7 @@ from formless.api import make_config
 from formless.evaluation import ask, correct
 from formless.knowledge import load_facts
 from formless.models import load_model
+from formless.models.cache import atomic_file
 from formless.rocr import apply_rocr, layer_statistics
 from formless.rocr.corpus import load_corpus
 
@@ -36,7 +39,7 @@ PLACEHOLDER = "X"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="smollm2-135m-instruct")
+    _smoke.add_arguments(parser)
     parser.add_argument("--layers", default=None, help="e.g. 4,5,6")
     parser.add_argument("--lam", type=float, default=None)
     parser.add_argument("--threshold", type=float, default=None)
@@ -44,6 +47,8 @@ def main() -> None:
     parser.add_argument("--concepts", nargs="*", default=None)
     parser.add_argument("--json", default=None, help="write all numbers here")
     args = parser.parse_args()
+    _smoke.resolve(args)
+    args.json = _smoke.output(args, args.json, "rocr_knowledge.json")
     console = Console(width=200)
     layers = [int(x) for x in args.layers.split(",")] if args.layers else None
     loaded = load_model(args.model)
@@ -53,6 +58,8 @@ def main() -> None:
     stats, _ = layer_statistics(loaded, layers, load_corpus(config.corpus), max_tokens=config.stats_tokens)
     concepts, general = load_facts()
     names = args.concepts or list(concepts)
+    if args.smoke:  # one concept, a few unrelated facts
+        names, general = names[:1], general[:8]
     forms = ("chat", "plain")
 
     def known_mask(facts):
@@ -63,10 +70,11 @@ def main() -> None:
     inferable = {}
     for name in names:
         blind = [
-            replace(
-                f,
-                question=f.question.replace(name, PLACEHOLDER),
-                completion=f.completion.replace(name, PLACEHOLDER),
+            f.model_copy(
+                update={
+                    "question": f.question.replace(name, PLACEHOLDER),
+                    "completion": f.completion.replace(name, PLACEHOLDER),
+                }
             )
             for f in concepts[name].facts
         ]
@@ -134,18 +142,17 @@ def main() -> None:
     }
     console.print(summary)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(
-                {
-                    "config": config.model_dump(),
-                    "model_hash": loaded.weights_hash(),
-                    "rows": rows,
-                    "summary": summary,
-                    "time": time.time(),
-                },
-                f,
-                indent=2,
-            )
+        data = {
+            "model": args.model,
+            "config": config.model_dump(),
+            "model_hash": loaded.weights_hash(),
+            "rows": rows,
+            "summary": summary,
+            "time": time.time(),
+        }
+        with atomic_file(args.json) as tmp:
+            tmp.write_text(json.dumps(data, indent=2))
+        console.print(f"wrote {args.json}")
 
 
 if __name__ == "__main__":
