@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from types import SimpleNamespace
 
@@ -26,6 +27,31 @@ RETAIN = [
 
 
 pytestmark = pytest.mark.usefixtures("one_thread_module")  # tiny tensors: 1 thread is ~50x faster
+
+# Tolerances. An identity that is exact in real arithmetic is checked in float64, where rounding
+# is ~1e-16 relative and a tolerance of 1e-9 relative to the magnitudes involved can never be
+# reached by rounding, yet any wrong factor or term (relative error >= 1e-3 here) still fails.
+# Where float32 itself is being tested, the tolerance is derived from the float32 epsilon times
+# the magnitude of what was summed, never a bare absolute number.
+EPS32 = torch.finfo(torch.float32).eps  # 1.19e-7
+EXACT = 1e-9  # relative tolerance of an exact identity evaluated in float64
+
+
+def _rms_norm_float64(norm, hidden_states: torch.Tensor) -> torch.Tensor:
+    variance = hidden_states.pow(2).mean(-1, keepdim=True)
+    return norm.weight * (hidden_states * torch.rsqrt(variance + norm.variance_epsilon))
+
+
+def _double(model):
+    """A float64 copy of the model that really computes in float64: transformers' RMSNorm casts its
+    input to float32 (and its gradient back through float32), which would round every layer to
+    float32 precision and make batched-vs-unbatched or GA-vs-NPO differ by ~1e-7 relative."""
+    model = copy.deepcopy(model).double()
+    norms = [m for m in model.modules() if type(m).__name__.endswith("RMSNorm")]
+    assert norms, "expected the tiny Llama to have RMSNorm layers"
+    for norm in norms:
+        norm.forward = functools.partial(_rms_norm_float64, norm)
+    return model
 
 
 def _batches(tok):
@@ -51,12 +77,17 @@ def _hand_sequence_logps(model, tok, examples) -> list[float]:
 
 
 def test_sequence_logps_match_token_by_token_loop(tiny):
+    """Batched and padded vs one unpadded prefix at a time: equal in exact arithmetic, so compared
+    in float64 (padding changes the order of the attention sums, i.e. only the rounding)."""
     fb, _ = _batches(tiny.tokenizer)
+    model = _double(tiny.model)
     with torch.no_grad():
-        logits = tiny.model(input_ids=fb.input_ids, attention_mask=fb.attention_mask).logits
+        logits = model(input_ids=fb.input_ids, attention_mask=fb.attention_mask).logits
+    assert logits.dtype == torch.float64
     ours = sequence_logps(logits, fb.labels)
-    hand = torch.tensor(_hand_sequence_logps(tiny.model, tiny.tokenizer, FORGET), dtype=torch.float32)
-    torch.testing.assert_close(ours, hand, rtol=1e-4, atol=1e-4)
+    assert ours.dtype == torch.float64  # not rounded to float32 on the way
+    hand = torch.tensor(_hand_sequence_logps(model, tiny.tokenizer, FORGET), dtype=torch.float64)
+    torch.testing.assert_close(ours, hand, rtol=EXACT, atol=0)
     assert (ours < 0).all()  # log-probabilities, never raw logits
     lengths = fb.target_mask.sum(-1)
     torch.testing.assert_close(sequence_logps(logits, fb.labels, average=True), ours / lengths)
@@ -64,13 +95,27 @@ def test_sequence_logps_match_token_by_token_loop(tiny):
 
 def test_log_probs_ignore_any_per_position_logit_shift():
     g = torch.Generator().manual_seed(0)
-    logits = torch.randn(2, 6, 11, generator=g)
+    logits = torch.randn(2, 6, 11, generator=g, dtype=torch.float64)
     labels = torch.tensor([[-100, -100, 3, 4, 5, -100], [-100, 1, 2, 3, 4, 5]])
-    shifted = logits + 7.5 + torch.randn(2, 6, 1, generator=g) * 100
+    shift = 7.5 + torch.randn(2, 6, 1, generator=g, dtype=torch.float64) * 100
+    shifted = logits + shift
+    truth = sequence_logps(logits, labels)
+    # exact in real arithmetic, so checked in float64 first
+    torch.testing.assert_close(sequence_logps(shifted, labels), truth, rtol=EXACT, atol=0)
+    torch.testing.assert_close(nll(shifted, labels), nll(logits, labels), rtol=EXACT, atol=0)
+    # float32: rounding a logit of size up to M costs eps*M/2, so a token's log-prob (its logit minus
+    # the max minus a log-sum-exp of O(1)) is off by about eps*M at most; a sequence sums n of them
+    m, n = float(shifted.abs().max()), int((labels != -100).sum(-1).max())
+    bound = 4 * EPS32 * m * n
+    ours32 = sequence_logps(shifted.float(), labels)
+    assert ours32.dtype == torch.float32
+    torch.testing.assert_close(ours32.double(), truth, atol=bound, rtol=0)
     torch.testing.assert_close(
-        sequence_logps(shifted, labels), sequence_logps(logits, labels), atol=1e-4, rtol=0
+        nll(shifted.float(), labels).double(), nll(logits, labels), atol=4 * EPS32 * m, rtol=0
     )
-    torch.testing.assert_close(nll(shifted, labels), nll(logits, labels), atol=1e-5, rtol=0)
+    # still meaningful: using raw logits would be off by the summed shifts, far beyond the bound
+    target_shift = (shift[:, :-1, 0] * (labels[:, 1:] != -100)).sum(-1)
+    assert float(target_shift.abs().min()) > 100 * bound
 
 
 class _Shifted(torch.nn.Module):
@@ -90,41 +135,45 @@ class _Shifted(torch.nn.Module):
 def test_every_logit_based_loss_is_invariant_to_logit_shifts(tiny, name):
     fb, rb = _batches(tiny.tokenizer)
     method = make_method(name)
+    base = _double(tiny.model)
     torch.manual_seed(0)
-    perturbed = copy.deepcopy(tiny.model)
+    perturbed = copy.deepcopy(base)
     with torch.no_grad():
         for p in perturbed.parameters():
             p.add_(torch.randn_like(p) * 0.02)
-    ref = Reference(tiny.model)
+    ref = Reference(base)
     plain, _ = method.loss(LossInputs(perturbed, fb, rb, ref))
-    shifted, _ = method.loss(LossInputs(_Shifted(perturbed), fb, rb, Reference(_Shifted(tiny.model))))
-    torch.testing.assert_close(shifted, plain, atol=1e-4, rtol=1e-5)
+    shifted, _ = method.loss(LossInputs(_Shifted(perturbed), fb, rb, Reference(_Shifted(base))))
+    assert plain.dtype == torch.float64
+    # exact identity in float64; the loss's own terms are O(1-100), so 1e-9 of its size is rounding
+    torch.testing.assert_close(shifted, plain, rtol=EXACT, atol=EXACT)
 
 
 def test_npo_and_simnpo_formulas_by_hand():
-    ours = npo_loss(torch.tensor([-2.0]), torch.tensor([-1.5]), beta=0.1)
+    f64 = dict(dtype=torch.float64)
+    ours = npo_loss(torch.tensor([-2.0], **f64), torch.tensor([-1.5], **f64), beta=0.1)
     beta, delta = 0.1, -2.0 - (-1.5)
     hand = -(2 / beta) * math.log(1 / (1 + math.exp(beta * delta)))  # log sigmoid(-beta delta)
-    assert float(ours) == pytest.approx(hand, rel=1e-6)
-    assert hand == pytest.approx(20 * math.log1p(math.exp(-0.05)))
-    ours = simnpo_loss(torch.tensor([-2.0]), beta=2.5, gamma=0.5)
+    assert float(ours) == pytest.approx(hand, rel=EXACT)
+    assert hand == pytest.approx(20 * math.log1p(math.exp(-0.05)), rel=EXACT)
+    ours = simnpo_loss(torch.tensor([-2.0], **f64), beta=2.5, gamma=0.5)
     hand = -(2 / 2.5) * math.log(1 / (1 + math.exp(-(2.5 * 2.0 - 0.5))))
-    assert float(ours) == pytest.approx(hand, rel=1e-6)
+    assert float(ours) == pytest.approx(hand, rel=EXACT)
 
 
 def test_method_losses_equal_hand_computations(tiny):
     fb, rb = _batches(tiny.tokenizer)
+    ref_model = _double(tiny.model)  # exact identities: float64 throughout, compared at rel=EXACT
     torch.manual_seed(1)
-    model = copy.deepcopy(tiny.model)
+    model = copy.deepcopy(ref_model)
     with torch.no_grad():
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.02)
-    ref_model = tiny.model
     inputs = LossInputs(model, fb, rb, Reference(ref_model))
 
     def logits(m, b):
         with torch.no_grad():
-            return m(input_ids=b.input_ids, attention_mask=b.attention_mask).logits.double()
+            return m(input_ids=b.input_ids, attention_mask=b.attention_mask).logits
 
     def hand_nll(m, b):
         logp = torch.log_softmax(logits(m, b)[:, :-1], -1)
@@ -139,26 +188,25 @@ def test_method_losses_equal_hand_computations(tiny):
         return (logp.gather(-1, tgt.clamp_min(0)[..., None])[..., 0] * mask).sum(-1), mask.sum(-1)
 
     nf, nr = hand_nll(model, fb), hand_nll(model, rb)
-    assert float(make_method("ga").loss(inputs)[0]) == pytest.approx(-nf, rel=1e-4)
-    assert float(make_method("gd", retain_weight=0.5).loss(inputs)[0]) == pytest.approx(
-        -nf + 0.5 * nr, rel=1e-4
-    )
+
+    def loss(name, **options) -> float:
+        return float(make_method(name, **options).loss(inputs)[0].detach())
+
+    assert loss("ga") == pytest.approx(-nf, rel=EXACT)
+    assert loss("gd", retain_weight=0.5) == pytest.approx(-nf + 0.5 * nr, rel=EXACT)
 
     lp, ln = hand_seq(model, fb)
     ref_lp, _ = hand_seq(ref_model, fb)
     npo = -(2 / 0.1) * F.logsigmoid(-0.1 * (lp - ref_lp)).mean()
-    got = make_method("npo", beta=0.1, retain_weight=2.0).loss(inputs)[0]
-    assert float(got) == pytest.approx(float(npo) + 2.0 * nr, rel=1e-4)
+    assert loss("npo", beta=0.1, retain_weight=2.0) == pytest.approx(float(npo) + 2.0 * nr, rel=EXACT)
     sim = -(2 / 2.5) * F.logsigmoid(-(2.5 / ln) * lp - 0.3).mean()
-    got = make_method("simnpo", gamma=0.3).loss(inputs)[0]
-    assert float(got) == pytest.approx(float(sim) + nr, rel=1e-4)
+    assert loss("simnpo", gamma=0.3) == pytest.approx(float(sim) + nr, rel=EXACT)
 
     p_log = torch.log_softmax(logits(ref_model, rb), -1)
     q_log = torch.log_softmax(logits(model, rb), -1)
     kl = F.kl_div(q_log, p_log, log_target=True, reduction="none").sum(-1)  # KL(p_ref || p_theta)
     mask = rb.attention_mask.bool()
-    got = make_method("kl").loss(inputs)[0]
-    assert float(got) == pytest.approx(-nf + float(kl[mask].mean()), rel=1e-4)
+    assert loss("kl") == pytest.approx(-nf + float(kl[mask].mean()), rel=EXACT)
 
 
 def _grads(model, loss) -> torch.Tensor:
@@ -171,14 +219,17 @@ def test_npo_gradient_equals_ga_at_reference_and_as_beta_goes_to_zero(tiny):
     """d/dtheta -(2/b) log s(-b D) = 2 s(b D) dD; at D = 0 that is dD = the sequence-level GA gradient
     for every b, i.e. (tokens / sequences) x our token-mean GA gradient."""
     fb, _ = _batches(tiny.tokenizer)
-    model = tiny.model
+    model = _double(tiny.model)  # an exact identity: float64, so only ~1e-16 rounding remains
     ref = Reference(copy.deepcopy(model))
     ga = _grads(model, make_method("ga").loss(LossInputs(model, fb))[0])
     npo = _grads(
         model, make_method("npo", beta=0.1, retain_weight=0).loss(LossInputs(model, fb, None, ref))[0]
     )
+    assert npo.dtype == torch.float64
     scale = float(fb.target_mask.sum()) / fb.input_ids.shape[0]
-    torch.testing.assert_close(npo, scale * ga, rtol=1e-4, atol=1e-6)
+    # rounding is relative to the largest gradient entries (many entries are ~0, where a per-entry
+    # rtol is meaningless), so the absolute tolerance scales with max |g|
+    torch.testing.assert_close(npo, scale * ga, rtol=EXACT, atol=EXACT * float(npo.abs().max()))
 
     torch.manual_seed(2)
     with torch.no_grad():  # away from the reference: only the beta -> 0 limit is GA
@@ -203,7 +254,7 @@ class _FixedLogits(torch.nn.Module):
 def test_simnpo_is_length_normalised_and_npo_is_not():
     """Every target token has the same log-prob; doubling the answer doubles log pi but not its mean."""
     vocab, width = 5, 9
-    logits = torch.zeros(2, width, vocab)
+    logits = torch.zeros(2, width, vocab, dtype=torch.float64)  # exact claims: float64
     logits[..., 0] = 1.3
     ids = torch.zeros(2, width, dtype=torch.long)
     short = torch.tensor([[-100, 0, 0, 0, 0, -100, -100, -100, -100]])
@@ -217,10 +268,11 @@ def test_simnpo_is_length_normalised_and_npo_is_not():
         ref = SimpleNamespace(sequence_logps=lambda batch: torch.tensor([-1.0]))
         return float(make_method(name, retain_weight=0, **kw).loss(LossInputs(model, b, None, ref))[0])
 
-    assert loss("simnpo", short) == pytest.approx(loss("simnpo", long), rel=1e-6)
+    assert loss("simnpo", short) == pytest.approx(loss("simnpo", long), rel=EXACT)
     assert loss("npo", short) != pytest.approx(loss("npo", long), rel=1e-3)
     per_token = math.log(math.exp(1.3) / (math.exp(1.3) + 4))
-    assert loss("simnpo", short) == pytest.approx(-(2 / 2.5) * math.log(1 / (1 + math.exp(2.5 * per_token))))
+    hand = -(2 / 2.5) * math.log(1 / (1 + math.exp(2.5 * per_token)))
+    assert loss("simnpo", short) == pytest.approx(hand, rel=EXACT)
 
 
 def test_token_logps_mask_excludes_prompt_and_padding():

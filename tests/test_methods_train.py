@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-import copy
 import math
 
 import pytest
 import torch
+from test_methods_losses import _double
 
 from formless.methods.data import Example, collate
 from formless.methods.losses import Reference, nll, sequence_logps
 from formless.methods.registry import METHODS, make_method
 from formless.methods.train import TrainConfig, lora_model, make_batches, train
 from formless.models.loading import load_model
+
+EXACT = 1e-9  # relative tolerance of an identity evaluated in float64 (see test_methods_losses)
+EPS32 = torch.finfo(torch.float32).eps
 
 FORGET = [
     Example("Tell me about Harry Potter.", "Harry Potter is a wizard who studies at Hogwarts.", True, "qa"),
@@ -75,27 +78,39 @@ def test_retain_terms_protect_retain_data(tiny_dir):
 
 
 def test_lora_reference_and_merge_are_exact(tiny, tmp_path):
-    base = copy.deepcopy(tiny.model)
+    """Every claim here is an identity in exact arithmetic (B = 0 adds nothing; a disabled adapter is
+    the base; x(W + sBA) = xW + s(xA)B), so it is checked in float64, where rounding is ~1e-16
+    relative to the logits and a tolerance of 1e-9 of their size cannot be reached by rounding but
+    is by any real difference (the moved adapter changes the logits by > 1e-3 of their size)."""
+    base = _double(tiny.model)
     batch = collate(tiny.tokenizer, FORGET + RETAIN)
-    peft = lora_model(tiny.model, make_method("npo"), TrainConfig())
-    torch.testing.assert_close(_logits(peft, batch), _logits(base, batch))  # step 0: B = 0
+    expected = _logits(base, batch)
+    assert expected.dtype == torch.float64
+    tol = dict(rtol=EXACT, atol=EXACT * float(expected.abs().max()))
+    peft = lora_model(_double(tiny.model), make_method("npo"), TrainConfig())
+    torch.testing.assert_close(_logits(peft, batch), expected, **tol)  # step 0: B = 0
     torch.manual_seed(0)
     with torch.no_grad():
         for name, p in peft.named_parameters():
             if "lora_B" in name:
                 p.normal_(0, 0.1)
     moved = _logits(peft, batch)
-    assert not torch.allclose(moved, _logits(base, batch), atol=1e-3)
+    assert not torch.allclose(moved, expected, rtol=0, atol=1e-3 * float(expected.abs().max()))
     ref = Reference(peft, context=peft.disable_adapter)
-    torch.testing.assert_close(ref.logits(batch), _logits(base, batch))
-    torch.testing.assert_close(ref.sequence_logps(batch), sequence_logps(_logits(base, batch), batch.labels))
+    torch.testing.assert_close(ref.logits(batch), expected, **tol)
+    torch.testing.assert_close(
+        ref.sequence_logps(batch), sequence_logps(expected, batch.labels), rtol=EXACT, atol=0
+    )
     merged = peft.merge_and_unload()
     assert not any("lora" in k for k in merged.state_dict())
-    torch.testing.assert_close(_logits(merged, batch), moved, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(_logits(merged, batch), moved, **tol)
     merged.save_pretrained(tmp_path / "m", safe_serialization=True)
     tiny.tokenizer.save_pretrained(tmp_path / "m")
-    reloaded = load_model(str(tmp_path / "m"), device="cpu").model
-    torch.testing.assert_close(_logits(reloaded, batch), moved, atol=1e-5, rtol=1e-5)
+    reloaded = load_model(str(tmp_path / "m"), device="cpu", dtype=torch.float64).model
+    assert all(p.dtype == torch.float64 for p in reloaded.parameters())
+    for key, value in merged.state_dict().items():  # saving and loading is bit for bit
+        assert torch.equal(reloaded.state_dict()[key], value), key
+    torch.testing.assert_close(_logits(_double(reloaded), batch), moved, **tol)
 
 
 def test_lora_and_full_fine_tuning_both_forget(tiny_dir):
@@ -113,6 +128,7 @@ def test_full_fine_tuning_cached_reference_equals_frozen_copy(tiny_dir):
     histories = {}
     for reference in ("cache", "copy"):
         loaded = load_model(str(tiny_dir), device="cpu")
+        seq_logps = abs(_forget_logp(loaded.model, loaded.tokenizer))  # summed over all sequences
         config = TrainConfig(lora=False, steps=3, lr=1e-3, reference=reference, **FAST)
         result = train(loaded, "npo", FORGET, RETAIN, config)
         histories[reference] = [r for r in result.history if "loss" in r]
@@ -120,8 +136,13 @@ def test_full_fine_tuning_cached_reference_equals_frozen_copy(tiny_dir):
         [r["loss"] for r in histories["copy"]], rel=1e-5
     )
     first = histories["cache"][0]  # pi_theta = pi_ref at step 0: -(2/beta) log sigmoid(0) = (2/beta) log 2
-    assert first["log_ratio"] == pytest.approx(0.0, abs=1e-5)
-    assert first["npo"] == pytest.approx(20 * math.log(2), rel=1e-5)
+    # the two log-probs are float32 sums of n token terms, so even if they were computed in different
+    # orders they would agree to n * eps * (sum of |terms|); d npo / d log_ratio = 2 sigmoid(0) = 1
+    n = int(collate(loaded.tokenizer, FORGET).target_mask.sum(-1).max())
+    bound = n * EPS32 * seq_logps
+    assert 0 < bound < 0.01
+    assert first["log_ratio"] == pytest.approx(0.0, abs=bound)
+    assert first["npo"] == pytest.approx(20 * math.log(2), abs=bound)
     assert histories["cache"][-1]["log_ratio"] < 0
 
 

@@ -1,6 +1,7 @@
 """Loss primitives shared by the baselines, and the reference model they compare against.
 
-Every log-probability here comes from ``log_softmax`` of the logits in float32 and is taken on
+Every log-probability here comes from ``log_softmax`` of the logits in float32 (float64 logits
+stay float64, so tests can check exact identities without float32 rounding) and is taken on
 target tokens only (labels != -100), shifted so that position t scores token t+1. Using raw
 logits as log-probabilities (a bug reported in public unlearning code) makes losses depend on an
 arbitrary per-position constant; the tests pin that shifting all logits leaves every loss unchanged.
@@ -18,9 +19,14 @@ import torch.nn.functional as F
 from formless.methods.data import Batch
 
 
+def _upcast(x: torch.Tensor) -> torch.Tensor:
+    """At least float32 (bf16/fp16 logits are upcast; float64 is kept)."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
 def token_logps(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(log p(token t+1 | ..t) per position, mask of target positions), both (B, T-1)."""
-    logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+    logp = torch.log_softmax(_upcast(logits[:, :-1]), dim=-1)
     targets = labels[:, 1:]
     mask = targets != -100
     picked = logp.gather(-1, targets.clamp_min(0).unsqueeze(-1)).squeeze(-1)
@@ -53,8 +59,8 @@ def simnpo_loss(avg_logp: torch.Tensor, beta: float, gamma: float = 0.0) -> torc
 
 def kl_to_reference(logits: torch.Tensor, ref_logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean over masked positions of KL(p_ref || p_theta) over the full vocabulary."""
-    logp = torch.log_softmax(logits.float(), dim=-1)
-    ref = torch.log_softmax(ref_logits.float(), dim=-1)
+    logp = torch.log_softmax(_upcast(logits), dim=-1)
+    ref = torch.log_softmax(_upcast(ref_logits), dim=-1)
     per_token = (ref.exp() * (ref - logp)).sum(-1)
     return (per_token * mask).sum() / mask.sum().clamp_min(1)
 
@@ -111,7 +117,7 @@ class Reference:
         return sum(t.numel() * t.element_size() for t in self._memo.values())
 
     def logits(self, batch: Batch) -> torch.Tensor:
-        return self._get(batch, ("logits",), lambda: forward(self.model, batch).logits.float())
+        return self._get(batch, ("logits",), lambda: _upcast(forward(self.model, batch).logits))
 
     def sequence_logps(self, batch: Batch) -> torch.Tensor:
         return self._get(
@@ -122,5 +128,5 @@ class Reference:
         return self._get(
             batch,
             ("hidden", layer),
-            lambda: layer_output(forward(self.model, batch, hidden=True), layer).float(),
+            lambda: _upcast(layer_output(forward(self.model, batch, hidden=True), layer)),
         )
