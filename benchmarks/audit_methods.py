@@ -4,8 +4,10 @@ Prints a method × form table of residual knowledge pooled over concepts, the re
 
     python benchmarks/audit_methods.py [--methods rocr,npo,...] [--concepts 5] [--quantize none]
         [--relearn-steps 0] [--steps 20] [--train-form all] [--fast] [--json out.json [--append]]
+        [--smoke]
 
 A run with --train-form F (the baselines trained on one form only) is labelled "method[F]".
+--smoke: one concept, at most 2 training steps, on a tiny random model (benchmarks/_smoke.py).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
+
+import _smoke
 
 from formless.api import forget
 from formless.audit.forms import FORMS
@@ -95,7 +99,7 @@ def run_method(method: str, names: list[str], args, kb) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="smollm2-135m-instruct")
+    _smoke.add_arguments(parser)
     parser.add_argument("--methods", default="rocr")
     parser.add_argument("--concepts", type=int, default=5)
     parser.add_argument("--quantize", default="none")
@@ -112,6 +116,10 @@ def main() -> None:
         help="results of earlier runs (their --json) to include in the table; with --methods '' only prints",
     )  # fmt: skip
     args = parser.parse_args()
+    _smoke.resolve(args)
+    args.json = _smoke.output(args, args.json, "audit_methods.json")
+    if args.smoke:
+        args.concepts, args.steps = 1, min(args.steps, 2)
     args.bits = tuple(int(b) for b in args.quantize.split(",")) if args.quantize not in ("", "none") else ()
     kb = load()
     names = [kb.concept(n).name for n in DEFAULT_CONCEPTS[: args.concepts]]

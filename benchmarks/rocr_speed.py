@@ -3,22 +3,28 @@
 Statistics are computed from scratch in a temporary cache (then reloaded once to time the cached
 path); edit time per concept excludes model load and statistics, as the target is stated.
 
-    python benchmarks/rocr_speed.py [--model smollm2-135m-instruct]
+    python benchmarks/rocr_speed.py [--model smollm2-135m-instruct] [--json results.json] [--smoke]
+
+--smoke: two concepts on a tiny random model (benchmarks/_smoke.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import statistics
 import tempfile
 import time
+from pathlib import Path
 
+import _smoke
 import psutil
 import torch
 
 from formless.api import make_config
 from formless.models import load_model
+from formless.models.cache import atomic_file
 from formless.rocr import apply_rocr, layer_statistics
 from formless.rocr.corpus import load_corpus
 
@@ -42,12 +48,17 @@ def rss_gib() -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="smollm2-135m-instruct")
+    _smoke.add_arguments(parser)
+    parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args()
+    _smoke.resolve(args)
+    args.json = _smoke.output(args, args.json, "rocr_speed.json")
+    concepts = CONCEPTS[:2] if args.smoke else CONCEPTS
     print(f"torch threads: {torch.get_num_threads()}, cpu: {psutil.cpu_count()} cores")
     start = time.perf_counter()
     loaded = load_model(args.model)
-    print(f"model load: {time.perf_counter() - start:.1f}s, RSS after load {rss_gib():.2f} GiB")
+    load_seconds = time.perf_counter() - start
+    print(f"model load: {load_seconds:.1f}s, RSS after load {rss_gib():.2f} GiB")
     config = make_config()
     layers = config.resolved_layers(loaded.adapter.num_layers(loaded.model))
     config = config.model_copy(update={"layers": layers})
@@ -61,14 +72,14 @@ def main() -> None:
     print(f"statistics: {seconds:.1f}s for {tokens} tokens, layers {layers} (from cache: {cached:.2f}s)")
     originals = {i: loaded.adapter.weight(loaded.model, i).detach().clone() for i in layers}
     times = []
-    for name in CONCEPTS:
+    for name in concepts:
         result = apply_rocr(loaded, [name], config, stats)
         times.append(result.seconds)
         with torch.no_grad():
             for i, w in originals.items():
                 loaded.adapter.weight(loaded.model, i).copy_(w)
     start = time.perf_counter()
-    multi = apply_rocr(loaded, CONCEPTS, config, stats)
+    multi = apply_rocr(loaded, concepts, config, stats)
     print(
         f"edit per concept: median {statistics.median(times):.3f}s, min {min(times):.3f}s, "
         f"max {max(times):.3f}s over {len(times)} concepts"
@@ -76,6 +87,23 @@ def main() -> None:
     print(f"all {len(times)} concepts in one edit: {multi.seconds:.3f}s")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print(f"peak RSS: {peak:.2f} GiB")
+    if args.json:
+        data = {
+            "model": args.model,
+            "threads": torch.get_num_threads(),
+            "load_seconds": round(load_seconds, 3),
+            "layers": layers,
+            "statistics_tokens": tokens,
+            "statistics_seconds": round(seconds, 3),
+            "statistics_cached_seconds": round(cached, 3),
+            "edit_seconds": dict(zip(concepts, (round(t, 4) for t in times))),
+            "edit_median_seconds": round(statistics.median(times), 4),
+            "all_in_one_edit_seconds": round(multi.seconds, 4),
+            "peak_rss_gib": round(peak, 3),
+        }
+        with atomic_file(args.json) as tmp:
+            tmp.write_text(json.dumps(data, indent=1))
+        print(f"wrote {args.json}")
 
 
 if __name__ == "__main__":
