@@ -21,7 +21,8 @@ class ArchitectureAdapter:
     layers: str  # attribute path of the ModuleList of decoder layers
     mlp_out: str  # path of the MLP output projection inside one decoder layer
     transposed: bool = False  # GPT-2's Conv1D stores the weight as (in, out)
-    # Gemma 2/3 normalise the MLP output before adding it to the residual stream.
+    # Gemma 2/3 and OLMo 2 normalise the MLP output before adding it to the residual stream
+    # (``h + norm(W a)``); the edit must then go through that norm.
     post_mlp_norm: str | None = None
 
     def layer_list(self, model: nn.Module) -> nn.ModuleList:
@@ -54,8 +55,9 @@ class ArchitectureAdapter:
 
 
 _LLAMA_LIKE = ArchitectureAdapter("llama-like", "model.layers", "mlp.down_proj")
-_GEMMA_POST_NORM = ArchitectureAdapter(
-    "gemma2-like", "model.layers", "mlp.down_proj", post_mlp_norm="post_feedforward_layernorm"
+# Llama layout plus a norm on the MLP output (Gemma 2/3, OLMo 2: post_feedforward_layernorm).
+_POST_NORM = ArchitectureAdapter(
+    "post-norm", "model.layers", "mlp.down_proj", post_mlp_norm="post_feedforward_layernorm"
 )
 
 # model_type (config.model_type) -> adapter. Several families share the Llama layout.
@@ -65,8 +67,8 @@ _ADAPTERS: dict[str, ArchitectureAdapter] = {
     "qwen2": _LLAMA_LIKE,
     "qwen3": _LLAMA_LIKE,
     "gemma": _LLAMA_LIKE,
-    "gemma2": _GEMMA_POST_NORM,
-    "gemma3_text": _GEMMA_POST_NORM,
+    "gemma2": _POST_NORM,
+    "gemma3_text": _POST_NORM,
     "gemma3": ArchitectureAdapter(
         "gemma3-multimodal",
         "model.language_model.layers",
@@ -74,8 +76,8 @@ _ADAPTERS: dict[str, ArchitectureAdapter] = {
         post_mlp_norm="post_feedforward_layernorm",
     ),
     "phi3": _LLAMA_LIKE,
-    "olmo": _LLAMA_LIKE,
-    "olmo2": _LLAMA_LIKE,
+    "olmo": _LLAMA_LIKE,  # OLMo 1: pre-norm (a LayerNorm without parameters), MLP output added as is
+    "olmo2": _POST_NORM,
     "gpt2": ArchitectureAdapter("gpt2", "transformer.h", "mlp.c_proj", transposed=True),
     "gpt_neox": ArchitectureAdapter("gpt_neox", "gpt_neox.layers", "mlp.dense_4h_to_h"),
 }

@@ -23,6 +23,8 @@ from formless.rocr.stats import LayerStatistics
 from formless.rocr.update import rocr_delta
 
 MAX_CONCEPT_CHARS = 200
+# Ridge on the post-MLP norm's gains when inverting it, relative to their mean square (some are ~0).
+POST_NORM_DAMPING = 1e-2
 
 
 @dataclass
@@ -128,10 +130,13 @@ def _specific_offsets(
 def _through_post_norm(
     loaded, norm, layer: int, located: list[Located], residuals: torch.Tensor
 ) -> torch.Tensor:
-    """Residuals for ``W a`` when the block adds ``norm(W a)`` (Gemma 2/3) instead of ``W a``.
+    """Residuals for ``W a`` when the block adds ``norm(W a)`` (Gemma 2/3, OLMo 2) instead of ``W a``.
 
     RMS-type norms are ``g * m / rms(m)``; to first order a change ``dm`` moves the output by
     ``g * dm / rms(m)``, so ``dm = rms(m) * g * r / (g^2 + delta)`` (damped: some gains are ~0).
+    Then ``m + dm = rms(m) * (c + r) / g`` up to the damping, where ``c = norm(m)`` is what the MLP
+    wrote: the new output ``norm(m + dm)`` points along the wanted ``c + r``, at the fixed size
+    (``rms(output / g) = 1``) that a norm's output always has.
     """
     projections: dict[int, torch.Tensor] = {}
     collect(loaded, located, projection_layers=[layer], projections=projections)
@@ -139,7 +144,7 @@ def _through_post_norm(
     param = next(norm.parameters())
     gain = norm(torch.ones(1, m.shape[1], dtype=param.dtype, device=param.device)).float()[0].to(m.device)
     rms = m.pow(2).mean(1, keepdim=True).sqrt()
-    damping = 1e-2 * gain.pow(2).mean()
+    damping = POST_NORM_DAMPING * gain.pow(2).mean()
     return (rms * gain * residuals.T / (gain.pow(2) + damping)).T
 
 
