@@ -1,4 +1,4 @@
-"""Every supported architecture: located by its adapter, edited, saved, reloaded and undone."""
+"""Every supported architecture: located by its adapter, redirected, edited, saved, reloaded and undone."""
 
 from __future__ import annotations
 
@@ -9,8 +9,99 @@ from tiny import SUPPORTED, save_tiny_model
 from formless.api import forget, make_config, undo
 from formless.checkpoint import MANIFEST, ORIGINALS, read_manifest
 from formless.errors import UnsupportedArchitectureError
-from formless.models import load_model
+from formless.models import adapter_for, load_model, supported_architectures
 from formless.models.loading import state_dict_hash
+from formless.rocr.activations import collect
+from formless.rocr.corpus import load_corpus
+from formless.rocr.edit import POST_NORM_DAMPING, _canonical, apply_rocr
+from formless.rocr.stats import layer_statistics
+
+pytestmark = pytest.mark.usefixtures("one_thread_module")
+
+GROUPS = ("chat", "plain")  # the tiny tokenizer has a chat template: one key column per group
+# float32 roundoff is 6e-8; a handful of operations stay far below this share of the magnitudes
+FLOAT_RTOL = 1e-5
+
+
+@torch.no_grad()
+def _reads(loaded, concept: str, layer: int):
+    """At the concept's last token, per group: the block output, what the MLP writes into the
+    residual stream (the projection output, through the post-MLP norm where the adapter names one)
+    and the key (the projection input), all read by the project's hook utility."""
+    projections: dict[int, torch.Tensor] = {}
+    keys, outs = collect(
+        loaded,
+        [_canonical(loaded, concept, g) for g in GROUPS],
+        key_layers=[layer],
+        output_layers=[layer],
+        projection_layers=[layer],
+        projections=projections,
+    )
+    norm = loaded.adapter.post_mlp_norm_module(loaded.model, layer)
+    written = projections[layer] if norm is None else norm(projections[layer]).float()
+    return outs[layer], written, keys[layer]
+
+
+def _rows(x: torch.Tensor) -> torch.Tensor:
+    return x.norm(dim=1)
+
+
+@pytest.mark.parametrize("arch", SUPPORTED)
+def test_edit_redirects_the_key_to_the_target(arch, tmp_path, corpus_file):
+    """The edited MLP writes what moves the concept's block output to the redirect's, v*.
+
+    One layer, no null-space constraint, lam ~ 0 and the canonical prompts as the only contexts:
+    the edit must add r = v* - z to the block output z at the concept's last token. Where the MLP
+    output is added as it is, the block output becomes v*. Where a norm sits in between (Gemma 2/3,
+    OLMo 2) its output c always has rms(c / g) = 1 for its gains g, so only c's direction can be
+    chosen: it must be that of the wanted y = c + r. The model's norm gains and biases are random,
+    so that a norm the edit skips is not hidden by g = 1 everywhere.
+    """
+    layer = 2
+    loaded = load_model(str(save_tiny_model(arch, tmp_path / arch, random_vectors=True)))
+    stats, _ = layer_statistics(
+        loaded, [layer], load_corpus(str(corpus_file)), max_tokens=1000, cache=tmp_path / "cache"
+    )
+    lam = 1e-6
+    config = make_config(
+        layers=[layer], lam=lam, threshold=1e9, prefixes=[""], plain_templates=["{s}."], concept_tokens=1
+    )
+    v_star, _, _ = _reads(loaded, config.redirect, layer)
+    z_before, c_before, keys = _reads(loaded, "Harry Potter", layer)
+    apply_rocr(loaded, ["Harry Potter"], config, stats)
+    z_after, c_after, _ = _reads(loaded, "Harry Potter", layer)
+
+    # Only the MLP's contribution changed, and the adapter says where it enters the residual stream:
+    # a post-MLP norm missing from the adapter breaks this by O(1).
+    scale = _rows(z_before) + _rows(z_after) + _rows(c_before) + _rows(c_after)
+    mismatch = _rows((z_after - z_before) - (c_after - c_before))
+    assert (mismatch <= FLOAT_RTOL * scale).all(), (mismatch, scale)
+
+    r = v_star - z_before
+    y = c_before + r
+    gap_before, gap_after = _rows(r), _rows(v_star - z_after)
+    assert (gap_after < gap_before).all(), (gap_before, gap_after)
+    norm = loaded.adapter.post_mlp_norm_module(loaded.model, layer)
+    if norm is None:
+        # v* exactly, up to the ridge's share lam / (lam + eig_min(K^T K)) of r and roundoff that
+        # the keys' conditioning can amplify
+        eig = torch.linalg.eigvalsh((keys @ keys.T).double())
+        tol = r.norm() * lam / (lam + eig[0]) + FLOAT_RTOL * eig[-1] / eig[0] * (
+            _rows(v_star) + _rows(z_before)
+        )
+        assert (gap_after <= tol).all(), (arch, gap_before, gap_after, tol)
+    else:
+        # The edit moves the norm's input m by rms(m) g r / (g^2 + delta), to rms(m) (y - u) / g with
+        # u = r delta / (g^2 + delta): c_after points along y - u, whose angle to y has
+        # |sin| <= |u| / (|y| - |u|) <= eps |r| / (|y| - eps |r|), eps = max delta / (g^2 + delta).
+        with torch.no_grad():
+            gain = norm(torch.ones(1, y.shape[1])).float()[0]
+        delta = POST_NORM_DAMPING * gain.pow(2).mean()
+        eps = (delta / (gain.pow(2) + delta)).max()
+        unit = y / _rows(y)[:, None]
+        off_line = _rows(c_after - (c_after * unit).sum(1, keepdim=True) * unit) / _rows(c_after)
+        bound = eps * _rows(r) / (_rows(y) - eps * _rows(r)) + FLOAT_RTOL
+        assert (off_line <= bound).all(), (arch, off_line, bound)
 
 
 @pytest.mark.parametrize("arch", SUPPORTED)
@@ -65,6 +156,42 @@ def test_sequential_edit_keeps_history_and_undo_steps_back(tmp_path, tiny_dir, c
         "Harry Potter"
     ]  # the first edit is still undoable
     assert (tmp_path / "back" / ORIGINALS).exists()
+
+
+def test_every_supported_model_type_has_a_tiny_model():
+    """New rows of the adapter table are tested above; the multimodal gemma3 has its own test."""
+    assert set(supported_architectures()) - {"gemma3"} == set(SUPPORTED)
+
+
+def test_multimodal_gemma3_layout():
+    """Gemma3ForConditionalGeneration keeps the text decoder under model.language_model."""
+    import transformers
+
+    text = dict(
+        vocab_size=400,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+    )
+    vision = dict(
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        image_size=28,
+        patch_size=14,
+    )
+    config = transformers.Gemma3Config(text_config=text, vision_config=vision, mm_tokens_per_image=4)
+    with torch.device("meta"):  # the layout only: no weights
+        model = transformers.AutoModelForCausalLM.from_config(config)
+    adapter = adapter_for(model)
+    assert adapter.num_layers(model) == 2
+    assert adapter.dims(model) == (32, 64)
+    norm = adapter.post_mlp_norm_module(model, 1)
+    assert norm is model.model.language_model.layers[1].post_feedforward_layernorm
 
 
 def test_unsupported_architecture_names_supported_ones(tmp_path):

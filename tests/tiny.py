@@ -50,6 +50,9 @@ def tiny_tokenizer(chat: bool = True) -> PreTrainedTokenizerFast:
     return fast
 
 
+_OLMO_TOKENS = {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}
+
+
 def tiny_config(arch: str, vocab: int):
     import transformers as tf
 
@@ -71,6 +74,9 @@ def tiny_config(arch: str, vocab: int):
         "gemma2": ("Gemma2Config", {"head_dim": 8}),
         "gemma3_text": ("Gemma3TextConfig", {"head_dim": 8}),
         "phi3": ("Phi3Config", {"pad_token_id": 0}),
+        # OLMo's defaults name token ids of its own 50k vocabulary; use the tiny tokenizer's
+        "olmo": ("OlmoConfig", _OLMO_TOKENS),
+        "olmo2": ("Olmo2Config", _OLMO_TOKENS),
     }
     if arch in llama_like:
         name, extra = llama_like[arch]
@@ -106,12 +112,22 @@ SUPPORTED = [
     "gemma2",
     "gemma3_text",
     "phi3",
+    "olmo",
+    "olmo2",
     "gpt2",
     "gpt_neox",
 ]
 
 
-def save_tiny_model(arch: str, directory: Path, *, chat: bool = True, seed: int = 0) -> Path:
+def save_tiny_model(
+    arch: str, directory: Path, *, chat: bool = True, seed: int = 0, random_vectors: bool = False
+) -> Path:
+    """A random ``arch`` model and the tiny tokenizer saved in ``directory``.
+
+    ``random_vectors`` also perturbs every vector parameter (norm gains, biases) by U(-0.5, 0.5),
+    so norms are not the identity up to a scale: a gain of 1 everywhere hides an edit that skips
+    a norm whenever the norm's input happens to have an RMS near 1.
+    """
     from transformers import AutoModelForCausalLM
 
     tok = tiny_tokenizer(chat)
@@ -121,6 +137,8 @@ def save_tiny_model(arch: str, directory: Path, *, chat: bool = True, seed: int 
         for p in model.parameters():
             if p.ndim == 2:
                 p.normal_(0, 0.2)
+            elif random_vectors and p.ndim == 1:
+                p.add_(torch.rand_like(p) - 0.5)
     model.save_pretrained(directory, safe_serialization=True)
     tok.save_pretrained(directory)
     return directory
