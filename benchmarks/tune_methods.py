@@ -9,7 +9,11 @@ with the lowest residual on the training forms wins; if none keeps that much, th
 most (and the table says so). Writes a JSON file and a markdown table (``--out``).
 
     python benchmarks/tune_methods.py [--methods ga,gd,...] [--concepts "Mount Everest,The Beatles"]
-        [--steps 20] [--min-general 0.85] [--out docs/tuning]
+        [--steps 20] [--min-general 0.85] [--out docs/tuning] [--smoke]
+
+--smoke: GA at one learning rate, one concept, 2 steps, on a tiny random model
+(benchmarks/_smoke.py), unless told otherwise; writes to a temporary directory unless --out is given
+(never into docs/).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import statistics
 import time
 from pathlib import Path
 
+import _smoke
 import torch
 
 from formless.audit.engine import score_probes
@@ -38,6 +43,16 @@ GRIDS = {"ga": LORA_GRID, "gd": LORA_GRID, "kl": LORA_GRID, "npo": LORA_GRID, "s
          "rt": LORA_GRID, "rmu": [5e-5, 2e-4, 1e-3]}  # fmt: skip
 
 
+def pct(x: float | None) -> str:
+    return "–" if x is None else f"{x:.0%}"
+
+
+def share(counts) -> float | None:
+    """Mean over concepts of still answered / known; None when no concept has a known fact."""
+    known = [k for k in counts if k[0]]
+    return statistics.fmean(k[1] / k[0] for k in known) if known else None
+
+
 def kept(before, after) -> tuple[int, int]:
     """(known by the reference, still answered after)."""
     pairs = [(b, a) for b, a in zip(before, after) if b.hit]
@@ -46,15 +61,25 @@ def kept(before, after) -> tuple[int, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="smollm2-135m-instruct")
-    parser.add_argument("--methods", default="ga,gd,kl,npo,simnpo,rmu,rt")
-    parser.add_argument("--concepts", default="Mount Everest,The Beatles")
-    parser.add_argument("--steps", type=int, default=TrainConfig().steps)
+    _smoke.add_arguments(parser)
+    parser.add_argument("--methods", default=None, help="default ga,gd,kl,npo,simnpo,rmu,rt")
+    parser.add_argument("--concepts", default=None, help='default "Mount Everest,The Beatles"')
+    parser.add_argument("--steps", type=int, default=None, help=f"default {TrainConfig().steps}")
     parser.add_argument("--min-general", type=float, default=0.85)
     parser.add_argument("--lrs", help="comma-separated learning rates for every listed method")
     parser.add_argument("--append", action="store_true", help="keep the rows of --out this run does not redo")
-    parser.add_argument("--out", type=Path, default=Path("docs/tuning"))
+    parser.add_argument("--out", type=Path, default=None, help="default docs/tuning (.json and .md)")
     args = parser.parse_args()
+    _smoke.resolve(args)
+    if args.smoke:  # one method at one learning rate, one concept, a few steps
+        args.methods = args.methods or "ga"
+        args.concepts = args.concepts or "Mount Everest"
+        args.steps = 2 if args.steps is None else args.steps
+        args.lrs = args.lrs or str(GRIDS[args.methods.split(",")[0]][1])
+    args.methods = args.methods or "ga,gd,kl,npo,simnpo,rmu,rt"
+    args.concepts = args.concepts or "Mount Everest,The Beatles"
+    args.steps = TrainConfig().steps if args.steps is None else args.steps
+    args.out = _smoke.output(args, args.out, "tuning") or Path("docs/tuning")
     methods = args.methods.split(",")
     grids = {m: [float(x) for x in args.lrs.split(",")] if args.lrs else GRIDS[m] for m in methods}
     rows = []
@@ -99,7 +124,7 @@ def main() -> None:
                     "seconds": round(seconds, 1),
                 }  # fmt: skip
             for key in ("forget", "neighbours", "general"):
-                row[key] = statistics.fmean(k[1] / k[0] for c in row["concepts"].values() if (k := c[key])[0])
+                row[key] = share(c[key] for c in row["concepts"].values())
             row["stopped_early"] = sum(c["stopped_early"] for c in row["concepts"].values())
             row["seconds"] = statistics.fmean(c["seconds"] for c in row["concepts"].values())
             rows.append(row)
@@ -107,8 +132,8 @@ def main() -> None:
             rows.sort(key=lambda r: (order.index(r["method"]), r["lr"]))
             write(args, rows, choose(rows, args.min_general))
             print(
-                f"{method:>6} lr {lr:g}: training-form residual {row['forget']:.0%}, neighbours kept "
-                f"{row['neighbours']:.0%}, general kept {row['general']:.0%}, guard stops "
+                f"{method:>6} lr {lr:g}: training-form residual {pct(row['forget'])}, neighbours kept "
+                f"{pct(row['neighbours'])}, general kept {pct(row['general'])}, guard stops "
                 f"{row['stopped_early']}, {row['seconds']:.0f}s per concept",
                 flush=True,
             )
@@ -120,11 +145,11 @@ def choose(rows: list[dict], min_general: float) -> dict:
     chosen = {}
     for method in dict.fromkeys(r["method"] for r in rows):
         mine = [r for r in rows if r["method"] == method]
-        ok = [r for r in mine if r["general"] >= min_general]
-        if ok:
-            best = min(ok, key=lambda r: (r["forget"], -r["general"]))
+        ok = [r for r in mine if r["general"] is not None and r["general"] >= min_general]
+        if ok:  # a residual of None (nothing known to forget) ranks last
+            best = min(ok, key=lambda r: (1.0 if r["forget"] is None else r["forget"], -r["general"]))
         else:
-            best = max(mine, key=lambda r: r["general"])
+            best = max(mine, key=lambda r: -1.0 if r["general"] is None else r["general"])
         chosen[method] = {"lr": best["lr"], "meets_utility_bar": bool(ok)}
     return chosen
 
@@ -152,8 +177,8 @@ def write(args, rows: list[dict], chosen: dict) -> None:
         if pick["lr"] == r["lr"]:
             mark = "yes" if pick["meets_utility_bar"] else "yes (none meets the bar)"
         lines.append(
-            f"| {r['method']} | {r['lr']:g} | {r['forget']:.0%} | {r['neighbours']:.0%} | {r['general']:.0%} "
-            f"| {r['stopped_early']} | {r['seconds']:.0f} | {mark} |"
+            f"| {r['method']} | {r['lr']:g} | {pct(r['forget'])} | {pct(r['neighbours'])} "
+            f"| {pct(r['general'])} | {r['stopped_early']} | {r['seconds']:.0f} | {mark} |"
         )
     for suffix, text in ((".json", json.dumps(data, indent=1)), (".md", "\n".join(lines) + "\n")):
         path = args.out.with_suffix(suffix)
