@@ -55,6 +55,9 @@ def forget(
     layers: Annotated[str | None, typer.Option(help="edited layers, e.g. '4,5,6' or '4-6'")] = None,
     lam: Annotated[float | None, typer.Option(help="ridge term lambda")] = None,
     threshold: Annotated[float | None, typer.Option(help="null-space eigenvalue threshold")] = None,
+    strength: Annotated[
+        float | None, typer.Option(help="scales the residual v* - z(s); > 1 pushes past the redirect")
+    ] = None,
     corpus: Annotated[
         str | None, typer.Option(help="statistics corpus (.txt/.jsonl file or directory)")
     ] = None,
@@ -86,6 +89,7 @@ def forget(
         layers=_layers(layers),
         lam=lam,
         threshold=threshold,
+        strength=strength,
         corpus=corpus,
         stats_tokens=stats_tokens,
     )
@@ -144,9 +148,15 @@ def forget(
 
 @app.command()
 def audit(
-    model: Annotated[
-        str, typer.Argument(help="model to audit: a formless output, a model directory or a name")
-    ],
+    model_arg: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="MODEL", help="model to audit: a formless output, a model directory or a name"
+        ),
+    ] = None,
+    model_opt: Annotated[
+        str | None, typer.Option("--model", "-m", help="the same as MODEL, as the other commands take it")
+    ] = None,
     concept: Annotated[
         list[str] | None, typer.Option("--concept", "-c", help="concept(s) to audit (default: the edit's)")
     ] = None,
@@ -173,8 +183,14 @@ def audit(
     cache_dir: CacheOpt = None,
 ) -> None:
     """Audit what MODEL still knows about the concept(s), form by form, and write a report."""
+    if model_arg is not None and model_opt is not None and model_arg != model_opt:
+        raise FormlessError(f"two models given ({model_arg!r} and --model {model_opt!r}); pass one")
+    model = model_arg or model_opt
+    if model is None:
+        raise FormlessError("no model to audit: pass MODEL (a formless output or model directory) or --model")
     from formless.audit.external import external_probe_sets
     from formless.audit.run import AuditSettings, run_audit
+    from formless.checkpoint import read_manifest
     from formless.knowledge import load
     from formless.reports import print_summary, write_report
 
@@ -189,7 +205,11 @@ def audit(
     kb = load(knowledge or [])
     external = None
     if probes is not None:
-        external, notes = external_probe_sets(probes)
+        # only the audited concepts' probes: the concepts named, else the edit's own
+        subjects = concept
+        if not subjects and Path(model).is_dir():
+            subjects = (read_manifest(model) or {}).get("concepts")
+        external, notes = external_probe_sets(probes, subjects or None)
         for note in notes:
             err_console.print(f"note: {note}")
     settings = AuditSettings(
@@ -312,6 +332,15 @@ def models() -> None:
     out_console.print("supported model types: " + ", ".join(supported_architectures()))
 
 
+def _is_a(exc: BaseException, name: str) -> bool:
+    """Whether ``exc`` derives from click's class ``name``, wherever click lives.
+
+    typer >= 0.16 vendors its own copy of click (``typer._click``), so ``isinstance`` against the
+    installed ``click`` never matches what the parser raises; the class name is what both share.
+    """
+    return any(cls.__name__ == name for cls in type(exc).__mro__)
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     from transformers.utils import logging as hf_logging
@@ -327,11 +356,9 @@ def main() -> None:
         code = getattr(exc, "exit_code", getattr(exc, "code", 0))
         sys.exit(code)
     except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
+        if _is_a(exc, "ClickException"):
+            exc.show()  # "Usage: ...", "Try '... --help'", "Error: No such option: --x" -- no traceback
             sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
+        if _is_a(exc, "Abort"):
             sys.exit(1)
         raise

@@ -249,3 +249,36 @@ def test_reference_caches_saved_side_by_side_keep_each_others_entries(tmp_path):
     assert again.get("a") == ProbeResult(hit=True, probability=0.5, output="x")
     assert again.get("b") == ProbeResult(hit=False, probability=0.1, output="y")
     assert second.get("a") is not None  # the saver sees what the other run added
+
+
+def _subject_folder(root, folder, subject, answer):
+    (root / folder).mkdir(parents=True)
+    (root / folder / "forget_level2.json").write_text(
+        json.dumps([{"query": f"Where does {subject} live?", "answer": answer, "type": "qa"}])
+    )
+
+
+def test_cli_probes_folder_keeps_only_the_audited_subject(tiny_dir, tmp_path, capsys):
+    """``--probes DIR`` with several targets scores only the audited concept's probes, and ``-c`` may
+    name a subject that exists only in the probe files (no knowledge-base record needed)."""
+    root = tmp_path / "ort"
+    _subject_folder(root, "1_Ada_Quill", "Ada Quill", "Paris")
+    _subject_folder(root, "2_Bo_Marsh", "Bo Marsh", "Rome")
+    out = tmp_path / "report"
+    args = ["audit", "--model", str(tiny_dir), "--reference", str(tiny_dir), "-c", "Ada Quill"]
+    args += [
+        "--probes",
+        str(root),
+        "--quantize",
+        "none",
+        "--out",
+        str(out),
+        "--cache-dir",
+        str(tmp_path / "c"),
+    ]
+    code, _, err = run(args, capsys)
+    assert code == 0, err
+    report = json.loads((out / "audit.json").read_text())
+    concepts = {p["concept"] for p in report["probes"]}
+    assert "Ada Quill" in concepts and "Bo Marsh" not in concepts
+    assert "'Bo Marsh' not selected" in err

@@ -235,6 +235,18 @@ def _reference_name(manifest: dict | None, reference: str | None) -> str:
     )
 
 
+def _subject_key(name: str) -> str:
+    return " ".join(name.replace("_", " ").lower().split())
+
+
+def _known(kb: KnowledgeBase, name: str) -> bool:
+    try:
+        kb.concept(name)
+    except FormlessError:
+        return False
+    return True
+
+
 def run_audit(
     model: str | Path,
     *,
@@ -266,7 +278,9 @@ def run_audit(
         raise FormlessError(
             "no concept to audit: pass --concept NAME (or --probes FILE), or audit a formless output"
         )
-    targets = [kb.concept(n) for n in names]
+    # a name the probe files cover needs no knowledge-base record: its probes are the audit
+    external_subjects = {_subject_key(p.concept) for p in external.forget} if external else set()
+    targets = [kb.concept(n) for n in names if _known(kb, n) or _subject_key(n) not in external_subjects]
     sets = build_probes(kb, targets, settings)
     if external is not None:
         sets.forget += external.forget

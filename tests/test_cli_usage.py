@@ -1,0 +1,78 @@
+"""Usage errors through the installed ``formless`` entry point, as a user meets them in a shell.
+
+typer vendors its own click, so a test runner calling ``main()`` could pass while the console script
+prints a traceback: these run the real executable in a subprocess.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def _entry_point() -> str:
+    beside = Path(sys.executable).with_name("formless")
+    found = str(beside) if beside.exists() else shutil.which("formless")
+    if found is None:
+        pytest.fail("the `formless` console script is not installed next to this Python (pip install .)")
+    return found
+
+
+def formless(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "FORMLESS_CACHE": str(cwd / "cache"), "COLUMNS": "100"}
+    return subprocess.run(
+        [_entry_point(), *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["forget", "Harry Potter", "--redirect-to", "x"], "No such option: --redirect-to"),
+        (["forget", "Harry Potter", "--out", "o", "--stength", "2"], "No such option: --stength"),
+        (["forget"], "Missing argument"),
+        (["audti", "x"], "No such command 'audti'"),
+        (["audit", "x", "--quantise", "8"], "No such option: --quantise"),
+        (["forget", "Harry Potter", "--out", "o", "--steps", "many"], "Invalid value for '--steps'"),
+    ],
+)
+def test_usage_errors_print_usage_and_exit_2(args, message, tmp_path):
+    result = formless(*args, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert result.stderr.startswith("Usage: formless"), result.stderr
+    assert message in result.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_close_typo_suggests_the_option(tmp_path):
+    result = formless("forget", "Harry Potter", "--redirect-to", "x", cwd=tmp_path)
+    assert "Possible options: --redirect" in result.stderr
+
+
+def test_formless_error_is_one_line(tmp_path):
+    result = formless("audit", "--model", str(tmp_path / "missing"), cwd=tmp_path)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
+
+
+def test_audit_takes_model_as_option_or_argument_but_not_two(tmp_path):
+    both = formless("audit", "a", "--model", "b", cwd=tmp_path)
+    assert both.returncode == 2 and "two models given" in both.stderr
+    neither = formless("audit", cwd=tmp_path)
+    assert neither.returncode == 2 and "no model to audit" in neither.stderr
+    # -m reaches the same path as the argument: both stop at the missing concept, not at parsing
+    for args in (["audit", "-m", str(tmp_path)], ["audit", str(tmp_path)]):
+        result = formless(*args, cwd=tmp_path)
+        assert result.returncode == 2 and "no concept to audit" in result.stderr, result.stderr
+
+
+def test_help_exits_zero(tmp_path):
+    result = formless("forget", "--help", cwd=tmp_path)
+    assert result.returncode == 0 and "--strength" in result.stdout
