@@ -1,0 +1,180 @@
+"""Every benchmark script runs end to end: its --smoke mode (same code path, tiny random model, one
+concept, few probes/steps) in a subprocess, checked on the figures it prints and the JSON it writes.
+
+The README's measured tables come from these scripts; without this, a script can break (an API it
+uses changes) and nobody notices until the numbers are to be re-measured.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from formless.audit.forms import FORMS
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCHMARKS = ROOT / "benchmarks"
+
+
+def smoke(script: str, *args: str, tmp_path: Path, check: bool = True) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "FORMLESS_CACHE": str(tmp_path / "cache"),
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / f"{script}.py"), "--smoke", *args],
+        cwd=tmp_path,  # a stray relative write would land here, not in the repository
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if check:
+        assert done.returncode == 0, f"{script} --smoke failed:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
+        assert "smoke run on" in done.stdout
+    return done
+
+
+def number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def fraction(x) -> bool:
+    return number(x) and 0 <= x <= 1
+
+
+def test_every_benchmark_has_a_smoke_test():
+    scripts = {p.stem for p in BENCHMARKS.glob("*.py") if not p.stem.startswith("_")}
+    tested = {
+        name.removeprefix("test_").removesuffix("_smoke") for name in globals() if name.endswith("_smoke")
+    }
+    assert scripts <= tested, f"benchmarks without a smoke test here: {sorted(scripts - tested)}"
+
+
+def test_rocr_knowledge_smoke(tmp_path):
+    # no --model: the script builds its own tiny random model
+    out = tmp_path / "rocr_knowledge.json"
+    done = smoke("rocr_knowledge", "--json", str(out), tmp_path=tmp_path)
+    assert "ROCR on" in done.stdout and "unrelated_kept_percent" in done.stdout
+    data = json.loads(out.read_text())
+    assert data["model_hash"] and data["config"]["layers"]
+    [row] = data["rows"]  # one concept
+    for form in ("chat", "plain"):
+        for key in (
+            "known",
+            "leaked",
+            "inferable",
+            "leaked_needing_concept",
+            "general_known",
+            "general_kept",
+        ):
+            assert isinstance(row[f"{key}_{form}"], int) and row[f"{key}_{form}"] >= 0
+        assert row[f"leaked_{form}"] <= row[f"known_{form}"]
+        assert row[f"general_kept_{form}"] <= row[f"general_known_{form}"] <= 8  # a few unrelated facts
+    assert row["edit_seconds"] > 0
+    summary = data["summary"]
+    assert summary["concepts"] == 1
+    assert all(number(v) for v in summary.values())
+    assert 0 <= summary["unrelated_kept_percent"] <= 100
+
+
+def test_rocr_speed_smoke(tmp_path, tiny_dir):
+    out = tmp_path / "rocr_speed.json"
+    done = smoke("rocr_speed", "--model", str(tiny_dir), "--json", str(out), tmp_path=tmp_path)
+    assert "edit per concept: median" in done.stdout and "peak RSS" in done.stdout
+    data = json.loads(out.read_text())
+    assert len(data["edit_seconds"]) == 2 and all(t > 0 for t in data["edit_seconds"].values())
+    assert data["statistics_tokens"] > 0 and data["layers"]
+    for key in ("load_seconds", "statistics_seconds", "statistics_cached_seconds", "edit_median_seconds"):
+        assert number(data[key]) and data[key] >= 0
+    assert data["all_in_one_edit_seconds"] > 0 and data["peak_rss_gib"] > 0
+
+
+def test_audit_speed_smoke(tmp_path, tiny_dir):
+    out = tmp_path / "audit_speed.json"
+    done = smoke("audit_speed", "--model", str(tiny_dir), "--json", str(out), tmp_path=tmp_path)
+    assert (
+        "cold (reference scored, then cached)" in done.stdout and "warm (reference from cache)" in done.stdout
+    )
+    data = json.loads(out.read_text())
+    cold, warm = data["cold"], data["warm"]
+    assert cold["forms"] == warm["forms"] == len(FORMS)
+    assert cold["probes"] == warm["probes"] > 0
+    assert all(number(v) for v in (*cold["parts"].values(), *warm["parts"].values()))
+    # the second audit finds the reference's results in the cache the first one filled
+    assert warm["parts"]["reference"] < cold["parts"]["reference"]
+
+
+def test_audit_methods_smoke(tmp_path, tiny_dir):
+    out = tmp_path / "audit_methods.json"
+    args = ["--methods", "rocr,ga", "--quantize", "8", "--relearn-steps", "2", "--json", str(out)]
+    done = smoke("audit_methods", "--model", str(tiny_dir), *args, tmp_path=tmp_path)
+    assert "| form | rocr | ga |" in done.stdout
+    assert "| residual after 8bit quantization |" in done.stdout
+    data = json.loads(out.read_text())
+    assert data["concepts"] == ["Harry Potter"] and data["fast"] is False
+    assert set(data["results"]) == {"rocr", "ga"}
+    for result in data["results"].values():
+        assert set(result["per_form"]) == set(FORMS)
+        for known, kept, residual in result["per_form"].values():
+            assert 0 <= kept <= known and (residual is None or fraction(residual))
+        for key in (
+            "overall",
+            "prob_ratio",
+            "bias",
+            "kl",
+            "entropy",
+            "forget_seconds",
+            "8bit",
+            "8bit_unedited",
+        ):
+            [value] = result[key]  # one concept
+            assert number(value), (key, value)
+        assert fraction(result["overall"][0]) and result["forget_seconds"][0] > 0
+        assert fraction(result["relearn_before"][0]) and fraction(result["relearn_after"][0])
+
+
+def test_methods_speed_smoke(tmp_path, tiny_dir):
+    out = tmp_path / "methods_speed.json"
+    done = smoke("methods_speed", "--model", str(tiny_dir), "--json", str(out), tmp_path=tmp_path)
+    assert "time ratio NPO / ROCR" in done.stdout
+    data = json.loads(out.read_text())
+    assert data["model"] == str(tiny_dir) and data["steps"] == 2
+    assert set(data["rows"]) == {"rocr", "npo"}
+    for row in data["rows"].values():
+        assert row["seconds"] > 0 and row["peak_rss_gib"] > 0
+    assert data["rows"]["rocr"]["steps"] is None and data["rows"]["npo"]["steps"] == 2
+
+
+def test_tune_methods_smoke(tmp_path, tiny_dir):
+    out = tmp_path / "sweep" / "tuning"
+    done = smoke("tune_methods", "--model", str(tiny_dir), "--out", str(out), tmp_path=tmp_path)
+    assert "| method | lr |" in done.stdout
+    data = json.loads(out.with_suffix(".json").read_text())
+    assert data["meta"]["concepts"] == ["Mount Everest"] and data["meta"]["steps"] == 2
+    [row] = data["rows"]
+    assert (row["method"], row["steps"]) == ("ga", 2) and number(row["lr"])
+    assert row["seconds"] > 0 and row["concepts"]["Mount Everest"]["steps"] == 2
+    for key in ("forget", "neighbours", "general"):  # None: the random model knows none of those facts
+        assert row[key] is None or fraction(row[key])
+    assert data["chosen"]["ga"]["lr"] == row["lr"]
+    assert "| ga |" in out.with_suffix(".md").read_text()
+
+
+@pytest.mark.parametrize("script", ["tune_methods", "rocr_knowledge"])
+def test_smoke_never_writes_into_docs(tmp_path, script):
+    target = ROOT / "docs" / "smoke-must-not-write-here"
+    flag = "--out" if script == "tune_methods" else "--json"
+    done = smoke(script, "--model", "unused", flag, str(target), tmp_path=tmp_path, check=False)
+    assert done.returncode != 0 and "--smoke does not write into" in done.stderr
+    assert not list(target.parent.glob(f"{target.name}*"))
