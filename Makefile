@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint install
+.PHONY: demo test test-fast lint install
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,14 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/formless demo
 
+# everything: tiny random models of every architecture, the benchmarks' smoke runs, the built wheel
+# in a fresh venv, and the real default model (tests marked slow)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# the same without the real-model tests, for a quick loop while editing
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
