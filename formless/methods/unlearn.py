@@ -38,7 +38,8 @@ def _descriptions(loaded: LoadedModel, base_hash: str, concept) -> list[str]:
 
 def corpus_retain(n_docs: int = 64, prompt_words: int = 12, target_words: int = 48) -> list[Example]:
     """Neutral text as the retain set: held out from the audit, whose neighbour and general facts
-    must not be trained on (they are what the audit measures)."""
+    must not be trained on (they are what the audit measures). Targets carry no leading space:
+    :func:`~formless.methods.data.encode` inserts the one separator between prompt and target."""
     docs = load_corpus().documents[:n_docs]
     out = []
     for i, doc in enumerate(docs):
@@ -47,7 +48,7 @@ def corpus_retain(n_docs: int = 64, prompt_words: int = 12, target_words: int = 
             out.append(
                 Example(
                     " ".join(words[:prompt_words]),
-                    " " + " ".join(words[prompt_words : prompt_words + target_words]),
+                    " ".join(words[prompt_words : prompt_words + target_words]),
                     False,
                     f"corpus:{i}",
                 )
