@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import math
 
 import pytest
 from test_cli_errors import run
@@ -12,7 +11,7 @@ from test_cli_errors import run
 from formless.audit import run as audit_run
 from formless.audit.engine import ProbeResult
 from formless.audit.external import external_probe_sets
-from formless.audit.run import AuditSettings, form_dependent_bias, run_audit, summarise
+from formless.audit.run import AuditSettings, run_audit
 from formless.knowledge import build
 from formless.reports import write_report
 
@@ -88,30 +87,6 @@ def kb(tmp_path):
     path = tmp_path / "kb.json"
     path.write_text(json.dumps(KB))
     return build([path])
-
-
-def r(hit: bool, p: float | None) -> ProbeResult:
-    return ProbeResult(hit, p)
-
-
-def test_residual_and_bias_against_hand_computation():
-    pairs = [(r(True, 0.5), r(False, 0.1)), (r(True, 0.3), r(True, 0.3)), (r(False, 0.2), r(True, 0.9))]
-    s = summarise(pairs)
-    # known = the two the reference answered; one still answered -> 1/2; probabilities over known only
-    assert (s["probes"], s["known"], s["still_answered"], s["residual"]) == (3, 2, 1, 0.5)
-    assert s["coverage"] == round(2 / 3, 4)
-    assert s["probability_ratio"] == round((0.1 + 0.3) / (0.5 + 0.3), 4)
-    per_form = {
-        "question": {"residual": 0.0, "known": 5},
-        "cloze": {"residual": 0.5, "known": 4},
-        "reverse": {"residual": 1.0, "known": 3},
-        "indirect": {"residual": 1.0, "known": 1},  # too few known facts to count
-        "in_context": {"residual": 1.0, "known": 9},  # context forms are reported apart
-    }
-    bias = form_dependent_bias(per_form)
-    mean = 0.5
-    assert bias["std"] == round(math.sqrt(((0 - mean) ** 2 + 0 + (1 - mean) ** 2) / 3), 4)
-    assert (bias["range"], bias["forms"], bias["worst_form"]) == (1.0, 3, "reverse")
 
 
 def _audit(tiny_dir, kb, cache, **kw):

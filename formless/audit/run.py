@@ -8,13 +8,14 @@ import hashlib
 import statistics
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from formless.attacks.quantize import SUPPORTED_BITS, quantized_copy
 from formless.audit.engine import ProbeResult, score_probes
 from formless.audit.forms import FORMS, RETAIN_FORMS, FormContext, select
+from formless.audit.metrics import form_dependent_bias, summarise, units
 from formless.audit.probes import Probe
 from formless.audit.reference import ReferenceCache
 from formless.audit.retain import (
@@ -30,7 +31,6 @@ from formless.knowledge import Concept, Fact, KnowledgeBase
 from formless.models.loading import LoadedModel, load_model
 
 AUDIT_VERSION = "1"
-MIN_KNOWN_FOR_BIAS = 3  # forms with fewer known facts are left out of the bias figure
 Say = Callable[[str], None]
 
 
@@ -125,68 +125,45 @@ def _score_known(
     return after
 
 
-def summarise(pairs: Iterable[tuple[ProbeResult, ProbeResult]]) -> dict:
-    """Residual knowledge over the facts the reference knows: after / before."""
-    pairs = list(pairs)
-    known = [(b, a) for b, a in pairs if b.hit]
-    kept = sum(a.hit for _, a in known)
-    pb = [b.probability for b, _ in known if b.probability is not None]
-    pa = [a.probability for b, a in known if b.probability is not None]
-    return {
-        "probes": len(pairs),
-        "known": len(known),
-        "coverage": round(len(known) / len(pairs), 4) if pairs else None,
-        "still_answered": kept,
-        "residual": round(kept / len(known), 4) if known else None,
-        "probability_before": round(statistics.fmean(pb), 5) if pb else None,
-        "probability_after": round(statistics.fmean(pa), 5) if pa else None,
-        "probability_ratio": round(sum(pa) / sum(pb), 4) if pb and sum(pb) > 0 else None,
-    }
+def summarise_probes(probes, before, after, *, seed: int = 0) -> dict:
+    """Residual, interval and chance figures of one set of probes (see ``metrics``)."""
+    return summarise(units(probes, before, after), seed=seed)
 
 
-def form_dependent_bias(per_form: dict[str, dict]) -> dict:
-    """Spread of residual knowledge across forms: 0 when every form keeps the same share."""
-    values = {
-        name: s["residual"]
-        for name, s in per_form.items()
-        if FORMS.get(name) is None or FORMS[name].group == "forget"
-        if s["residual"] is not None and s["known"] >= MIN_KNOWN_FOR_BIAS
-    }
-    if len(values) < 2:
-        return {"std": None, "range": None, "forms": len(values)}
-    return {
-        "std": round(statistics.pstdev(values.values()), 4),
-        "range": round(max(values.values()) - min(values.values()), 4),
-        "forms": len(values),
-        "worst_form": max(values, key=values.get),
-    }
-
-
-def _grouped(probes, before, after, key) -> dict[str, dict]:
+def _grouped(probes, before, after, key, seed: int = 0) -> dict[str, dict]:
     groups: dict[str, list] = defaultdict(list)
     for p, b, a in zip(probes, before, after):
-        groups[key(p)].append((b, a))
-    return {k: summarise(v) for k, v in groups.items()}
+        groups[key(p)].append((p, b, a))
+    return {k: summarise_probes(*zip(*v), seed=seed) for k, v in groups.items()}
 
 
-def _forget_tables(probes, before, after) -> dict:
-    per_form = _grouped(probes, before, after, lambda p: p.form)
-    forget_only = [
-        (p, b, a)
-        for p, b, a in zip(probes, before, after)
-        if FORMS.get(p.form, FORMS["question"]).group == "forget"
-    ]
+def _is_forget_form(name: str) -> bool:
+    return FORMS.get(name, FORMS["question"]).group == "forget"
+
+
+def _forget_tables(probes, before, after, seed: int = 0) -> dict:
+    per_form = _grouped(probes, before, after, lambda p: p.form, seed)
+    # totals leave out context forms (reported apart) and forms at chance on this model
+    counted = {n for n, s in per_form.items() if _is_forget_form(n) and s["measurable"]}
+    forget_only = [(p, b, a) for p, b, a in zip(probes, before, after) if p.form in counted]
+    forget_units = units(*zip(*forget_only)) if forget_only else []
     return {
-        "overall": summarise((b, a) for _, b, a in forget_only),
+        "overall": summarise(forget_units, seed=seed),
         "per_form": per_form,
+        "not_measurable": sorted(
+            n for n, s in per_form.items() if _is_forget_form(n) and not s["measurable"]
+        ),
         "per_concept": {
             concept: _grouped(
                 *zip(*[(p, b, a) for p, b, a in zip(probes, before, after) if p.concept == concept]),
                 key=lambda p: p.form,
+                seed=seed,
             )
             for concept in dict.fromkeys(p.concept for p in probes)
         },
-        "form_dependent_bias": form_dependent_bias(per_form),
+        "form_dependent_bias": form_dependent_bias(
+            per_form, forget_units, include=_is_forget_form, seed=seed
+        ),
     }
 
 
@@ -208,8 +185,8 @@ def _relearning(loaded, kb, targets, probes, before, after, settings: AuditSetti
     return {
         **summary,
         "held_out": {c: sorted(r) for c, r in held_out.items()},
-        "before": summarise(zip(b, [after[i] for i in idx])),
-        "after": summarise(zip(b, relearned)),
+        "before": summarise_probes(sub, b, [after[i] for i in idx], seed=settings.seed),
+        "after": summarise_probes(sub, b, relearned, seed=settings.seed),
         "per_form": {k: v["residual"] for k, v in per_form.items()},
     }
 
@@ -324,12 +301,20 @@ def run_audit(
     t = lap("audited_model", t)
     n_forget, n_neigh = len(sets.forget), len(sets.neighbour)
     report: dict = {
-        "forget": _forget_tables(sets.forget, before[:n_forget], after[:n_forget]),
+        "forget": _forget_tables(sets.forget, before[:n_forget], after[:n_forget], settings.seed),
         "retain": {
-            "neighbours": summarise(
-                zip(before[n_forget : n_forget + n_neigh], after[n_forget : n_forget + n_neigh])
+            "neighbours": summarise_probes(
+                probes[n_forget : n_forget + n_neigh],
+                before[n_forget : n_forget + n_neigh],
+                after[n_forget : n_forget + n_neigh],
+                seed=settings.seed,
             ),
-            "general": summarise(zip(before[n_forget + n_neigh :], after[n_forget + n_neigh :])),
+            "general": summarise_probes(
+                probes[n_forget + n_neigh :],
+                before[n_forget + n_neigh :],
+                after[n_forget + n_neigh :],
+                seed=settings.seed,
+            ),
         },
     }
     if settings.fluency:
@@ -367,13 +352,15 @@ def run_audit(
         q_before = _cached_scores(
             store, f"{precision}q{bits}g{settings.group_size}:", [p for p, _ in known_forget], score_ref_q
         )
-        tables = _forget_tables(sets.forget, before[:n_forget], q_after)
+        tables = _forget_tables(sets.forget, before[:n_forget], q_after, settings.seed)
         quant[f"{bits}bit"] = {
             "method": "round-to-nearest, group-wise, symmetric",
             "group_size": settings.group_size,
             "overall": tables["overall"],
             "per_form": {k: v["residual"] for k, v in tables["per_form"].items()},
-            "reference_quantized_keeps": summarise(zip([b for _, b in known_forget], q_before))["residual"],
+            "reference_quantized_keeps": summarise_probes(
+                [p for p, _ in known_forget], [b for _, b in known_forget], q_before, seed=settings.seed
+            )["residual"],
         }
         t = lap(f"quantized_{bits}bit", t)
     report["quantization"] = quant

@@ -28,7 +28,9 @@ def _matrix(report: dict, forms: list[str]) -> tuple[list[str], list[list[float]
 
 
 def _residual(stats: dict | None) -> float:
-    return math.nan if not stats or stats["residual"] is None else stats["residual"]
+    if not stats or stats["residual"] is None or not stats.get("measurable", True):
+        return math.nan  # unknown, or a recognition form at chance on this model: nothing to show
+    return stats["residual"]
 
 
 def _label(stats: dict | None) -> str:

@@ -33,13 +33,15 @@ def render_html(report: dict, heatmap_png: Path | None) -> str:
     if heatmap_png and heatmap_png.exists():
         data = base64.b64encode(heatmap_png.read_bytes()).decode()
         parts.append(f"<img alt='residual knowledge heatmap' src='data:image/png;base64,{data}'>")
-    head = "".join(f"<th>{e(h)}</th>" for h in ["Form", "Known", "Residual", "Prob. ratio", *quant])
+    head = "".join(f"<th>{e(h)}</th>" for h in ["Form", "Known", "Residual [95% CI]", "Prob. ratio", *quant])
     body = ""
     for r in per_form_rows(report):
         cells = [e(r["title"]) + (" <i>(context)</i>" if r["group"] == "context" else ""), r["known"]]
+        if r["chance"]:
+            cells[0] += f"<br><span class=muted>{e(r['chance'])}</span>"
         ratio = "–" if r["probability_ratio"] is None else f"{r['probability_ratio']:.2f}"
         body += f"<tr><td>{cells[0]}</td><td class=n>{cells[1]}</td><td class=n{_shade(r['residual'])}>"
-        body += f"{pct(r['residual'])}</td><td class=n>{ratio}</td>"
+        body += f"{e(r['residual_text'])}</td><td class=n>{ratio}</td>"
         body += "".join(f"<td class=n{_shade(r.get(q))}>{pct(r.get(q))}</td>" for q in quant) + "</tr>"
     parts.append(f"<h2>Residual knowledge per form</h2><table><tr>{head}</tr>{body}</table>")
     rows = "".join(

@@ -36,19 +36,22 @@ def render_markdown(report: dict, heatmap: str | None = "heatmap.png") -> str:
     ]
     if heatmap:
         lines += [f"![residual knowledge per form]({heatmap})", ""]
-    header = ["Form", "Known (reference)", "Residual", "Answer prob. ratio", *quant]
+    header = ["Form", "Known (reference)", "Residual [95% CI]", "Answer prob. ratio", *quant]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in per_form_rows(report):
         name = r["title"] + (" *(context, reported apart)*" if r["group"] == "context" else "")
         ratio = "–" if r["probability_ratio"] is None else f"{r['probability_ratio']:.2f}"
         lines.append(
-            f"| {name} | {r['known']} | {pct(r['residual'])} | {ratio} | "
+            f"| {name} | {r['known']} | {r['residual_text']} | {ratio} | "
             + " | ".join(pct(r.get(q)) for q in quant)
             + " |"
         )
     lines += [
         "",
-        "Residual = share of the answers the reference gave that the audited model still gives.",
+        "Residual = share of the answers the reference gave that the audited model still gives; "
+        "95% bootstrap intervals over facts. True/false counts a fact when both its true and its false "
+        "statement are judged right; a recognition form whose reference accuracy is not significantly "
+        "above chance is not measurable on this model.",
         "",
     ]
     lines += ["## What must survive", "", "| Check | Result | Kept |", "|---|---|---|"]

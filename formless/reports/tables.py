@@ -7,6 +7,28 @@ def pct(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.0f}%"
 
 
+def interval(bounds: list[float] | None) -> str:
+    """A 95% interval as '[lo–hi%]', or '' when there is none."""
+    return "" if not bounds else f"[{100 * bounds[0]:.0f}–{100 * bounds[1]:.0f}%]"
+
+
+def with_interval(stats: dict) -> str:
+    """'12% [5–20%]', or 'not measurable' for a form the reference answers only at chance."""
+    if not stats.get("measurable", True) and stats.get("chance"):
+        return "not measurable"
+    return f"{pct(stats.get('residual'))} {interval(stats.get('interval'))}".strip()
+
+
+def chance_note(stats: dict) -> str:
+    """Reference accuracy against chance for guessable forms ('' for generated answers)."""
+    if not stats.get("chance"):
+        return ""
+    return (
+        f"reference {pct(stats['reference_accuracy'])} vs chance {pct(stats['chance'])} "
+        f"(p={stats['reference_p_value']:.2g})"
+    )
+
+
 def form_order(report: dict) -> list[str]:
     """Forms in registry order, those re-introducing knowledge in context last."""
     forms = report["forms"]
@@ -30,7 +52,10 @@ def per_form_rows(report: dict) -> list[dict]:
             "title": title(report, form),
             "group": report["forms"].get(form, {}).get("group", "forget"),
             "known": f"{s['known']}/{s['probes']}",
-            "residual": s["residual"],
+            "residual": s["residual"] if s.get("measurable", True) else None,
+            "residual_text": with_interval(s),
+            "measurable": s.get("measurable", True),
+            "chance": chance_note(s),
             "probability_ratio": s["probability_ratio"],
         }
         for name, q in quant.items():
@@ -45,7 +70,7 @@ def retain_rows(report: dict) -> list[tuple[str, str, str]]:
     for key, label in (("neighbours", "Neighbour concepts' facts"), ("general", "General knowledge")):
         if key in r and r[key]["known"]:
             s = r[key]
-            rows.append((label, f"{s['still_answered']}/{s['known']} kept", pct(s["residual"])))
+            rows.append((label, f"{s['still_answered']}/{s['known']} kept", with_interval(s)))
     if "fluency" in r:
         f = r["fluency"]
         rows.append(
@@ -59,14 +84,22 @@ def headline(report: dict) -> list[str]:
     o = report["forget"]["overall"]
     bias = report["forget"]["form_dependent_bias"]
     lines = [
-        f"Residual knowledge over all forms: {pct(o['residual'])} ({o['still_answered']} of {o['known']} "
-        f"known answers still given; answer probability x{o['probability_ratio']})",
+        f"Residual knowledge over all measurable forms: {with_interval(o)} ({o['still_answered']} of "
+        f"{o['known']} known answers still given; answer probability x{o['probability_ratio']})",
     ]
-    if bias["std"] is not None:
+    skipped = report["forget"].get("not_measurable") or []
+    if skipped:
         lines.append(
-            f"Form-Dependent Bias: std {bias['std']:.3f}, range {pct(bias['range'])} "
-            f"across {bias['forms']} forms "
-            f"(worst: {bias['worst_form']})"
+            "Not measurable on this model (the reference is not above chance; left out of totals): "
+            + ", ".join(title(report, f) for f in skipped)
+        )
+    if bias["std"] is not None:
+        spread = bias.get("interval")
+        ci = f" [{spread[0]:.3f}–{spread[1]:.3f}]" if spread else ""
+        lines.append(
+            f"Form-Dependent Bias: std {bias['std']:.3f}{ci}, range {pct(bias['range'])} "
+            f"across {bias['forms']} forms with >= 10 known facts "
+            f"(worst: {bias['worst_form']}; recognition forms above chance)"
         )
     for name, q in report.get("quantization", {}).items():
         lines.append(

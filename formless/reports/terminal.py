@@ -8,22 +8,23 @@ from rich.table import Table
 from formless.reports.tables import headline, pct, per_form_rows, retain_rows
 
 
-def _colour(value: float | None) -> str:
+def _colour(value: float | None, text: str | None = None) -> str:
     if value is None:
-        return "–"
+        return text or "–"
     colour = "green" if value <= 0.2 else "yellow" if value <= 0.5 else "red"
-    return f"[{colour}]{pct(value)}[/{colour}]"
+    return f"[{colour}]{text or pct(value)}[/{colour}]"
 
 
 def print_summary(report: dict, console: Console) -> None:
     quant = list(report.get("quantization", {}))
     table = Table(title="Residual knowledge per form (after / before, over facts the reference knows)")
-    for column in ["Form", "Known", "Residual", "Prob. ratio", *quant]:
+    for column in ["Form", "Known", "Residual [95% CI]", "Prob. ratio", *quant]:
         table.add_column(column, justify="left" if column == "Form" else "right")
     for r in per_form_rows(report):
         ratio = "–" if r["probability_ratio"] is None else f"{r['probability_ratio']:.2f}"
         name = r["title"] + (" (context)" if r["group"] == "context" else "")
-        table.add_row(name, r["known"], _colour(r["residual"]), ratio, *[_colour(r.get(q)) for q in quant])
+        residual = _colour(r["residual"], r["residual_text"])
+        table.add_row(name, r["known"], residual, ratio, *[_colour(r.get(q)) for q in quant])
     console.print(table)
     retain = Table(title="What must survive")
     for column in ("Check", "Result", "Kept"):

@@ -1,0 +1,235 @@
+"""The audit's figures as pure functions: residual knowledge, chance levels, bootstrap intervals and
+the Form-Dependent Bias.
+
+Why each piece exists:
+- *Paired forms.* A true/false fact is two statements (the true one and one with a distractor); a
+  model that says "True" to everything gets half the statements right and none of the facts, so a
+  fact counts only when both are judged right (chance 1/4 for a coin-flipping model).
+- *Chance.* Recognition forms are right by luck 1/k of the time. A form whose reference accuracy is
+  not significantly above chance (one-sided exact binomial test, p < 0.05) measures nothing on
+  this model: it is reported as "not measurable" and left out of totals and of the bias.
+- *Intervals.* Residuals rest on a few dozen facts. Every figure carries a 95% percentile bootstrap
+  interval, resampling facts (all probes of one fact move together, since they are not independent).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from formless.audit.engine import ProbeResult
+from formless.audit.probes import Probe
+
+PAIRED_FORMS = frozenset({"true_false"})  # every variant of a fact must be judged right
+MIN_KNOWN_FOR_BIAS = 10  # forms with fewer known facts are too noisy to set the bias figure
+ALPHA = 0.05  # significance of "the reference is above chance"
+RESAMPLES = 1000
+CONFIDENCE = 0.95
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One scored fact in one form: what the reference did and what the audited model did."""
+
+    form: str
+    fact: str  # "concept|item": the bootstrap resamples these
+    known: bool  # the reference answered right
+    kept: bool  # ... and so does the audited model
+    chance: float  # probability of a right answer by guessing (0 for generated answers)
+    p_before: float | None = None
+    p_after: float | None = None
+
+
+def _product(values: Iterable[float | None]) -> float | None:
+    out = 1.0
+    for v in values:
+        if v is None:
+            return None
+        out *= v
+    return out
+
+
+def units(
+    probes: Sequence[Probe], before: Sequence[ProbeResult], after: Sequence[ProbeResult | None]
+) -> list[Unit]:
+    """Probes → units; the variants of a paired form's fact collapse into one unit."""
+    grouped: dict[tuple[str, str, str], list[tuple[Probe, ProbeResult, ProbeResult | None]]] = {}
+    order: list[tuple[str, str, str]] = []
+    for p, b, a in zip(probes, before, after):
+        key = (p.form, p.concept, p.item) if p.form in PAIRED_FORMS else (p.form, p.concept, p.key)
+        if key not in grouped:
+            grouped[key] = []
+            order.append(key)
+        grouped[key].append((p, b, a))
+    out = []
+    for key in order:
+        members = grouped[key]
+        known = all(b.hit for _, b, _ in members)
+        kept = known and all(a is not None and a.hit for _, _, a in members)
+        chance = math.prod(1 / len(p.options) if p.options else 0.0 for p, _, _ in members)
+        p_before = _product(b.probability for _, b, _ in members)
+        p_after = _product(a.probability if a else None for _, _, a in members) if known else None
+        first = members[0][0]
+        out.append(Unit(first.form, f"{first.concept}|{first.item}", known, kept, chance, p_before, p_after))
+    return out
+
+
+def binomial_sf(k: int, n: int, p: float) -> float:
+    """P(X >= k) for X ~ Binomial(n, p), exact."""
+    if k <= 0:
+        return 1.0
+    if p <= 0:
+        return 0.0
+    return min(1.0, sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k, n + 1)))
+
+
+def chance_corrected(accuracy: float | None, chance: float) -> float | None:
+    """(acc − c) / (1 − c): 0 at guessing, 1 when always right."""
+    if accuracy is None or chance <= 0:
+        return accuracy
+    return (accuracy - chance) / (1 - chance)
+
+
+def _cluster_counts(items: Sequence[Unit]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(known, kept) counts per fact, the facts in first-seen order."""
+    known: dict[str, int] = defaultdict(int)
+    kept: dict[str, int] = defaultdict(int)
+    for u in items:
+        known[u.fact] += u.known
+        kept[u.fact] += u.kept
+    facts = list(known)
+    return np.array([known[f] for f in facts]), np.array([kept[f] for f in facts]), facts
+
+
+def _draws(n: int, seed: int, resamples: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+
+
+def _percentiles(values: np.ndarray) -> list[float] | None:
+    values = values[~np.isnan(values)]
+    if not len(values):
+        return None
+    tail = (1 - CONFIDENCE) / 2 * 100
+    lo, hi = np.percentile(values, [tail, 100 - tail])
+    return [round(float(lo), 4), round(float(hi), 4)]
+
+
+def residual_interval(
+    items: Sequence[Unit], *, seed: int = 0, resamples: int = RESAMPLES
+) -> list[float] | None:
+    """95% bootstrap interval of kept / known, resampling facts."""
+    known, kept, facts = _cluster_counts(items)
+    if not facts or known.sum() == 0:
+        return None
+    idx = _draws(len(facts), seed, resamples)
+    k, s = known[idx].sum(axis=1), kept[idx].sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return _percentiles(np.where(k > 0, s / np.maximum(k, 1), np.nan))
+
+
+def summarise(items: Sequence[Unit], *, seed: int = 0) -> dict:
+    """Residual knowledge over what the reference knows (after / before), with its interval and,
+    for guessable forms, the reference's accuracy against chance."""
+    items = list(items)
+    known = [u for u in items if u.known]
+    kept = sum(u.kept for u in known)
+    pb = [u.p_before for u in known if u.p_before is not None and u.p_after is not None]
+    pa = [u.p_after for u in known if u.p_before is not None and u.p_after is not None]
+    residual = kept / len(known) if known else None
+    out = {
+        "probes": len(items),
+        "known": len(known),
+        "coverage": round(len(known) / len(items), 4) if items else None,
+        "still_answered": kept,
+        "residual": None if residual is None else round(residual, 4),
+        "interval": residual_interval(items, seed=seed),
+        "probability_before": round(statistics.fmean(pb), 5) if pb else None,
+        "probability_after": round(statistics.fmean(pa), 5) if pa else None,
+        "probability_ratio": round(sum(pa) / sum(pb), 4) if pb and sum(pb) > 0 else None,
+        "measurable": bool(known),
+    }
+    chance = statistics.fmean(u.chance for u in items) if items else 0.0
+    if chance > 0:
+        p_value = binomial_sf(len(known), len(items), chance)
+        out.update(
+            {
+                "chance": round(chance, 4),
+                "reference_accuracy": out["coverage"],
+                "reference_above_chance": round(chance_corrected(len(known) / len(items), chance), 4),
+                "reference_p_value": round(p_value, 6),
+                "measurable": bool(known) and p_value < ALPHA,
+                # a forgotten fact is still "kept" by luck 1/k of the time
+                "residual_above_chance": None
+                if residual is None
+                else round(chance_corrected(residual, chance), 4),
+            }
+        )
+    return out
+
+
+def comparable_residual(stats: dict) -> float | None:
+    """The figure forms are compared on: above chance where guessing can answer."""
+    return stats.get("residual_above_chance", stats.get("residual"))
+
+
+def bias_forms(per_form: dict[str, dict], include: Callable[[str], bool] = lambda _: True) -> list[str]:
+    return [
+        name
+        for name, s in per_form.items()
+        if include(name)
+        and s.get("measurable", True)
+        and comparable_residual(s) is not None
+        and s["known"] >= MIN_KNOWN_FOR_BIAS
+    ]
+
+
+def _bias(values: Sequence[float]) -> tuple[float, float]:
+    return statistics.pstdev(values), max(values) - min(values)
+
+
+def form_dependent_bias(
+    per_form: dict[str, dict],
+    items: Sequence[Unit] = (),
+    *,
+    include: Callable[[str], bool] = lambda _: True,
+    seed: int = 0,
+    resamples: int = RESAMPLES,
+) -> dict:
+    """Spread of residual knowledge across measurable forms with enough known facts (0: every form
+    keeps the same share), with a bootstrap interval of the std when the units are given."""
+    names = bias_forms(per_form, include)
+    if len(names) < 2:
+        return {"std": None, "range": None, "forms": len(names), "interval": None}
+    values = {n: comparable_residual(per_form[n]) for n in names}
+    std, spread = _bias(list(values.values()))
+    out = {
+        "std": round(std, 4),
+        "range": round(spread, 4),
+        "forms": len(names),
+        "worst_form": max(values, key=values.get),
+        "interval": None,
+    }
+    chosen = [u for u in items if u.form in names]
+    if chosen:
+        facts = list(dict.fromkeys(u.fact for u in chosen))
+        index = {f: i for i, f in enumerate(facts)}
+        known = np.zeros((len(facts), len(names)))
+        kept = np.zeros((len(facts), len(names)))
+        chance = np.array([per_form[n].get("chance", 0.0) for n in names])
+        for u in chosen:
+            j = names.index(u.form)
+            known[index[u.fact], j] += u.known
+            kept[index[u.fact], j] += u.kept
+        idx = _draws(len(facts), seed, resamples)
+        k, s = known[idx].sum(axis=1), kept[idx].sum(axis=1)  # resamples x forms
+        with np.errstate(invalid="ignore", divide="ignore"):
+            residual = np.where(k > 0, s / np.maximum(k, 1), np.nan)
+        residual = np.where(chance > 0, (residual - chance) / (1 - chance), residual)
+        stds = np.array([np.nan if np.isnan(r).any() else np.std(r) for r in residual])
+        out["interval"] = _percentiles(stds)
+    return out

@@ -1,0 +1,139 @@
+"""The audit's figures against hand computations: residual, true/false pairs, chance, bootstrap
+intervals and the Form-Dependent Bias."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from formless.audit.engine import ProbeResult
+from formless.audit.metrics import (
+    Unit,
+    binomial_sf,
+    chance_corrected,
+    form_dependent_bias,
+    residual_interval,
+    summarise,
+    units,
+)
+from formless.audit.probes import Probe
+
+
+def r(hit: bool, p: float | None = None) -> ProbeResult:
+    return ProbeResult(hit, p)
+
+
+def q(i: int, form: str = "question", **kw) -> Probe:
+    return Probe(form, "C", f"fact{i}", f"prompt {i} {kw.get('variant', '')}", **kw)
+
+
+def test_residual_over_known_probes_by_hand():
+    probes = [q(0), q(1), q(2)]
+    s = summarise(
+        units(probes, [r(True, 0.5), r(True, 0.3), r(False, 0.2)], [r(False, 0.1), r(True, 0.3), None])
+    )
+    # known = the two the reference answered; one still answered -> 1/2; probabilities over known only
+    assert (s["probes"], s["known"], s["still_answered"], s["residual"]) == (3, 2, 1, 0.5)
+    assert s["coverage"] == round(2 / 3, 4)
+    assert s["probability_ratio"] == round((0.1 + 0.3) / (0.5 + 0.3), 4)
+    assert "chance" not in s and s["measurable"]
+
+
+def _tf(i: int) -> list[Probe]:
+    opts = ("True", "False")
+    return [
+        q(i, "true_false", options=opts, correct=0, variant="true"),
+        q(i, "true_false", options=opts, correct=1, variant="false"),
+    ]
+
+
+def test_true_false_counts_a_fact_only_when_both_statements_are_right():
+    probes = [p for i in range(3) for p in _tf(i)]
+    # a model that says "True" to everything: right on every true statement, wrong on every false one
+    yes_man = [r(p.variant == "true") for p in probes]
+    collapsed = units(probes, yes_man, yes_man)
+    assert len(collapsed) == 3 and not any(u.known for u in collapsed)
+    assert all(u.chance == pytest.approx(0.25) for u in collapsed)  # two independent coin flips
+    # fact 0 both right before and after; fact 1 both right before, false one wrong after; fact 2 unknown
+    before = [r(True), r(True), r(True), r(True), r(True), r(False)]
+    after = [r(True), r(True), r(True), r(False), None, None]
+    s = summarise(units(probes, before, after))
+    assert (s["probes"], s["known"], s["still_answered"]) == (3, 2, 1)
+    assert s["chance"] == 0.25 and s["residual_above_chance"] == round((0.5 - 0.25) / 0.75, 4)
+
+
+def test_binomial_tail_and_chance_correction_by_hand():
+    assert binomial_sf(2, 3, 0.5) == pytest.approx(4 / 8)  # {2, 3} successes: 3 + 1 of 8 outcomes
+    assert binomial_sf(0, 5, 0.3) == 1.0 and binomial_sf(1, 4, 0.0) == 0.0
+    assert binomial_sf(10, 10, 0.25) == pytest.approx(0.25**10)
+    assert chance_corrected(0.625, 0.25) == pytest.approx(0.5)
+    assert chance_corrected(0.25, 0.25) == 0 and chance_corrected(0.4, 0.0) == 0.4
+
+
+@pytest.mark.parametrize(("known", "measurable"), [(3, False), (5, False), (7, True), (10, True)])
+def test_recognition_form_at_chance_is_not_measurable(known, measurable):
+    options = ("a", "b", "c", "d")
+    probes = [q(i, "multiple_choice", options=options, correct=0) for i in range(10)]
+    before = [r(i < known) for i in range(10)]
+    s = summarise(units(probes, before, before))
+    # P(X >= k | n=10, p=1/4): k=5 -> 0.078, k=7 -> 0.0035
+    expected_p = sum(math.comb(10, i) * 0.25**i * 0.75 ** (10 - i) for i in range(known, 11))
+    assert s["reference_p_value"] == round(expected_p, 6)
+    assert s["measurable"] is measurable
+    assert s["reference_above_chance"] == round((known / 10 - 0.25) / 0.75, 4)
+
+
+def _facts(kept: list[bool], form: str = "question") -> list[Unit]:
+    return [Unit(form, f"C|{i}", True, k, 0.0) for i, k in enumerate(kept)]
+
+
+def test_bootstrap_interval_of_two_facts_is_the_binomial_percentiles():
+    # resampling {kept, lost} twice: residual 0, 1/2, 1 with probability 1/4, 1/2, 1/4 -> [0, 1]
+    assert residual_interval(_facts([True, False]), seed=3) == [0.0, 1.0]
+    assert residual_interval(_facts([True] * 5)) == [1.0, 1.0]
+    assert residual_interval([]) is None
+
+
+def test_bootstrap_interval_matches_the_normal_approximation_on_many_facts():
+    n, p = 400, 0.3
+    items = _facts([i < p * n for i in range(n)])
+    lo, hi = residual_interval(items, seed=0, resamples=4000)
+    half = 1.96 * math.sqrt(p * (1 - p) / n)  # 0.0449
+    assert lo == pytest.approx(p - half, abs=0.01) and hi == pytest.approx(p + half, abs=0.01)
+    assert residual_interval(items, seed=0) == residual_interval(items, seed=0)  # seeded
+
+
+def test_bootstrap_resamples_facts_not_probes():
+    # one fact asked by ten probes (all kept) and one asked by ten (all lost): two facts, not twenty
+    items = [Unit("question", "C|a", True, True, 0.0)] * 10 + [Unit("question", "C|b", True, False, 0.0)] * 10
+    assert residual_interval(items, seed=1) == [0.0, 1.0]
+
+
+def test_bias_uses_measurable_forms_with_enough_known_facts_above_chance():
+    per_form = {
+        "question": {"residual": 0.0, "known": 12},
+        "cloze": {"residual": 0.5, "known": 10},
+        "multiple_choice": {"residual": 0.7, "known": 20, "chance": 0.25, "residual_above_chance": 0.6},
+        "multiple_choice_letter": {"residual": 1.0, "known": 30, "chance": 0.25, "measurable": False},
+        "reverse": {"residual": 1.0, "known": 9},  # too few known facts to count
+        "in_context": {"residual": 1.0, "known": 40},  # context forms are reported apart
+    }
+    bias = form_dependent_bias(per_form, include=lambda n: n != "in_context")
+    values = [0.0, 0.5, 0.6]
+    mean = sum(values) / 3
+    assert bias["std"] == round(math.sqrt(sum((v - mean) ** 2 for v in values) / 3), 4)
+    assert (bias["range"], bias["forms"], bias["worst_form"]) == (0.6, 3, "multiple_choice")
+    assert bias["interval"] is None  # no units given
+
+
+def test_bias_interval_brackets_the_estimate():
+    rng = np.random.default_rng(0)
+    items = []
+    for form, share in (("question", 0.1), ("cloze", 0.6)):
+        items += [Unit(form, f"C|{i}", True, bool(rng.random() < share), 0.0) for i in range(40)]
+    per_form = {f: summarise([u for u in items if u.form == f]) for f in ("question", "cloze")}
+    bias = form_dependent_bias(per_form, items, seed=0)
+    lo, hi = bias["interval"]
+    assert lo <= bias["std"] <= hi and 0 < lo < hi
