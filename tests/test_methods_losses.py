@@ -292,3 +292,56 @@ def test_registry_rejects_unknown_names_and_options():
     assert make_method("ga").uses_retain is False and make_method("npo").uses_retain is True
     assert make_method("npo", retain_weight=0).uses_retain is False
     assert all(isinstance(make_method(name), Method) for name in METHODS)
+
+
+def test_a_minus_inf_logit_at_a_masked_position_changes_nothing():
+    """Masked positions are selected away, not multiplied by 0: a -inf logit there (a banned token,
+    or padding) used to turn every log-prob helper, loss and gradient into NaN."""
+    from formless.methods.data import Batch
+    from formless.methods.losses import kl_to_reference
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 6, 11, generator=g, dtype=torch.float64)
+    labels = torch.tensor([[-100, -100, 3, 4, 5, -100], [-100, 1, 2, 3, 4, 5]])
+    clean = logits.clone()
+    logits[0, 0, 0] = -math.inf  # position 0 of row 0 predicts a prompt token; index 0 is what gather reads
+    logits[0, 4, :6] = -math.inf  # so does position 4 (it predicts padding), with more -inf logits
+    logits[1, 2, 7] = -math.inf  # a target position may have -inf on a token that is not its target
+    clean[1, 2, 7] = -math.inf
+    logits.requires_grad_(True)
+    logp, _ = token_logps(logits, labels)
+    assert torch.isfinite(logp).all()
+    torch.testing.assert_close(logp, token_logps(clean, labels)[0], rtol=EXACT, atol=0)
+    torch.testing.assert_close(nll(logits, labels), nll(clean, labels), rtol=EXACT, atol=0)
+    grad = torch.autograd.grad(sequence_logps(logits, labels).sum(), logits)[0]
+    assert torch.isfinite(grad).all() and float(grad[0, [0, 4]].abs().max()) == 0.0
+
+    # KL(p_ref || p_theta): -inf in both at a padding position, and a token the reference rules out.
+    # (A row of logits that is -inf everywhere is no distribution at all; log_softmax itself is NaN.)
+    mask = torch.tensor([[1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 1, 1]])
+    ref = torch.randn(2, 6, 11, generator=g, dtype=torch.float64)
+    ref[0, 5, :6] = -math.inf  # at padding, -inf in both (policy[0, 5] is logits[0, 5])
+    logits.data[0, 5, :6] = -math.inf
+    ref[1, 3, 2] = -math.inf  # p_ref = 0 there: contributes 0 log 0 = 0, whatever the policy says
+    policy = logits.detach().clone()
+    policy[1, 3, 2] = -math.inf
+    policy.requires_grad_(True)
+    kl = kl_to_reference(policy, ref, mask)
+    p, q = torch.log_softmax(ref, -1), torch.log_softmax(policy.detach(), -1)
+    hand = [
+        sum(float(p[b, t, v].exp() * (p[b, t, v] - q[b, t, v])) for v in range(11) if p[b, t, v] > -math.inf)
+        for b in range(2)
+        for t in range(6)
+        if mask[b, t]
+    ]
+    assert float(kl) == pytest.approx(sum(hand) / len(hand), rel=EXACT)
+    assert torch.isfinite(torch.autograd.grad(kl, policy)[0]).all()
+
+    # and the methods' losses on top of them
+    model = _FixedLogits(logits.detach())
+    batch = Batch(torch.zeros(2, 6, dtype=torch.long), torch.ones(2, 6, dtype=torch.long), labels)
+    reference = SimpleNamespace(sequence_logps=lambda b: torch.tensor([-3.0, -4.0], dtype=torch.float64))
+    for name in ("ga", "npo", "simnpo"):
+        options = {} if name == "ga" else {"retain_weight": 0}
+        value, _ = make_method(name, **options).loss(LossInputs(model, batch, None, reference))
+        assert torch.isfinite(value), name

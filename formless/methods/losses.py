@@ -30,7 +30,9 @@ def token_logps(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tenso
     targets = labels[:, 1:]
     mask = targets != -100
     picked = logp.gather(-1, targets.clamp_min(0).unsqueeze(-1)).squeeze(-1)
-    return picked * mask, mask
+    # select, never multiply: a masked position may hold -inf (e.g. a banned token's logit), and
+    # -inf * 0 is NaN, in the value and in the gradient
+    return torch.where(mask, picked, torch.zeros_like(picked)), mask
 
 
 def sequence_logps(logits: torch.Tensor, labels: torch.Tensor, average: bool = False) -> torch.Tensor:
@@ -61,8 +63,13 @@ def kl_to_reference(logits: torch.Tensor, ref_logits: torch.Tensor, mask: torch.
     """Mean over masked positions of KL(p_ref || p_theta) over the full vocabulary."""
     logp = torch.log_softmax(_upcast(logits), dim=-1)
     ref = torch.log_softmax(_upcast(ref_logits), dim=-1)
-    per_token = (ref.exp() * (ref - logp)).sum(-1)
-    return (per_token * mask).sum() / mask.sum().clamp_min(1)
+    p_ref = ref.exp()
+    # 0 log 0 = 0: a token the reference gives probability 0 (a -inf logit) adds nothing, even where
+    # the policy's logit is -inf too (-inf - -inf is NaN); masked positions are selected away likewise
+    terms = torch.where(p_ref > 0, p_ref * (ref - logp), torch.zeros_like(p_ref))
+    per_token = terms.sum(-1)
+    mask = mask.bool()
+    return torch.where(mask, per_token, torch.zeros_like(per_token)).sum() / mask.sum().clamp_min(1)
 
 
 def forward(model, batch: Batch, hidden: bool = False):
