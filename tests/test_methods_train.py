@@ -211,3 +211,45 @@ def test_a_methods_tuned_lr_applies_only_in_the_mode_it_was_tuned_for():
     assert TrainConfig().learning_rate(rmu) == rmu.default_lr  # full weights, as tuned
     assert TrainConfig(lora=True).learning_rate(rmu) == 1e-4
     assert TrainConfig(lr=3e-3).learning_rate(npo) == 3e-3
+
+
+class _Boom(RuntimeError):
+    pass
+
+
+@pytest.mark.parametrize("lora", [True, False])
+def test_a_failed_run_leaves_the_model_exactly_as_it_was(tiny, lora):
+    """An error mid-training (here from the progress callback, after two optimizer steps have moved
+    the weights or the adapter) must not merge a half-trained adapter or keep half-trained weights."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    before = {k: v.clone() for k, v in tiny.model.state_dict().items()}
+    flags = {n: p.requires_grad for n, p in tiny.model.named_parameters()}
+    tiny.model.train()
+    moved = []
+
+    def progress(step, total, row):
+        if lora:  # the adapter (injected into tiny.model's modules) has left B = 0
+            moved.append(any(p.abs().max() > 0 for n, p in tiny.model.named_parameters() if "lora_B" in n))
+        else:
+            moved.append(any(not torch.equal(v, before[k]) for k, v in tiny.model.state_dict().items()))
+        if step == 2:
+            raise _Boom("injected failure")
+
+    # the guard is on (it snapshots weights), but too loose to stop the run before the failure
+    config = TrainConfig(lora=lora, steps=5, lr=1e-2, **{**FAST, "guard_every": 1, "guard_factor": 100})
+    with pytest.raises(_Boom):
+        train(tiny, "npo", FORGET, RETAIN, config, progress=progress)
+    assert moved == [True, True]  # the failure came after training had really changed something
+    model = tiny.model
+    assert type(model).__name__ == "LlamaForCausalLM"
+    assert not any(isinstance(m, BaseTunerLayer) for m in model.modules())
+    after = model.state_dict()
+    assert after.keys() == before.keys()
+    for key, value in before.items():
+        assert torch.equal(after[key], value), key  # bit for bit
+    assert {n: p.requires_grad for n, p in model.named_parameters()} == flags and model.training
+    # and the model trains normally afterwards
+    result = train(tiny, "npo", FORGET, RETAIN, TrainConfig(lora=lora, steps=1, lr=1e-2, **FAST))
+    assert result.steps == 1 and type(tiny.model).__name__ == "LlamaForCausalLM"
+    assert any(not torch.equal(v, before[k]) for k, v in tiny.model.state_dict().items())

@@ -148,6 +148,10 @@ def train(
 ) -> TrainResult:
     """Train ``loaded.model`` in place with ``method``; with LoRA the adapter is merged afterwards.
 
+    If training raises (or is interrupted), the model is left as it was given, bit for bit: a LoRA
+    adapter is removed unmerged, full fine-tuning restores a snapshot of the trained weights taken
+    before the first step (a CPU copy of them), and the error is re-raised.
+
     ``retain`` feeds the method's retain term (if it has one) and the utility guard: every
     ``guard_every`` steps the retain NLL is measured, and the run stops once it exceeds
     ``guard_factor`` times its value before training (recorded as ``guard`` entries in the history).
@@ -174,25 +178,27 @@ def train(
     autocast = (lambda: fast_inference_context(device)) if config.autocast else contextlib.nullcontext
 
     lora = config.use_lora(method)
-    if lora:
-        model = lora_model(base, method, config)
-        params = [p for p in model.parameters() if p.requires_grad]
-        reference = Reference(model, context=model.disable_adapter) if method.needs_reference else None
-    else:
-        model = base
-        reference = None
-        if method.needs_reference and config.reference == "copy":
-            frozen = copy.deepcopy(base).requires_grad_(False)
-            reference = Reference(frozen)
-        elif method.needs_reference:
-            reference = Reference(base, cache=True)
-        params = _full_parameters(base, method)
-        for p in params:
-            p.requires_grad_(True)
-
+    model = base
+    initial: list[torch.Tensor] | None = None  # full fine-tuning: the weights to restore on a failure
     history: list[dict] = []
     result = TrainResult(history=history, method=describe(method))
+    completed = False
     try:
+        if lora:
+            model = lora_model(base, method, config)
+            params = [p for p in model.parameters() if p.requires_grad]
+            reference = Reference(model, context=model.disable_adapter) if method.needs_reference else None
+        else:
+            reference = None
+            if method.needs_reference and config.reference == "copy":
+                frozen = copy.deepcopy(base).requires_grad_(False)
+                reference = Reference(frozen)
+            elif method.needs_reference:
+                reference = Reference(base, cache=True)
+            params = _full_parameters(base, method)
+            for p in params:
+                p.requires_grad_(True)
+            initial = _snapshot(params)
         with autocast():
             method.prepare(model, [b.to(device) for b in fb], reference)
             if reference is not None and reference.cache:
@@ -209,7 +215,7 @@ def train(
             params, lr=config.learning_rate(method), weight_decay=config.weight_decay
         )
         f_order, r_order = _cycle_order(len(fb), rng), _cycle_order(max(len(rb), 1), rng)
-        good = _snapshot(params) if guard and config.guard_restore else None
+        good = (initial or _snapshot(params)) if guard and config.guard_restore else None
         good_step = 0
         for step in range(1, steps + 1):
             fbatch, rbatch = fb[next(f_order)], rb[next(r_order)] if rb else None
@@ -242,10 +248,15 @@ def train(
                     break
                 if good is not None:
                     good, good_step = _snapshot(params), step
+        completed = True
     finally:
-        if lora:
-            merged = model.merge_and_unload()
-            loaded.model = merged
+        if not completed:  # an error or an interrupt: leave the model exactly as it was given
+            if initial is not None:
+                _restore(params, initial)
+            if model is not base:
+                loaded.model = model.unload()  # the LoRA layers removed, the base weights never changed
+        elif lora:
+            loaded.model = model.merge_and_unload()
         for n, p in loaded.model.named_parameters():
             p.requires_grad_(flags.get(n, False))
         loaded.model.train(was_training)
