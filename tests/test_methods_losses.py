@@ -196,11 +196,17 @@ def test_method_losses_equal_hand_computations(tiny):
     assert loss("gd", retain_weight=0.5) == pytest.approx(-nf + 0.5 * nr, rel=EXACT)
 
     lp, ln = hand_seq(model, fb)
+    ln = ln.double()  # 0.25 / (an int64 tensor) would be float32
     ref_lp, _ = hand_seq(ref_model, fb)
     npo = -(2 / 0.1) * F.logsigmoid(-0.1 * (lp - ref_lp)).mean()
     assert loss("npo", beta=0.1, retain_weight=2.0) == pytest.approx(float(npo) + 2.0 * nr, rel=EXACT)
     sim = -(2 / 2.5) * F.logsigmoid(-(2.5 / ln) * lp - 0.3).mean()
     assert loss("simnpo", gamma=0.3) == pytest.approx(float(sim) + nr, rel=EXACT)
+    # a forget weight as in the official recipes (npo_coeff 0.125); beta small enough that the forget
+    # term is not ~0 on this random model (its per-token log-prob is about -log(vocab) = -6)
+    sim = -(2 / 0.25) * F.logsigmoid(-(0.25 / ln) * lp - 0.3).mean()
+    got = loss("simnpo", beta=0.25, gamma=0.3, forget_weight=0.125, retain_weight=0.5)
+    assert float(sim) > 1 and got == pytest.approx(0.125 * float(sim) + 0.5 * nr, rel=EXACT)
 
     p_log = torch.log_softmax(logits(ref_model, rb), -1)
     q_log = torch.log_softmax(logits(model, rb), -1)
@@ -289,6 +295,9 @@ def test_registry_rejects_unknown_names_and_options():
     with pytest.raises(FormlessError, match="no option"):
         make_method("npo", gamma=1.0)
     assert make_method("npo").beta == 0.1 and make_method("simnpo").beta == 2.5
+    assert make_method("simnpo").forget_weight == 1.0  # the plain formula; see SimNPO's docstring
+    with pytest.raises(FormlessError, match="no option"):
+        make_method("npo", forget_weight=0.5)  # SimNPO's option only
     assert make_method("ga").uses_retain is False and make_method("npo").uses_retain is True
     assert make_method("npo", retain_weight=0).uses_retain is False
     assert all(isinstance(make_method(name), Method) for name in METHODS)

@@ -195,6 +195,23 @@ def test_default_bf16_autocast_run_starts_at_the_reference(tiny):
     assert result.method["name"] == "npo" and result.method["beta"] == 0.2 and result.reference == "adapter"
 
 
+def test_method_options_reach_the_method_and_its_record(tiny):
+    config = TrainConfig(
+        method="simnpo", method_options={"forget_weight": 0.125, "beta": 0.25}, steps=1, **FAST
+    )
+    result = train(tiny, None, FORGET, RETAIN, config)
+    assert result.method == {
+        "name": "simnpo",
+        "beta": 0.25,
+        "gamma": 0.0,
+        "retain_weight": 1.0,
+        "forget_weight": 0.125,
+    }
+    row = next(r for r in result.history if "loss" in r)
+    assert row["simnpo"] > 1  # beta small enough that the forget term matters on the random model
+    assert row["loss"] == pytest.approx(0.125 * row["simnpo"] + row["retain_nll"], rel=1e-6)
+
+
 def test_auto_reference_caches_small_outputs_and_copies_large_ones(tiny_dir):
     many = [Example(ex.prompt + f" ({i})", ex.target, ex.chat, ex.source) for i in range(4) for ex in RETAIN]
     kinds = {}
