@@ -125,21 +125,15 @@ def test_audit_methods_smoke(tmp_path, tiny_dir):
     assert data["concepts"] == ["Harry Potter"] and data["fast"] is False
     assert set(data["results"]) == {"rocr", "ga"}
     for result in data["results"].values():
-        assert set(result["per_form"]) == set(FORMS)
+        assert set(result["per_form"]) <= set(FORMS) and len(result["per_form"]) >= 10  # forms with probes
         for known, kept, residual in result["per_form"].values():
             assert 0 <= kept <= known and (residual is None or fraction(residual))
-        for key in (
-            "overall",
-            "prob_ratio",
-            "bias",
-            "kl",
-            "entropy",
-            "forget_seconds",
-            "8bit",
-            "8bit_unedited",
-        ):
+        for key in ("overall", "kl", "entropy", "forget_seconds", "8bit", "8bit_unedited"):
             [value] = result[key]  # one concept
             assert number(value), (key, value)
+        for key in ("prob_ratio", "bias"):  # None where too few probes of the random model are known
+            [value] = result[key]
+            assert value is None or number(value), (key, value)
         assert fraction(result["overall"][0]) and result["forget_seconds"][0] > 0
         assert fraction(result["relearn_before"][0]) and fraction(result["relearn_after"][0])
 
