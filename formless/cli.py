@@ -22,6 +22,18 @@ out_console = Console()
 err_console = Console(stderr=True)
 
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="built-in name, model directory or hub id")]
+TypeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--type",
+        help="type of a concept not in the knowledge base: person, work, place, organisation, "
+        "thing or event (default: asked of the model)",
+    ),
+]
+TeacherOpt = Annotated[
+    str | None,
+    typer.Option(help="a stronger local model directory that proposes answers for unknown concepts"),
+]
 CacheOpt = Annotated[
     Path | None, typer.Option("--cache-dir", help="cache directory (default $FORMLESS_CACHE)")
 ]
@@ -180,9 +192,14 @@ def audit(
     fast: Annotated[
         bool, typer.Option(help="bf16 on CPUs that have it: ~1.4x faster, answers more padding-sensitive")
     ] = False,
+    kind: TypeOpt = None,
+    teacher: TeacherOpt = None,
     cache_dir: CacheOpt = None,
 ) -> None:
-    """Audit what MODEL still knows about the concept(s), form by form, and write a report."""
+    """Audit what MODEL still knows about the concept(s), form by form, and write a report.
+
+    A concept the knowledge base does not know is probed on the reference model first: the facts it
+    states consistently become the audit (saved to the report as knowledge.yaml)."""
     if model_arg is not None and model_opt is not None and model_arg != model_opt:
         raise FormlessError(f"two models given ({model_arg!r} and --model {model_opt!r}); pass one")
     model = model_arg or model_opt
@@ -229,14 +246,80 @@ def audit(
             cache=cache_dir,
             external=external,
             say=lambda text: status.update(text),
+            elicit_kind=kind,
+            teacher=teacher,
         )
     if probes is not None:
         report["external_probes"] = {"path": str(probes), "notes": notes}
     path = write_report(report, out)
+    from formless.knowledge.elicit import save_generated
+
+    save_generated(report.get("generated_knowledge"), path, lambda text: err_console.print(escape(text)))
     print_summary(report, out_console)
     out_console.print(
         f"audit took {report['run']['seconds']['total']:.1f}s; report: {path / 'report.html'} "
         f"(also report.md, audit.json, heatmap.png)"
+    )
+
+
+@app.command()
+def probes(
+    concepts: Annotated[list[str], typer.Argument(help='concept name(s), e.g. "Taylor Swift"')],
+    model: ModelOpt = DEFAULT_MODEL,
+    kind: TypeOpt = None,
+    teacher: TeacherOpt = None,
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="YAML knowledge file to write (review it, then --knowledge)")
+    ] = Path("formless-knowledge.yaml"),
+    languages: Annotated[
+        str, typer.Option(help="also ask the kept questions in these languages, e.g. 'fr,es,de'")
+    ] = "",
+    cache_dir: CacheOpt = None,
+) -> None:
+    """What MODEL knows about CONCEPTS, as knowledge-base records built from its own consistent answers."""
+    from formless.knowledge import KnowledgeError, load
+    from formless.knowledge.elicit import elicit_concept, write_knowledge
+    from formless.models import load_model
+
+    kb = load()
+    loaded = load_model(model, cache=cache_dir)
+    langs = tuple(x.strip() for x in languages.split(",") if x.strip())
+    made, failed = [], []
+    for name in concepts:
+        try:
+            with err_console.status(f"probing {model} about {name}"):
+                made.append(elicit_concept(loaded, name, kind=kind, kb=kb, teacher=teacher, languages=langs))
+        except KnowledgeError as exc:
+            if len(concepts) == 1:
+                raise
+            failed.append(exc)
+            err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+    if not made:
+        raise failed[0]
+    for concept, rep in made:
+        table = Table(
+            title=f"{concept.name} ({rep.kind}, {rep.kind_source}): {len(rep.kept)} of {len(rep.relations)} "
+            f"relations kept, {rep.seconds['total']:.1f}s"
+        )
+        for col in ("relation", "answer", "agreement", "p", "forms"):
+            table.add_column(col)
+        for r in rep.relations:
+            style = None if r.kept else "dim"
+            table.add_row(
+                r.relation,
+                escape(r.answer or "-") + ("" if r.kept else " (dropped)"),
+                f"{r.agreement}/{r.asked}",
+                "-" if r.probability is None else f"{r.probability:.2f}",
+                ", ".join(r.forms),
+                style=style,
+            )
+        out_console.print(table)
+        out_console.print(f"description: {escape(concept.description)}")
+        for note in rep.notes:
+            out_console.print(f"note: {escape(note)}")
+    path = write_knowledge([c for c, _ in made], out, [r for _, r in made])
+    out_console.print(
+        f"wrote {len(made)} record(s) to {path}; review it, then pass it with --knowledge {path}"
     )
 
 

