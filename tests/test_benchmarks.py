@@ -165,6 +165,22 @@ def test_tune_methods_smoke(tmp_path, tiny_dir):
     assert "| ga |" in out.with_suffix(".md").read_text()
 
 
+def test_audit_determinism_smoke(tmp_path, tiny_dir):
+    out = tmp_path / "audit_determinism.json"
+    forms = "question,multiple_choice,true_false"
+    args = ["--model", str(tiny_dir), "--forms", forms, "--json", str(out)]
+    done = smoke("audit_determinism", *args, tmp_path=tmp_path)
+    assert "| variant | reference verdicts changed |" in done.stdout
+    data = json.loads(out.read_text())
+    assert data["forms"] == forms.split(",") and len(data["seconds"]) == 5
+    diffs = data["against_default"]
+    assert len(diffs) == 4
+    for diff in diffs.values():
+        assert diff["probes"] > 0 and number(diff["max_probability_change"])
+        assert diff["reference_verdicts_changed"] >= 0 and diff["audited_verdicts_changed"] >= 0
+    assert diffs["default again"]["identical"]  # same threads, batch and precision: the same report
+
+
 @pytest.mark.parametrize("script", ["tune_methods", "rocr_knowledge"])
 def test_smoke_never_writes_into_docs(tmp_path, script):
     target = ROOT / "docs" / "smoke-must-not-write-here"
