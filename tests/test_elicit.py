@@ -172,7 +172,7 @@ def test_resolve_elicits_only_unknown_concepts(fake_reference, tmp_path):
 def test_audit_elicits_an_unknown_concept(fake_reference, tiny_dir, tmp_path):
     from formless.audit.run import AuditSettings, run_audit
 
-    settings = AuditSettings(forms=["question", "cloze"], quantize=(), fluency=False, general=False)
+    settings = AuditSettings(forms=["question"], quantize=(), fluency=False, general=False, neighbours=False)
     report = run_audit(
         str(tiny_dir),
         kb=builtin(),

@@ -70,7 +70,7 @@ _GENERIC = _words(
     "famous popular renowned notable known great greatest important significant leading new old many "
     "most other various several own well global worldwide international major large small big good "
     "true real whole entire main key top highly widely particular same different first last early "
-    "late modern ancient often always still now today time way part kind type lot number"
+    "late modern ancient often always still now today time way part kind type lot number world"
 )
 _ABBREVIATIONS = {
     "mr",
@@ -222,13 +222,12 @@ def _acceptable(span: str, name: str, prompt_words: set[str], relation: Relation
     # a lower-case word of the prompt ("city" in "In which city ...") restates the question
     if any(w in prompt_words and not _capitalised(raw) for w, raw in zip(norm, words)):
         return False
-    joined = " ".join(norm)
-    if normalise(name) in joined or set(norm) <= _name_words(name):
-        return False
+    if set(norm) <= _name_words(name):
+        return False  # the concept itself, or part of its name
     if _name_words(name) & set(norm) and not all(
         _capitalised(w) or n in _CONNECTORS for w, n in zip(words, norm)
     ):
-        return False  # "Swift was born": the name inside a phrase; "Jay Gatsby" is fine
+        return False  # "Swift was born": the name inside a phrase; "Tokyo Tower", "Jay Gatsby" are fine
     if relation is not None and relation.year and not re.search(r"\b\d{4}\b", span):
         return False
     return not (relation is not None and relation.proper and not any(w[:1].isupper() for w in words))
@@ -569,8 +568,11 @@ def pick_distractors(
     fallback = list(relation.fallback)
     rng.shuffle(fallback)
     out: list[str] = []
+    asked = set(normalise(relation.question).split())  # "continent" is no answer to "which continent"
     for cand in [*pool, *fallback]:
         if len(cand) > 40 or any(_overlaps(cand, a) for a in [*accepted, name]):
+            continue
+        if set(normalise(_strip_article(cand)).split()) <= asked:
             continue
         if any(_overlaps(cand, o) for o in out):
             continue
@@ -608,8 +610,8 @@ def build_description(
     """ "the singer born in Reading", "the novel by F. Scott Fitzgerald": the concept's category
     (as kept, else as its description says, else its kind) and its best specific fact, checked
     not to contain the name."""
-    stated = next((f.answer for r, f in kept if r.generic and r.completion == CATEGORY_COMPLETION), None)
-    nouns = list(dict.fromkeys(n for n in (stated, category, KIND_NOUN[kind]) if n and len(n.split()) <= 4))
+    said = next((f.answer for r, f in kept if r.category), None)
+    nouns = list(dict.fromkeys(n for n in (said, category, KIND_NOUN[kind]) if n and len(n.split()) <= 4))
     usable = [(r, f) for r, f in kept if r.describe and (r.generic or _is_specific(f.answer))]
     usable.sort(key=lambda pair: pair[0].generic)  # a name or title identifies it better
     candidates = [
@@ -791,8 +793,10 @@ def elicit_concept(
     for rel, res in kept:
         accepted = (res.answer, *res.aliases)
         reverse = rel.reverse.format(a=_as_stated(res)) if rel.reverse and not rel.generic else None
-        if reverse and not _is_specific(res.answer):
-            reverse = None
+        if reverse and (
+            not _is_specific(res.answer) or _name_words(name) & set(normalise(res.answer).split())
+        ):
+            reverse = None  # "actor" names no one; "Tokyo Tower" gives the answer away
         facts.append(
             (
                 rel,
