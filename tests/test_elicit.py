@@ -188,6 +188,21 @@ def test_audit_elicits_an_unknown_concept(fake_reference, tiny_dir, tmp_path):
     assert load([path]).concept(NAME).description == entry["concepts"][0]["description"]
 
 
+def test_baseline_method_elicits_and_the_audit_reuses_the_record(fake_reference, tiny_dir, tmp_path):
+    from formless.api import forget
+    from formless.audit.run import AuditSettings, run_audit
+    from formless.methods import TrainConfig
+
+    out = tmp_path / "ga"
+    forget(NAME, model=str(tiny_dir), method="ga", train_config=TrainConfig(steps=1), out=out)
+    record = tmp_path / "ga.knowledge.yaml"  # next to the checkpoint, which is written atomically
+    assert load([record]).concept(NAME).facts
+    settings = AuditSettings(forms=["question"], quantize=(), fluency=False, general=False, neighbours=False)
+    report = run_audit(out, kb=builtin(), settings=settings, cache=tmp_path / "cache")
+    assert report["generated_knowledge"] == {"from_file": str(record)}
+    assert report["forget"]["per_form"]["question"]["probes"] == 3
+
+
 def test_teacher_proposes_but_the_reference_decides(fake_reference, tiny_dir, monkeypatch):
     teacher_script = {**SCRIPT, "Which country": "Atlantis.", "from the country of": "Atlantis"}
     monkeypatch.setattr(el, "_generate", scripted(fake_reference, SCRIPT, teacher_script))
