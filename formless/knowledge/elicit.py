@@ -615,7 +615,7 @@ def build_description(
     usable = [(r, f) for r, f in kept if r.describe and (r.generic or _is_specific(f.answer))]
     usable.sort(key=lambda pair: pair[0].generic)  # a name or title identifies it better
     candidates = [
-        f"the {_strip_article(noun)} {rel.describe.format(a=fact.answer)}"
+        f"the {_strip_article(noun)} {rel.describe.format(a=(stated or {}).get(rel.name, fact.answer))}"
         for rel, fact in usable
         for noun in nouns
     ]
@@ -828,14 +828,15 @@ def elicit_concept(
     stated = {res.relation: _as_stated(res) for _, res in kept}
     description = build_description(name, kind, facts, category_word, stated)
     report.description = description
-    hops, linked = _multihop(name, subject, facts, kb)
+    # the linked concepts are not made neighbours: a landmark of a city answers "which city?" with
+    # the city itself, so forgetting the city rightly takes it along; a person can add neighbours
+    hops, _ = _multihop(name, subject, facts, kb)
     if not hops:
         report.notes.append("multihop: no kept answer is a concept of the knowledge base")
     concept = Concept(
         name=name,
         kind=kind,
         description=description,
-        neighbours=tuple(linked),
         multihop=tuple(hops),
         facts=tuple(f for _, f in facts),
     )
