@@ -13,6 +13,7 @@ import torch
 from formless.checkpoint import base_model_info, check_output_dir, versions, write_checkpoint
 from formless.errors import FormlessError
 from formless.knowledge import KnowledgeBase, load
+from formless.knowledge.elicit import resolve_names
 from formless.methods.data import Example, check_disjoint, forget_examples, generate_descriptions
 from formless.methods.icu import icu_template, instruction
 from formless.methods.registry import make_method, method_names
@@ -81,10 +82,9 @@ def unlearn(
     torch.manual_seed(seed)
     names = [concepts] if isinstance(concepts, str) else list(concepts)
     kb = kb or load()
-    resolved = __import__("formless.knowledge.elicit", fromlist=["*"]).resolve_names(
-        kb, names, model, cache=cache, out=out
-    )  # a concept the knowledge base does not know is elicited from the (unedited) model
-    out_path = check_output_dir(out, force) if out is not None else None
+    out_path = check_output_dir(out, force) if out is not None else None  # before any slow work
+    # a concept the knowledge base does not know is elicited from the (unedited) model
+    resolved = resolve_names(kb, names, model, cache=cache, out=out)
     loaded = model if isinstance(model, LoadedModel) else load_model(model, cache=cache)
     base_hash = loaded.weights_hash()
     manifest: dict = {"method": method, "concepts": [c.name for c in resolved]}
