@@ -179,7 +179,7 @@ def test_ort_probes_join_the_audit(tiny_dir, kb, cache, tmp_path):
 def test_cli_audit_errors_are_one_line(tiny_dir, tmp_path, capsys):
     cases = [
         (["audit", str(tiny_dir), "-c", "Harry Potter"], "pass --reference"),
-        (["audit", str(tiny_dir), "-c", "Nope Person", "--reference", str(tiny_dir)], "no facts known about"),
+        (["audit", str(tiny_dir), "-c", "Nope Person", "--reference", str(tiny_dir)], "nothing to audit"),
         (["audit", str(tiny_dir), "--quantize", "eight"], "--quantize takes bit widths"),
         (
             ["audit", str(tiny_dir), "--quantize", "5", "-c", "Harry Potter", "--reference", "x"],
