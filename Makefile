@@ -24,12 +24,13 @@ demo: $(STAMP)
 
 # everything: tiny random models of every architecture, the benchmarks' smoke runs, the built wheel
 # in a fresh venv, and the real default model (tests marked slow)
+# OMP_WAIT_POLICY=PASSIVE: on a shared machine, spinning OpenMP threads made 2-thread runs ~25x slower
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest -q
 
 # the same without the real-model tests, for a quick loop while editing
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest -q -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
