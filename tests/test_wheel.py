@@ -72,22 +72,13 @@ def test_wheel_in_fresh_venv_forgets_and_audits_outside_the_tree(wheel, tmp_path
     # the dependencies (torch, transformers, ...) come from this environment by a plain path entry,
     # which does not run its .pth files -- so the editable formless of the checkout stays invisible
     (site / "_formless_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    _run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "--python",
-            str(bin_dir / "python"),
-            "install",
-            "--no-deps",
-            "-q",
-            str(wheel),
-        ]
-    )
+    # no PYTHONPATH anywhere: a checkout on it would look like an installed formless to pip and Python
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update({"FORMLESS_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"})
+    pip = [sys.executable, "-m", "pip", "--python", str(bin_dir / "python")]
+    _run([*pip, "install", "--no-deps", "--force-reinstall", "-q", str(wheel)], env=env)
     work = tmp_path / "elsewhere"
     work.mkdir()
-    env = {**os.environ, "FORMLESS_CACHE": str(tmp_path / "cache"), "PYTHONPATH": "", "OMP_NUM_THREADS": "1"}
     where = _run(
         [str(bin_dir / "python"), "-c", "import formless; print(formless.__file__)"], cwd=work, env=env
     )
