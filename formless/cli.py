@@ -51,11 +51,22 @@ def _layers(text: str | None) -> list[int] | None:
         raise FormlessError(f"--layers '{text}' is not a list like '4,5,6' or a range like '4-6'") from None
 
 
-def _bits(text: str) -> tuple[int, ...]:
-    try:
-        return () if text.strip().lower() in {"", "none", "0"} else tuple(int(b) for b in text.split(","))
-    except ValueError:
-        raise FormlessError(f"--quantize takes bit widths like '8,4' or 'none', not {text!r}") from None
+def _schemes(text: str) -> tuple[str, ...]:
+    """--quantize: scheme names, comma-separated, each known and installed (one-line error if not)."""
+    from formless.attacks.quantizers import parse_schemes
+
+    return parse_schemes(text)
+
+
+DEFAULT_QUANTIZE = "gguf-q8_0,gguf-q4_1"  # formless.attacks.quantizers.DEFAULT_SCHEMES
+QuantizeOpt = Annotated[
+    str,
+    typer.Option(
+        help="quantization attacks, comma-separated: rtn8, rtn4 (formless' own RTN; 8, 4 also work), "
+        "gguf-q4_0, gguf-q4_1, gguf-q5_0, gguf-q5_1, gguf-q8_0 (llama.cpp formats), bnb-nf4, bnb-fp4, "
+        "bnb-int8 (bitsandbytes: pip install 'formless[quant]'), or 'none'"
+    ),
+]
 
 
 @app.command()
@@ -183,7 +194,7 @@ def audit(
         Path | None, typer.Option(help="ORT/RWKU probe file or directory to audit as well")
     ] = None,
     forms: Annotated[str | None, typer.Option(help="comma-separated forms (default: all)")] = None,
-    quantize: Annotated[str, typer.Option(help="bit widths to re-audit at, e.g. '8,4', or 'none'")] = "8,4",
+    quantize: QuantizeOpt = DEFAULT_QUANTIZE,
     relearn_steps: Annotated[
         int,
         typer.Option(help="relearning probe: fine-tune a copy this many steps on half the facts (0: off)"),
@@ -211,14 +222,7 @@ def audit(
     from formless.knowledge import load
     from formless.reports import print_summary, write_report
 
-    try:
-        bits = (
-            ()
-            if quantize.strip().lower() in {"", "none", "0"}
-            else tuple(int(b) for b in quantize.split(","))
-        )
-    except ValueError:
-        raise FormlessError(f"--quantize takes bit widths like '8,4' or 'none', not {quantize!r}") from None
+    schemes = _schemes(quantize)
     kb = load(knowledge or [])
     external = None
     if probes is not None:
@@ -232,7 +236,7 @@ def audit(
     settings = AuditSettings(
         forms=[f.strip() for f in forms.split(",") if f.strip()] if forms else None,
         seed=seed,
-        quantize=bits,
+        quantize=schemes,
         fast=fast,
         relearn_steps=relearn_steps,
     )
@@ -389,13 +393,13 @@ def demo(
     concept: str = "Harry Potter",
     model: ModelOpt = DEFAULT_MODEL,
     out: Annotated[Path, typer.Option("--out", "-o")] = Path("runs/demo"),
-    quantize: Annotated[str, typer.Option(help="bit widths to re-audit at, e.g. '8,4', or 'none'")] = "8,4",
+    quantize: QuantizeOpt = DEFAULT_QUANTIZE,
     cache_dir: CacheOpt = None,
 ) -> None:
     """The main job: forget CONCEPT with ROCR, audit it in every form, write the report."""
     from formless.demo import run_demo
 
-    run_demo(concept, model=model, out=out, cache=cache_dir, console=out_console, quantize=_bits(quantize))
+    run_demo(concept, model=model, out=out, cache=cache_dir, console=out_console, quantize=_schemes(quantize))
 
 
 @app.command()
@@ -433,7 +437,7 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except FormlessError as exc:
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except (typer.Exit, SystemExit) as exc:
         code = getattr(exc, "exit_code", getattr(exc, "code", 0))

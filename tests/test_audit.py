@@ -180,10 +180,10 @@ def test_cli_audit_errors_are_one_line(tiny_dir, tmp_path, capsys):
     cases = [
         (["audit", str(tiny_dir), "-c", "Harry Potter"], "pass --reference"),
         (["audit", str(tiny_dir), "-c", "Nope Person", "--reference", str(tiny_dir)], "nothing to audit"),
-        (["audit", str(tiny_dir), "--quantize", "eight"], "--quantize takes bit widths"),
+        (["audit", str(tiny_dir), "--quantize", "eight"], "unknown quantization scheme 'eight'"),
         (
             ["audit", str(tiny_dir), "--quantize", "5", "-c", "Harry Potter", "--reference", "x"],
-            "cannot quantize",
+            "unknown quantization scheme '5'",
         ),
         (["audit", str(tiny_dir), "--forms", "poetry", "-c", "Harry Potter"], "unknown form"),
         (["audit", str(tiny_dir), "--probes", str(tmp_path / "none")], "no such file or directory"),

@@ -301,17 +301,24 @@ def test_bad_bits_fail_before_copy(monkeypatch):
         quantized_copy(torch.nn.Linear(4, 4), 6)
 
 
-# ---------------------------------------------------------------- bitsandbytes path (GPU only)
+# ---------------------------------------------------------------- bitsandbytes loading (CPU or CUDA)
 
 
 def test_bitsandbytes_unavailable_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setattr(quantize_module, "bitsandbytes_available", lambda: False)
-    with pytest.raises(QuantizationError, match="CUDA GPU and the bitsandbytes package"):
+    with pytest.raises(QuantizationError, match=r"pip install 'formless\[quant\]'"):
         load_bitsandbytes(tmp_path, 8)
-    with pytest.raises(QuantizationError, match="bits=4 \\(NF4\\) or bits=8"):
+    with pytest.raises(QuantizationError, match="bits=4 \\(NF4/FP4\\) or bits=8"):
         load_bitsandbytes(tmp_path, 3)
+    with pytest.raises(QuantizationError, match="nf4 and fp4"):
+        load_bitsandbytes(tmp_path, 4, quant_type="int4")
 
 
-def test_bitsandbytes_available_is_false_without_cuda(monkeypatch):
+def test_bitsandbytes_available_needs_no_cuda(monkeypatch):
+    """bitsandbytes >= 0.45 runs on CPU: availability is whether it imports, not whether there is a GPU."""
+    import importlib.util
+
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert bitsandbytes_available() is (importlib.util.find_spec("bitsandbytes") is not None)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
     assert bitsandbytes_available() is False

@@ -8,7 +8,9 @@ Two paths:
 - ``quantize_weight`` / ``quantize_model_`` / ``quantized_copy``: pure-torch fake quantization
   (round-to-nearest, group-wise, symmetric abs-max; the GPTQ baseline and llama.cpp Q8_0/Q4_0
   style). Runs anywhere, including CPU, and is deterministic, so audits are reproducible.
-- ``load_bitsandbytes``: the real backend most users load 4/8-bit models with (CUDA only).
+- ``load_bitsandbytes``: the real backend most users load 4/8-bit models with (CPU or CUDA).
+
+The audit's named schemes (RTN, GGUF, bitsandbytes) live in ``formless.attacks.quantizers``.
 """
 
 from __future__ import annotations
@@ -176,8 +178,8 @@ def quantized_copy(
 
 
 def bitsandbytes_available() -> bool:
-    """True when the real 4/8-bit backend can run here (CUDA and the bitsandbytes package)."""
-    if not torch.cuda.is_available() or importlib.util.find_spec("bitsandbytes") is None:
+    """True when bitsandbytes imports here (>= 0.45 runs its 4/8-bit layers on CPU as well as CUDA)."""
+    if importlib.util.find_spec("bitsandbytes") is None:
         return False
     try:
         import bitsandbytes  # noqa: F401
@@ -186,29 +188,39 @@ def bitsandbytes_available() -> bool:
     return True
 
 
-def load_bitsandbytes(path: str | Path, bits: int) -> nn.Module:
-    """Load a Hugging Face checkpoint directory in 8-bit (LLM.int8) or 4-bit NF4 with bitsandbytes.
+def load_bitsandbytes(
+    path: str | Path, bits: int, *, quant_type: str = "nf4", device_map: str | dict | None = None
+) -> nn.Module:
+    """Load a Hugging Face checkpoint directory in 8-bit (LLM.int8) or 4-bit NF4/FP4 with bitsandbytes,
+    the way users do (``BitsAndBytesConfig``; float32 compute, on the GPU when there is one, else CPU).
 
-    This is the quantization most users actually apply, so an audit on a GPU machine can check it
-    as well as the portable RTN fake quantization.
+    The audit's ``bnb-*`` schemes do the same in memory (``formless.attacks.quantizers``) and are
+    tested against this loaded path.
     """
     if isinstance(bits, bool) or bits not in (4, 8):
-        raise QuantizationError(f"bitsandbytes loading supports bits=4 (NF4) or bits=8 (got {bits!r}).")
+        raise QuantizationError(f"bitsandbytes loading supports bits=4 (NF4/FP4) or bits=8 (got {bits!r}).")
+    if quant_type not in ("nf4", "fp4"):
+        raise QuantizationError(f"bitsandbytes 4-bit types are nf4 and fp4 (got {quant_type!r}).")
     if not bitsandbytes_available():
         raise QuantizationError(
-            "bitsandbytes quantization needs a CUDA GPU and the bitsandbytes package "
-            "(pip install bitsandbytes); on this machine use quantized_copy(model, bits) instead, "
-            "the CPU round-to-nearest equivalent."
+            "bitsandbytes quantization needs the bitsandbytes package: pip install 'formless[quant]' "
+            "(or pip install 'bitsandbytes>=0.45')"
         )
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
     if bits == 8:
         config = BitsAndBytesConfig(load_in_8bit=True)
     else:
-        compute = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         config = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute
+            load_in_4bit=True, bnb_4bit_quant_type=quant_type, bnb_4bit_compute_dtype=torch.float32
         )
-    model = AutoModelForCausalLM.from_pretrained(str(path), quantization_config=config, device_map="auto")
+    model = AutoModelForCausalLM.from_pretrained(
+        str(path),
+        quantization_config=config,
+        dtype=torch.float32,
+        device_map=device_map or ("cuda" if torch.cuda.is_available() else "cpu"),
+        use_safetensors=True,
+        local_files_only=True,
+    )
     model.eval()
     return model

@@ -102,10 +102,13 @@ def headline(report: dict) -> list[str]:
             f"(worst: {bias['worst_form']}; recognition forms above chance)"
         )
     for name, q in report.get("quantization", {}).items():
-        lines.append(
-            f"After {name} quantization: {pct(q['overall']['residual'])} residual "
-            f"(the quantized reference itself keeps {pct(q['reference_quantized_keeps'])})"
-        )
+        line = f"After {name} quantization: {pct(q['overall']['residual'])} residual"
+        if q["overall"].get("probability_ratio") is not None:
+            line += f" (answer probability x{q['overall']['probability_ratio']})"
+        own = q.get("over_quantized_reference", {}).get("overall")
+        if own:  # older reports lack it
+            line += f"; {pct(own['residual'])} of what the quantized reference still knows"
+        lines.append(f"{line} (the quantized reference itself keeps {pct(q['reference_quantized_keeps'])})")
     if "relearning" in report:
         r = report["relearning"]
         lines.append(
