@@ -14,21 +14,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import tempfile
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import _smoke
+import torch
 
 from formless.api import forget
+from formless.attacks.quantizers import parse_schemes
 from formless.audit.forms import FORMS
 from formless.audit.run import AuditSettings, run_audit
 from formless.knowledge import load
 from formless.methods import TrainConfig
 from formless.models import load_model
 from formless.models.cache import atomic_file
+from formless.models.loading import default_device
 
 DEFAULT_CONCEPTS = [
     "Harry Potter", "Albert Einstein", "Eiffel Tower", "William Shakespeare", "Isaac Newton",
@@ -49,14 +52,75 @@ def mean(values) -> float | None:
     return statistics.fmean(values) if values else None
 
 
-def run_method(method: str, names: list[str], args, kb) -> dict:
-    known_kept: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    out: dict = defaultdict(list)
+def wilson(kept: int, known: int, z: float = 1.96) -> tuple[float, float] | None:
+    """95% Wilson score interval of kept / known (pooled probes, treated as independent)."""
+    if known == 0:
+        return None
+    p, n = kept / known, known
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def pooled(counts) -> str:
+    """ "21% [15–28%] (40/190)" from (known, kept) pairs summed over concepts."""
+    known = sum(k for k, _ in counts)
+    kept = sum(s for _, s in counts)
+    if not known:
+        return "– (0/0)"
+    low, high = wilson(kept, known)
+    return f"{100 * kept / known:.0f}% [{100 * low:.0f}–{100 * high:.0f}%] ({kept}/{known})"
+
+
+def counts(summary: dict | None) -> list[int]:
+    """[known, still answered] of a summary of the report (zeros when absent)."""
+    if not summary:
+        return [0, 0]
+    return [int(summary.get("known") or 0), int(summary.get("still_answered") or 0)]
+
+
+def concept_record(report: dict, forget_seconds: float, outcome) -> dict:
+    """What the table needs from one concept's audit report, counts kept so they pool."""
+    f, r = report["forget"], report["retain"]
+    record = {
+        "per_form": {form: counts(s) for form, s in f["per_form"].items()},
+        "overall": counts(f["overall"]),
+        "residual": f["overall"]["residual"],
+        "interval": f["overall"].get("interval"),
+        "prob_ratio": f["overall"].get("probability_ratio"),
+        "bias": f["form_dependent_bias"].get("std"),
+        "neighbours": counts(r["neighbours"]),
+        "general": counts(r["general"]),
+        "kl": r["fluency"]["kl_from_reference"],
+        "entropy": r["fluency"]["entropy_after"],
+        "forget_seconds": round(forget_seconds, 2),
+        "stopped_early": bool(outcome.manifest.get("training", {}).get("stopped_early")),
+        "quantization": {},
+    }
+    for key, data in report.get("quantization", {}).items():
+        own = data.get("over_quantized_reference", {}).get("overall")
+        record["quantization"][key] = {
+            "overall": counts(data["overall"]),
+            "over_quantized_reference": counts(own),
+            "reference_quantized_keeps": data.get("reference_quantized_keeps"),
+            "probability_ratio": data["overall"].get("probability_ratio"),
+        }
+    if "relearning" in report:
+        record["relearn_before"] = counts(report["relearning"]["before"])
+        record["relearn_after"] = counts(report["relearning"]["after"])
+    return record
+
+
+def run_method(method: str, names: list[str], args, kb, done: dict, save) -> None:
+    """Forget and audit each concept not yet in ``done`` (concept -> record), saving after each."""
+    lr = args.lrs.get(method)
     for name in names:
+        if name in done:
+            continue
         with tempfile.TemporaryDirectory() as tmp:
             started = time.perf_counter()
             loaded = load_model(args.model)
-            config = None if method in ("rocr", "icu") else TrainConfig(steps=args.steps)
+            config = None if method in ("rocr", "icu") else TrainConfig(steps=args.steps, lr=lr)
             outcome = forget(
                 name,
                 model=loaded,
@@ -66,35 +130,88 @@ def run_method(method: str, names: list[str], args, kb) -> dict:
                 train_form=args.train_form,
             )
             forget_seconds = time.perf_counter() - started
-            settings = AuditSettings(quantize=args.bits, relearn_steps=args.relearn_steps, fast=args.fast)
+            settings = AuditSettings(quantize=args.schemes, relearn_steps=args.relearn_steps, fast=args.fast)
             report = run_audit(Path(tmp) / "m", kb=kb, settings=settings)
-        for form, s in report["forget"]["per_form"].items():
-            known_kept[form][0] += s["known"]
-            known_kept[form][1] += s["still_answered"]
-        o, r = report["forget"]["overall"], report["retain"]
-        out["overall"].append(o["residual"])
-        out["prob_ratio"].append(o["probability_ratio"])
-        out["bias"].append(report["forget"]["form_dependent_bias"]["std"])
-        out["neighbours"].append(r["neighbours"]["residual"])
-        out["general"].append(r["general"]["residual"])
-        out["kl"].append(r["fluency"]["kl_from_reference"])
-        out["entropy"].append(r["fluency"]["entropy_after"])
-        out["forget_seconds"].append(forget_seconds)
-        out["stopped_early"].append(bool(outcome.manifest.get("training", {}).get("stopped_early")))
-        for q, data in report["quantization"].items():
-            out[q].append(data["overall"]["residual"])
-            out[f"{q}_unedited"].append(data["reference_quantized_keeps"])  # what quantization alone costs
-        if "relearning" in report:
-            out["relearn_before"].append(report["relearning"]["before"]["residual"])
-            out["relearn_after"].append(report["relearning"]["after"]["residual"])
+        record = concept_record(report, forget_seconds, outcome)
+        done[name] = record
+        save()
+        o, r = record["overall"], record
         print(
-            f"{method} / {name}: residual {pct(o['residual'])} ({o['still_answered']}/{o['known']}), "
-            f"neighbours {pct(r['neighbours']['residual'])}, general {pct(r['general']['residual'])}, "
+            f"{method} / {name}: residual {pct(record['residual'])} ({o[1]}/{o[0]}), "
+            f"neighbours {pooled([r['neighbours']])}, general {pooled([r['general']])}, "
             f"forget {forget_seconds:.1f}s",
             flush=True,
         )
-    out["per_form"] = {f: (k, kept, kept / k if k else None) for f, (k, kept) in known_kept.items()}
-    return dict(out)
+
+
+def chosen_lrs(path: Path | None) -> dict[str, float]:
+    """Each method's learning rate chosen by a tuning run (its JSON, or several merged)."""
+    if path is None:
+        return {}
+    chosen = json.loads(path.read_text()).get("chosen", {})
+    return {m: float(c["lr"] if isinstance(c, dict) else c) for m, c in chosen.items()}
+
+
+def print_table(names: list[str], results: dict, schemes: tuple[str, ...], relearn: bool) -> None:
+    order = [*METHOD_ORDER, *sorted({k.split("[")[0] for k in results} - set(METHOD_ORDER))]
+    methods = sorted(results, key=lambda k: (order.index(k.split("[")[0]), k))  # "ga[qa]" after "ga"
+    recs = {m: [results[m]["concepts"][n] for n in names if n in results[m]["concepts"]] for m in methods}
+    done = {m: len(recs[m]) for m in methods}
+    print(
+        f"\nResidual knowledge per form, pooled over concepts (still answered / known by the unedited "
+        f"model; 95% Wilson interval over pooled probes). Concepts audited per method: {done}\n"
+    )
+    print("| form | " + " | ".join(methods) + " |")
+    print("|---|" + "---|" * len(methods))
+    for form in FORMS:
+        cells = [pooled([r["per_form"].get(form, [0, 0]) for r in recs[m]]) for m in methods]
+        print(f"| {FORMS[form].title} | " + " | ".join(cells) + " |")
+
+    def row(label: str, cell) -> None:
+        print(f"| {label} | " + " | ".join(cell(recs[m]) for m in methods) + " |")
+
+    def num(key: str, fmt: str):
+        return lambda rs: (
+            "–" if mean(r.get(key) for r in rs) is None else format(mean(r.get(key) for r in rs), fmt)
+        )
+
+    row("residual, all forms (pooled)", lambda rs: pooled([r["overall"] for r in rs]))
+    row("residual, all forms (mean of concepts)", lambda rs: pct(mean(r["residual"] for r in rs)))
+    row("answer probability ratio", num("prob_ratio", ".2f"))
+    row("Form-Dependent Bias (std, mean of concepts)", num("bias", ".3f"))
+    for q in schemes:
+        row(
+            f"residual after {q} (over the reference's facts)",
+            lambda rs, q=q: pooled([r["quantization"][q]["overall"] for r in rs if q in r["quantization"]]),
+        )
+        row(
+            f"residual after {q} (over the {q} reference's facts)",
+            lambda rs, q=q: pooled(
+                [r["quantization"][q]["over_quantized_reference"] for r in rs if q in r["quantization"]]
+            ),
+        )
+        row(
+            f"unedited model after {q} (its own facts kept)",
+            lambda rs, q=q: pct(
+                mean(r["quantization"][q]["reference_quantized_keeps"] for r in rs if q in r["quantization"])
+            ),
+        )
+    if relearn:
+        row(
+            "relearning: held-out residual before → after",
+            lambda rs: (
+                f"{pooled([r['relearn_before'] for r in rs if 'relearn_before' in r])} → "
+                f"{pooled([r['relearn_after'] for r in rs if 'relearn_after' in r])}"
+            ),
+        )
+    row("neighbours kept", lambda rs: pooled([r["neighbours"] for r in rs]))
+    row("general knowledge kept", lambda rs: pooled([r["general"] for r in rs]))
+    row("KL on neutral text (nats/token)", num("kl", ".4f"))
+    row("fluency entropy after (bits)", num("entropy", ".2f"))
+    row("forget time per concept (s)", num("forget_seconds", ".1f"))
+    stopped = {m: sum(r["stopped_early"] for r in recs[m]) for m in methods}
+    if any(stopped.values()):
+        print(f"\nstopped early by the utility guard (runs): { {m: s for m, s in stopped.items() if s} }")
 
 
 def main() -> None:
@@ -102,15 +219,19 @@ def main() -> None:
     _smoke.add_arguments(parser)
     parser.add_argument("--methods", default="rocr")
     parser.add_argument("--concepts", type=int, default=5)
-    parser.add_argument("--quantize", default="none")
+    parser.add_argument("--quantize", default="none", help="schemes, e.g. gguf-q8_0,gguf-q4_1,rtn4")
     parser.add_argument("--relearn-steps", type=int, default=0)
     parser.add_argument(
         "--steps", type=int, default=TrainConfig().steps, help="training steps of the baselines"
     )
+    parser.add_argument("--lr-from", type=Path, help="a tune_methods.py JSON: its chosen lr per method")
     parser.add_argument("--train-form", default="all")
     parser.add_argument("--fast", action="store_true", help="audit in bf16 (reference too): ~1.4x faster")
-    parser.add_argument("--json", type=Path, help="results so far, rewritten after each method")
-    parser.add_argument("--append", action="store_true", help="keep the other methods' results in --json")
+    parser.add_argument("--json", type=Path, help="results so far, rewritten after each concept")
+    parser.add_argument(
+        "--append", action="store_true",
+        help="keep the other results in --json, and resume the concepts it already holds",
+    )  # fmt: skip
     parser.add_argument(
         "--from", dest="sources", type=Path, action="append", default=[],
         help="results of earlier runs (their --json) to include in the table; with --methods '' only prints",
@@ -120,7 +241,8 @@ def main() -> None:
     args.json = _smoke.output(args, args.json, "audit_methods.json")
     if args.smoke:
         args.concepts, args.steps = 1, min(args.steps, 2)
-    args.bits = tuple(int(b) for b in args.quantize.split(",")) if args.quantize not in ("", "none") else ()
+    args.schemes = parse_schemes(args.quantize)
+    args.lrs = chosen_lrs(args.lr_from)
     kb = load()
     names = [kb.concept(n).name for n in DEFAULT_CONCEPTS[: args.concepts]]
     methods = [m for m in args.methods.split(",") if m]
@@ -129,64 +251,34 @@ def main() -> None:
         m: m if args.train_form == "all" or m in ("rocr", "icu") else f"{m}[{args.train_form}]"
         for m in methods
     }
-    results = {}
+    meta = {"concepts": names, "fast": args.fast, "schemes": list(args.schemes),
+            "relearn_steps": args.relearn_steps, "steps": args.steps, "model": args.model,
+            "torch": torch.__version__, "device": str(default_device())}  # fmt: skip
+    results: dict = {}
     for source in args.sources:
         old = json.loads(source.read_text())
-        if old["concepts"] != names or old.get("fast") != args.fast:
-            raise SystemExit(f"{source} holds other concepts or precision than this run")
+        if old.get("fast") != args.fast:
+            raise SystemExit(f"{source} was scored in another precision than this run")
         results.update(old["results"])
     if args.append and args.json and args.json.exists():
         old = json.loads(args.json.read_text())
-        if old["concepts"] != names or old.get("fast") != args.fast:
-            raise SystemExit(f"{args.json} holds other concepts or precision; drop --append")
-        results.update({m: r for m, r in old["results"].items() if m not in label.values()})
-    for m in methods:
-        results[label[m]] = run_method(m, names, args, kb)
-        if args.json:  # an interrupted run never leaves half a file
+        if old.get("fast") != args.fast or old.get("schemes", []) != list(args.schemes):
+            raise SystemExit(f"{args.json} holds another precision or other schemes; drop --append")
+        results.update(old["results"])
+
+    def save() -> None:
+        if args.json:  # an interrupted run never leaves half a file, and keeps every finished concept
             with atomic_file(args.json) as tmp:
-                tmp.write_text(
-                    json.dumps({"concepts": names, "fast": args.fast, "results": results}, indent=1)
-                )
-    order = [*METHOD_ORDER, *sorted({k.split("[")[0] for k in results} - set(METHOD_ORDER))]
-    methods = sorted(results, key=lambda k: (order.index(k.split("[")[0]), k))  # "ga[qa]" after "ga"
-    print(f"\nResidual knowledge per form, pooled over {len(names)} concepts (still answered / known)\n")
-    print("| form | " + " | ".join(methods) + " |")
-    print("|---|" + "---|" * len(methods))
-    for form in FORMS:
-        cells = []
-        for m in methods:
-            k, kept, res = results[m]["per_form"].get(form, (0, 0, None))
-            cells.append(f"{pct(res)} ({kept}/{k})")
-        print(f"| {FORMS[form].title} | " + " | ".join(cells) + " |")
-    rows = [
-        ("residual, all forms (mean of concepts)", "overall", pct),
-        ("answer probability ratio", "prob_ratio", lambda x: "–" if x is None else f"{x:.2f}"),
-        ("Form-Dependent Bias (std)", "bias", lambda x: "–" if x is None else f"{x:.3f}"),
-        *[(f"residual after {q} quantization", q, pct) for q in (f"{b}bit" for b in args.bits)],
-        *[
-            (f"unedited model after {q} quantization (its own facts kept)", f"{q}_unedited", pct)
-            for q in (f"{b}bit" for b in args.bits)
-        ],
-        *([("relearning: held-out residual before → after", "relearn", None)] if args.relearn_steps else []),
-        ("neighbours kept", "neighbours", pct),
-        ("general knowledge kept", "general", pct),
-        ("KL on neutral text (nats/token)", "kl", lambda x: f"{x:.4f}"),
-        ("fluency entropy after (bits)", "entropy", lambda x: f"{x:.2f}"),
-        ("forget time per concept (s)", "forget_seconds", lambda x: f"{x:.1f}"),
-    ]
-    for label, key, fmt in rows:
-        if key == "relearn":
-            cells = [
-                f"{pct(mean(results[m]['relearn_before']))} → {pct(mean(results[m]['relearn_after']))}"
-                for m in methods
-            ]
-        else:
-            values = [mean(results[m].get(key, [])) for m in methods]
-            cells = ["–" if v is None else fmt(v) for v in values]
-        print(f"| {label} | " + " | ".join(cells) + " |")
-    stopped = {m: sum(results[m]["stopped_early"]) for m in methods if any(results[m]["stopped_early"])}
-    if stopped:
-        print(f"\nstopped early by the utility guard (runs): {stopped}")
+                tmp.write_text(json.dumps({**meta, "results": results}, indent=1))
+
+    for m in methods:
+        entry = results.setdefault(label[m], {"lr": args.lrs.get(m), "concepts": {}})
+        run_method(m, names, args, kb, entry["concepts"], save)
+    schemes = args.schemes or tuple(
+        dict.fromkeys(q for r in results.values() for c in r["concepts"].values() for q in c["quantization"])
+    )
+    relearn = any("relearn_before" in c for r in results.values() for c in r["concepts"].values())
+    print_table(names, results, schemes, relearn)
 
 
 if __name__ == "__main__":

@@ -38,9 +38,10 @@ from formless.models import load_model
 from formless.models.cache import atomic_file
 
 TRAIN_FORMS = ["question", "paraphrase", "completion", "cloze"]
-LORA_GRID = [1e-4, 3e-4, 1e-3]
-GRIDS = {"ga": LORA_GRID, "gd": LORA_GRID, "kl": LORA_GRID, "npo": LORA_GRID, "simnpo": LORA_GRID,
-         "rt": LORA_GRID, "rmu": [5e-5, 2e-4, 1e-3]}  # fmt: skip
+LORA_GRID = [3e-5, 1e-4, 3e-4, 1e-3]
+GRIDS = {"ga": LORA_GRID, "gd": LORA_GRID, "kl": LORA_GRID, "npo": LORA_GRID,
+         "simnpo": [1e-4, 2e-4, 3e-4, 1e-3], "rt": [1e-5, 3e-5, 1e-4, 3e-4],
+         "rmu": [5e-5, 2e-4, 1e-3]}  # fmt: skip
 
 
 def pct(x: float | None) -> str:
@@ -69,24 +70,39 @@ def main() -> None:
     parser.add_argument("--lrs", help="comma-separated learning rates for every listed method")
     parser.add_argument("--append", action="store_true", help="keep the rows of --out this run does not redo")
     parser.add_argument("--out", type=Path, default=None, help="default docs/tuning (.json and .md)")
+    parser.add_argument(
+        "--from", dest="sources", type=Path, action="append", default=[],
+        help="rows of other runs (their .json; e.g. one per method run in parallel) merged into --out; "
+        "with --methods '' only merges",
+    )  # fmt: skip
     args = parser.parse_args()
     _smoke.resolve(args)
     if args.smoke:  # one method at one learning rate, one concept, a few steps
-        args.methods = args.methods or "ga"
+        args.methods = "ga" if args.methods is None else args.methods
         args.concepts = args.concepts or "Mount Everest"
         args.steps = 2 if args.steps is None else args.steps
-        args.lrs = args.lrs or str(GRIDS[args.methods.split(",")[0]][1])
-    args.methods = args.methods or "ga,gd,kl,npo,simnpo,rmu,rt"
+        args.lrs = args.lrs or (str(GRIDS[args.methods.split(",")[0]][1]) if args.methods else None)
+    args.methods = "ga,gd,kl,npo,simnpo,rmu,rt" if args.methods is None else args.methods
     args.concepts = args.concepts or "Mount Everest,The Beatles"
     args.steps = TrainConfig().steps if args.steps is None else args.steps
     args.out = _smoke.output(args, args.out, "tuning") or Path("docs/tuning")
-    methods = args.methods.split(",")
+    methods = [m for m in args.methods.split(",") if m]
     grids = {m: [float(x) for x in args.lrs.split(",")] if args.lrs else GRIDS[m] for m in methods}
     rows = []
     if args.append and args.out.with_suffix(".json").exists():
         old = json.loads(args.out.with_suffix(".json").read_text())
         redo = {(m, lr) for m in methods for lr in grids[m]}
         rows = [r for r in old["rows"] if (r["method"], r["lr"]) not in redo]
+    for source in args.sources:
+        rows += json.loads(source.read_text())["rows"]
+    if not methods:
+        if not rows:
+            raise SystemExit("nothing to do: no --methods and no rows from --from")
+        order = list(GRIDS)
+        rows.sort(key=lambda r: (order.index(r["method"]) if r["method"] in order else len(order), r["lr"]))
+        write(args, rows, choose(rows, args.min_general))
+        print(args.out.with_suffix(".md").read_text())
+        return
     kb = load()
     loaded = load_model(args.model)
     base = {k: v.detach().clone() for k, v in loaded.model.state_dict().items()}
