@@ -96,6 +96,8 @@ def concept_record(report: dict, forget_seconds: float, outcome) -> dict:
         "forget_seconds": round(forget_seconds, 2),
         "stopped_early": bool(outcome.manifest.get("training", {}).get("stopped_early")),
         "quantization": {},
+        # residual on the facts the method trained on (its wordings / the audit's others) and held out
+        "by_exposure": {k: counts(v) for k, v in f.get("by_exposure", {}).get("groups", {}).items()},
     }
     for key, data in report.get("quantization", {}).items():
         own = data.get("over_quantized_reference", {}).get("overall")
@@ -177,6 +179,12 @@ def print_table(names: list[str], results: dict, schemes: tuple[str, ...], relea
 
     row("residual, all forms (pooled)", lambda rs: pooled([r["overall"] for r in rs]))
     row("residual, all forms (mean of concepts)", lambda rs: pct(mean(r["residual"] for r in rs)))
+    for key, label in (
+        ("trained_wording", "trained-on facts, in the trained wordings"),
+        ("trained_fact_other_wording", "trained-on facts, in the audit's other wordings"),
+        ("held_out_fact", "held-out facts (never trained on; the same half for every method)"),
+    ):
+        row(label, lambda rs, key=key: pooled([r.get("by_exposure", {}).get(key, [0, 0]) for r in rs]))
     row("answer probability ratio", num("prob_ratio", ".2f"))
     row("Form-Dependent Bias (std, mean of concepts)", num("bias", ".3f"))
     for q in schemes:

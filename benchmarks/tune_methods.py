@@ -2,7 +2,8 @@
 method × form table is audited on), to pick each method's default honestly.
 
 For every method and learning rate, each tuning concept is forgotten on the default model from the
-same starting weights (training form "all", the default step count), then scored in the forms it
+same starting weights (training form "all", the default step count, trained on the facts that
+``forget --method`` trains on: the split of formless.knowledge.split), then scored in the forms it
 was trained on (question, paraphrase, completion, cloze) and on the retain side (neighbour facts,
 general facts). Rule: among the settings that keep >= ``--min-general`` of the general facts, the one
 with the lowest residual on the training forms wins; if none keeps that much, the one that keeps the
@@ -31,8 +32,9 @@ import torch
 from formless.audit.engine import score_probes
 from formless.audit.run import AuditSettings, build_probes
 from formless.knowledge import load
+from formless.knowledge.split import split_facts
 from formless.methods import TrainConfig, make_method, train
-from formless.methods.data import forget_examples, generate_descriptions
+from formless.methods.data import generate_descriptions, training_material
 from formless.methods.unlearn import corpus_retain
 from formless.models import load_model
 from formless.models.cache import atomic_file
@@ -119,7 +121,8 @@ def main() -> None:
         probes = [sets.forget, sets.neighbour, sets.general]
         before = [score(p) for p in probes]
         generated = generate_descriptions(loaded, concept)
-        setup[concept.name] = (concept, probes, before, forget_examples(kb, concept, generated=generated))
+        forget, _ = training_material(kb, concept, generated=generated)  # the split `forget --method` uses
+        setup[concept.name] = (concept, probes, before, forget)
         known = [kept(b, b)[0] for b in before]
         print(f"{concept.name}: reference knows {known} (forget, neighbour, general)")
 
@@ -134,12 +137,15 @@ def main() -> None:
                 seconds = time.perf_counter() - started
                 after = [score(p) for p in probes]
                 counts = [kept(b, a) for b, a in zip(before, after)]
+                held = set(split_facts(_concept).held_out)
+                on_held = [(b, a) for p, b, a in zip(probes[0], before[0], after[0]) if p.item in held]
                 row["concepts"][name] = {
                     "forget": counts[0], "neighbours": counts[1], "general": counts[2],
+                    "forget_held_out": kept(*zip(*on_held)) if on_held else [0, 0],
                     "steps": result.steps, "stopped_early": result.stopped_early,
                     "seconds": round(seconds, 1),
                 }  # fmt: skip
-            for key in ("forget", "neighbours", "general"):
+            for key in ("forget", "forget_held_out", "neighbours", "general"):
                 row[key] = share(c[key] for c in row["concepts"].values())
             row["stopped_early"] = sum(c["stopped_early"] for c in row["concepts"].values())
             row["seconds"] = statistics.fmean(c["seconds"] for c in row["concepts"].values())
@@ -180,12 +186,13 @@ def write(args, rows: list[dict], chosen: dict) -> None:
     lines = [
         f"Sweep on {', '.join(meta['concepts'])} ({args.model}, {args.steps} steps, training form 'all', "
         f"scoring in bf16). Residual = share of the facts the reference answers that the model still "
-        f"answers, in the training forms ({', '.join(TRAIN_FORMS)}), mean over concepts. Chosen: lowest "
+        f"answers, in the training forms ({', '.join(TRAIN_FORMS)}), mean over concepts; methods train on "
+        f"half of each concept's facts, the other half is the held-out column. Chosen: lowest "
         f"residual among the settings keeping >= {args.min_general:.0%} of general facts.",
         "",
-        "| method | lr | training-form residual | neighbours kept | general kept | guard stops "
-        "| s / concept | chosen |",
-        "|---|---|---|---|---|---|---|---|",
+        "| method | lr | training-form residual | of it, held-out facts | neighbours kept | general kept "
+        "| guard stops | s / concept | chosen |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         pick = chosen[r["method"]]
@@ -193,7 +200,8 @@ def write(args, rows: list[dict], chosen: dict) -> None:
         if pick["lr"] == r["lr"]:
             mark = "yes" if pick["meets_utility_bar"] else "yes (none meets the bar)"
         lines.append(
-            f"| {r['method']} | {r['lr']:g} | {pct(r['forget'])} | {pct(r['neighbours'])} "
+            f"| {r['method']} | {r['lr']:g} | {pct(r['forget'])} | {pct(r.get('forget_held_out'))} "
+            f"| {pct(r['neighbours'])} "
             f"| {pct(r['general'])} | {r['stopped_early']} | {r['seconds']:.0f} | {mark} |"
         )
     for suffix, text in ((".json", json.dumps(data, indent=1)), (".md", "\n".join(lines) + "\n")):

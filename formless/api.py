@@ -22,6 +22,7 @@ from formless.checkpoint import (
     write_checkpoint,
 )
 from formless.errors import FormlessError
+from formless.knowledge.split import DEFAULT_HELD_OUT
 from formless.models.cache import atomic_directory
 from formless.models.loading import LoadedModel, load_model, state_dict_hash
 from formless.models.registry import DEFAULT_MODEL
@@ -62,11 +63,13 @@ def forget(
     method: str = "rocr",
     train_config=None,
     train_form: str = "all",
+    held_out: float = DEFAULT_HELD_OUT,
 ) -> ForgetOutcome:
     """Redirect ``concepts`` in ``model`` with ROCR; save a checkpoint + manifest to ``out`` if given.
 
     ``method`` picks a baseline instead (ga, gd, kl, npo, simnpo, rmu, rt, icu; see
-    formless.methods), trained with ``train_config`` on the ``train_form`` data, same output format.
+    formless.methods), trained with ``train_config`` on the ``train_form`` data of the facts not
+    ``held_out`` for the audit (formless.knowledge.split), same output format.
 
     ``model`` is a built-in name, a directory, a hub id, or an already loaded model (edited in
     place). When the model directory holds an earlier formless edit, its keys are kept protected
@@ -84,6 +87,7 @@ def forget(
             out=out,
             config=train_config,
             train_form=train_form,
+            held_out=held_out,
             force=force,
             cache=cache,
             seed=seed,

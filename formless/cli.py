@@ -98,6 +98,13 @@ def forget(
     train_form: Annotated[
         str, typer.Option(help="baselines: train on all forms, or only 'qa', 'text' or 'cloze'")
     ] = "all",
+    hold_out: Annotated[
+        float,
+        typer.Option(
+            help="baselines: share of each concept's facts never trained on, asked only by the audit "
+            "(0 trains on every fact and paraphrase)"
+        ),
+    ] = 0.5,
     steps: Annotated[int | None, typer.Option(help="baselines: optimizer steps")] = None,
     lr: Annotated[float | None, typer.Option(help="baselines: learning rate")] = None,
     lora: Annotated[bool | None, typer.Option(help="baselines: LoRA (merged) or full fine-tuning")] = None,
@@ -129,6 +136,8 @@ def forget(
             raise FormlessError(f"invalid training option: {exc.errors()[0]['msg']}") from None
         if train_form not in ("all", "qa", "text", "cloze"):
             raise FormlessError(f"--train-form must be all, qa, text or cloze, not {train_form!r}")
+        if not 0.0 <= hold_out < 1.0:
+            raise FormlessError(f"--hold-out is a share of the facts in [0, 1), not {hold_out}")
     result = api_forget(
         concepts,
         model=model,
@@ -141,6 +150,7 @@ def forget(
         method=method,
         train_config=train_config,
         train_form=train_form,
+        held_out=hold_out,
     )
     m = result.manifest
     if method != "rocr":
@@ -150,6 +160,12 @@ def forget(
             f"{' (stopped early by the utility guard)' if training.get('stopped_early') else ''}, "
             f"{m['changed_tensors']} tensors changed, {m['seconds']['total']:.1f}s; saved to {result.out}"
         )
+        for name, split in training.get("split", {}).items():
+            wordings = ", ".join(split["trained_wordings"])
+            out_console.print(
+                f"  {name}: trained on {len(split['trained'])} facts ({wordings}), "
+                f"{len(split['held_out'])} held out for the audit"
+            )
         return
     table = Table(title=f"ROCR: {', '.join(m['concepts'])} -> {m['redirect']}")
     for col in ("layer", "weight", "update norm", "relative", "null-space dim"):

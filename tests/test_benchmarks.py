@@ -124,6 +124,7 @@ def test_audit_methods_smoke(tmp_path, tiny_dir):
     done = smoke("audit_methods", "--model", str(tiny_dir), *args, tmp_path=tmp_path)
     assert "| form | rocr | ga |" in done.stdout
     assert "| residual after rtn8 (over the reference's facts) |" in done.stdout
+    assert "| held-out facts (never trained on; the same half for every method) |" in done.stdout
     data = json.loads(out.read_text())
     assert data["concepts"] == ["Harry Potter"] and data["fast"] is False and data["schemes"] == ["rtn8"]
     assert set(data["results"]) == {"rocr", "ga"}

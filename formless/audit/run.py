@@ -28,6 +28,7 @@ from formless.audit.retain import (
 from formless.checkpoint import read_manifest, versions
 from formless.errors import FormlessError
 from formless.knowledge import Concept, Fact, KnowledgeBase
+from formless.knowledge.split import split_facts
 from formless.models.loading import LoadedModel, load_model
 
 AUDIT_VERSION = "1"
@@ -238,6 +239,48 @@ def _quantization_attack(
     }, seconds
 
 
+EXPOSURES = ("trained_wording", "trained_fact_other_wording", "held_out_fact")
+
+
+def _exposure_tables(probes, before, after, targets, manifest: dict | None, counted: set[str], seed: int):
+    """Residual on the facts a trained method saw (in its own wordings, and in the audit's others)
+    and on the facts held out from its training (formless.knowledge.split). For a model that was
+    not trained on facts (ROCR, ICU, any other checkpoint) the same split is applied, so its
+    held-out figure compares with a baseline's over the same facts."""
+    training = (manifest or {}).get("training") or {}
+    recorded = training.get("split") or {}
+    seed_used = (manifest or {}).get("seed", 0)
+    splits, wordings = {}, {}
+    for concept in targets:
+        info = recorded.get(concept.name)
+        if info is None:
+            split = split_facts(concept, seed=seed_used)
+            info = {"trained": list(split.trained), "held_out": list(split.held_out), "trained_wordings": []}
+        splits[concept.name] = info
+        wordings[concept.name] = set(info.get("trained_wordings", []))
+
+    def exposure(p: Probe) -> str | None:
+        info = splits.get(p.concept)
+        if info is None or p.form not in counted:
+            return None
+        if p.item in info["held_out"]:
+            return "held_out_fact"
+        if p.item in info["trained"]:
+            return "trained_wording" if p.form in wordings[p.concept] else "trained_fact_other_wording"
+        return None
+
+    groups: dict[str, list] = defaultdict(list)
+    for p, b, a in zip(probes, before, after):
+        if (key := exposure(p)) is not None:
+            groups[key].append((p, b, a))
+    return {
+        "method_trained_on_facts": bool(recorded),
+        "split": {c: {"trained": i["trained"], "held_out": i["held_out"]} for c, i in splits.items()},
+        "trained_wordings": sorted(set().union(*wordings.values())) if wordings else [],
+        "groups": {k: summarise_probes(*zip(*groups[k]), seed=seed) for k in EXPOSURES if groups.get(k)},
+    }
+
+
 def _relearning(loaded, kb, targets, probes, before, after, settings: AuditSettings) -> dict:
     from formless.attacks.relearn import relearned_copy
 
@@ -382,8 +425,13 @@ def run_audit(
     after = _score_known(loaded, probes, before, settings)
     t = lap("audited_model", t)
     n_forget, n_neigh = len(sets.forget), len(sets.neighbour)
+    forget_tables = _forget_tables(sets.forget, before[:n_forget], after[:n_forget], settings.seed)
+    counted = {n for n, st in forget_tables["per_form"].items() if _is_forget_form(n) and st["measurable"]}
+    forget_tables["by_exposure"] = _exposure_tables(
+        sets.forget, before[:n_forget], after[:n_forget], targets, manifest, counted, settings.seed
+    )
     report: dict = {
-        "forget": _forget_tables(sets.forget, before[:n_forget], after[:n_forget], settings.seed),
+        "forget": forget_tables,
         "retain": {
             "neighbours": summarise_probes(
                 probes[n_forget : n_forget + n_neigh],

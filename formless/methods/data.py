@@ -11,7 +11,7 @@ the retain loss never pulls the target back in.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -21,6 +21,7 @@ from formless.errors import FormlessError
 from formless.knowledge import BLANK
 from formless.knowledge.base import KnowledgeBase
 from formless.knowledge.schema import Concept, Fact
+from formless.knowledge.split import DEFAULT_HELD_OUT, split_facts
 from formless.models.prompts import add_special_tokens, render, right_pad, uses_chat
 
 Form = Literal["all", "qa", "text", "cloze"]
@@ -98,23 +99,32 @@ def _dedupe(examples: Iterable[Example]) -> list[Example]:
 
 
 def forget_examples(
-    kb: KnowledgeBase, concept: str | Concept, *, form: Form = "all", generated: Sequence[str] = ()
+    kb: KnowledgeBase,
+    concept: str | Concept,
+    *,
+    form: Form = "all",
+    generated: Sequence[str] = (),
+    relations: Collection[str] | None = None,
+    paraphrases: bool = True,
 ) -> list[Example]:
     """The forget set of ``concept``.
 
     ``form`` restricts it to one form, which exposes Form-Dependent Bias (a method trained on one
     form and audited on all): ``"qa"`` = chat question -> answer only; ``"text"`` = plain
     completions -> answer plus the ``generated`` descriptions; ``"cloze"`` = cloze statements only;
-    ``"all"`` = all of these plus the paraphrased questions.
+    ``"all"`` = all of these plus (with ``paraphrases``) the paraphrased questions. ``relations``
+    keeps only those facts (a train split, see ``training_material``).
     """
     if form not in FORMS:
         raise FormlessError(f"unknown forget form {form!r}; choose one of {', '.join(FORMS)}")
     c = concept if isinstance(concept, Concept) else kb.concept(concept)
     out: list[Example] = []
     for fact in c.facts:
+        if relations is not None and fact.relation not in relations:
+            continue
         if form in ("all", "qa"):
             out.append(Example(fact.question, answer_sentence(fact), True, "qa"))
-        if form == "all" and fact.paraphrase:
+        if form == "all" and paraphrases and fact.paraphrase:
             out.append(Example(fact.paraphrase, answer_sentence(fact), True, "paraphrase"))
         if form in ("all", "text"):
             out.append(Example(fact.completion, fact.answer, False, "text"))
@@ -123,6 +133,65 @@ def forget_examples(
     if form in ("all", "text"):
         out.extend(_generated_example(c, t) for t in generated if t.strip())
     return _dedupe(out)
+
+
+# the audit forms whose wording each training form uses (the rest of the audit is other wordings)
+TRAINED_WORDINGS: dict[str, tuple[str, ...]] = {
+    "all": ("question", "completion", "cloze"),
+    "qa": ("question",),
+    "text": ("completion",),
+    "cloze": ("cloze",),
+}
+
+
+def drop_sentences_naming(text: str, answers: Iterable[str]) -> str:
+    """``text`` without the sentences that state any of ``answers`` (whole words, any case): a
+    model's own description of a concept would otherwise train on the held-out facts."""
+    pattern = _name_pattern(a for a in answers if len(a.strip()) > 1)
+    if pattern is None:
+        return text
+    return " ".join(s for s in _sentences(text) if not pattern.search(s))
+
+
+def _sentences(text: str) -> list[str]:
+    return [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s]
+
+
+def training_material(
+    kb: KnowledgeBase,
+    concept: Concept,
+    *,
+    form: Form = "all",
+    generated: Sequence[str] = (),
+    seed: int = 0,
+    held_out: float = DEFAULT_HELD_OUT,
+) -> tuple[list[Example], dict]:
+    """The forget set a trained method may see, and the split that says what the audit holds out.
+
+    Only the split's trained facts are used, in the wordings of ``TRAINED_WORDINGS[form]``; the
+    paraphrases are kept out whenever facts are held out (they are the audit's rewording of the
+    trained facts), and sentences of the generated descriptions that state a held-out answer are
+    dropped. ``held_out=0`` trains on every fact and paraphrase (the audit then has no held-out
+    facts)."""
+    split = split_facts(concept, seed=seed, held_out=held_out)
+    answers = [a for f in concept.facts if f.relation in split.held_out for a in f.aliases or (f.answer,)]
+    texts = [drop_sentences_naming(t, answers) for t in generated] if answers else list(generated)
+    paraphrases = not split.held_out
+    examples = forget_examples(
+        kb, concept, form=form, generated=texts, relations=set(split.trained), paraphrases=paraphrases
+    )
+    wordings = TRAINED_WORDINGS[form] + (("paraphrase",) if paraphrases and form == "all" else ())
+    info = {
+        "seed": seed,
+        "held_out_share": held_out,
+        "trained": list(split.trained),
+        "held_out": list(split.held_out),
+        "trained_wordings": list(wordings),
+        "generated_sentences_dropped": sum(
+            len(_sentences(t)) - len(_sentences(u)) for t, u in zip(generated, texts)
+        ),
+    }
+    return examples, info
 
 
 def _name_pattern(names: Iterable[str]) -> re.Pattern[str] | None:

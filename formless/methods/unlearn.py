@@ -14,7 +14,8 @@ from formless.checkpoint import base_model_info, check_output_dir, versions, wri
 from formless.errors import FormlessError
 from formless.knowledge import KnowledgeBase, load
 from formless.knowledge.elicit import resolve_names
-from formless.methods.data import Example, check_disjoint, forget_examples, generate_descriptions
+from formless.knowledge.split import DEFAULT_HELD_OUT
+from formless.methods.data import Example, check_disjoint, generate_descriptions, training_material
 from formless.methods.icu import icu_template, instruction
 from formless.methods.registry import make_method, method_names
 from formless.methods.train import TrainConfig, train
@@ -74,8 +75,13 @@ def unlearn(
     force: bool = False,
     cache: str | Path | None = None,
     seed: int = 0,
+    held_out: float = DEFAULT_HELD_OUT,
 ) -> tuple[LoadedModel, dict]:
-    """Forget ``concepts`` with a baseline ``method``; returns (model, manifest), saved to ``out``."""
+    """Forget ``concepts`` with a baseline ``method``; returns (model, manifest), saved to ``out``.
+
+    A trained method sees only part of each concept's facts: ``held_out`` of them are kept for the
+    audit alone (``training_material``; the split is recorded in the manifest, and the audit
+    reports residual on trained and held-out facts apart)."""
     if method not in (*TRAINED, "icu"):
         raise FormlessError(f"unknown method {method!r}; choose one of {', '.join(ALL_METHODS)}")
     started = time.perf_counter()
@@ -95,11 +101,17 @@ def unlearn(
         loaded.tokenizer.chat_template = icu_template(loaded.tokenizer.chat_template, text)
     else:
         config = (config or TrainConfig()).model_copy(update={"method": method, "seed": seed})
+        if not 0.0 <= held_out < 1.0:
+            raise FormlessError(f"--hold-out must be in [0, 1) (a share of the facts), got {held_out}")
         forget: list[Example] = []
+        splits: dict[str, dict] = {}
         t = time.perf_counter()
         for concept in resolved:
             generated = _descriptions(loaded, base_hash, concept) if train_form in ("all", "text") else ()
-            forget += forget_examples(kb, concept, form=train_form, generated=generated)
+            examples, splits[concept.name] = training_material(
+                kb, concept, form=train_form, generated=generated, seed=seed, held_out=held_out
+            )
+            forget += examples
         data_seconds = time.perf_counter() - t
         retain = corpus_retain()
         for concept in resolved:
@@ -112,6 +124,7 @@ def unlearn(
             "config": config.model_dump(),
             "method": result.method,
             "train_form": train_form,
+            "split": splits,
             "forget_examples": len(forget),
             "retain_examples": len(retain),
             "retain_source": "formless-generic-v1 corpus (held out from the audit)",

@@ -101,6 +101,7 @@ def headline(report: dict) -> list[str]:
             f"across {bias['forms']} forms with >= 10 known facts "
             f"(worst: {bias['worst_form']}; recognition forms above chance)"
         )
+    lines += exposure_lines(report)
     for name, q in report.get("quantization", {}).items():
         line = f"After {name} quantization: {pct(q['overall']['residual'])} residual"
         if q["overall"].get("probability_ratio") is not None:
@@ -116,3 +117,27 @@ def headline(report: dict) -> list[str]:
             f"{pct(r['before']['residual'])} → {pct(r['after']['residual'])} residual"
         )
     return lines
+
+
+def exposure_lines(report: dict) -> list[str]:
+    """Residual on the facts a method trained on versus the facts held out from its training."""
+    exposure = report["forget"].get("by_exposure")
+    if not exposure or not exposure.get("groups"):
+        return []
+    g = exposure["groups"]
+
+    def part(key: str) -> str:
+        s = g.get(key)
+        return f"{with_interval(s)} ({s['still_answered']}/{s['known']})" if s and s["known"] else "–"
+
+    if not exposure["method_trained_on_facts"]:
+        return [
+            f"Held-out facts (the half a trained baseline never sees): {part('held_out_fact')}; "
+            f"the other half: {part('trained_fact_other_wording')} (this model was not trained on facts)"
+        ]
+    wordings = ", ".join(exposure.get("trained_wordings") or []) or "–"
+    return [
+        f"Facts it was trained on: {part('trained_wording')} in the trained wordings ({wordings}), "
+        f"{part('trained_fact_other_wording')} in the audit's other wordings; "
+        f"held-out facts (never trained on): {part('held_out_fact')}"
+    ]
