@@ -44,7 +44,7 @@ for m in rocr icu; do
   job "audit_$m" $PY benchmarks/audit_methods.py --methods "$m" --concepts 5 --fast --quantize "$SCHEMES" \
     --relearn-steps 10 --json "$OUT/audit_$m.json"
 done
-job unseen_rocr $PY benchmarks/unseen_concepts.py --methods rocr --json "$OUT/unseen_rocr.json"
+job unseen_rocr $PY benchmarks/unseen_concepts.py --methods rocr --fast --json "$OUT/unseen_rocr.json"
 for i in $(seq 0 $((SHARDS - 1))); do
   job "validation_$i" $PY benchmarks/elicit_validation.py --shard "$i/$SHARDS" --fast --json "$OUT/validation_$i.json"
 done
@@ -59,7 +59,8 @@ for m in $TRAINED; do
   job "audit_$m" $PY benchmarks/audit_methods.py --methods "$m" --concepts 5 --fast --quantize "$SCHEMES" \
     --relearn-steps 10 --lr-from "$OUT/tuning.json" --json "$OUT/audit_$m.json"
 done
-job unseen_npo $PY benchmarks/unseen_concepts.py --methods npo --lr-from "$OUT/tuning.json" \
+NPO_LR=$($PY -c "import json; print(json.load(open('$OUT/tuning.json'))['chosen']['npo']['lr'])" 2>/dev/null)
+job unseen_npo $PY benchmarks/unseen_concepts.py --methods npo --fast ${NPO_LR:+--lr "$NPO_LR"} \
   --json "$OUT/unseen_npo.json"
 wait
 echo "done at $(($(date +%s) - START)) s" >>"$OUT/machine.txt"
