@@ -52,12 +52,16 @@ done
 wait "${TUNE_PIDS[@]}"
 sources=()
 for m in $TRAINED; do [ -f "$OUT/tune_$m.json" ] && sources+=(--from "$OUT/tune_$m.json"); done
-$PY benchmarks/tune_methods.py --methods "" "${sources[@]}" --out "$OUT/tuning" >"$OUT/tune_merge.log" 2>&1
+if [ ${#sources[@]} -gt 0 ]; then
+  $PY benchmarks/tune_methods.py --methods "" "${sources[@]}" --out "$OUT/tuning" >"$OUT/tune_merge.log" 2>&1
+fi
+LR_FROM=()  # without a finished sweep the baselines run at their shipped defaults
+[ -f "$OUT/tuning.json" ] && LR_FROM=(--lr-from "$OUT/tuning.json")
 echo "phase B at $(($(date +%s) - START)) s, $(left) s left" >>"$OUT/machine.txt"
 
 for m in $TRAINED; do
   job "audit_$m" $PY benchmarks/audit_methods.py --methods "$m" --concepts 5 --fast --quantize "$SCHEMES" \
-    --relearn-steps 10 --lr-from "$OUT/tuning.json" --json "$OUT/audit_$m.json"
+    --relearn-steps 10 "${LR_FROM[@]}" --json "$OUT/audit_$m.json"
 done
 NPO_LR=$($PY -c "import json; print(json.load(open('$OUT/tuning.json'))['chosen']['npo']['lr'])" 2>/dev/null)
 job unseen_npo $PY benchmarks/unseen_concepts.py --methods npo --fast ${NPO_LR:+--lr "$NPO_LR"} \
