@@ -25,6 +25,7 @@ import torch
 from audit_speed import _cache_with_models
 
 from formless.api import forget
+from formless.audit.report import AuditReport
 from formless.audit.run import AuditSettings, run_audit
 from formless.knowledge import load
 from formless.models.cache import atomic_file
@@ -39,30 +40,25 @@ VARIANTS = {  # name: (threads, batch size, bf16)
 }
 
 
-def _compare(base: dict, other: dict) -> dict:
+def _compare(base: AuditReport, other: AuditReport) -> dict:
     """Probe-level and figure-level differences between two audit reports of the same probes."""
-    a = {p["key"]: p for p in base["probes"]}
-    b = {p["key"]: p for p in other["probes"]}
+    a = {p.key: p for p in base.probes}
+    b = {p.key: p for p in other.probes}
     assert a.keys() == b.keys(), "the two audits asked different probes"
-    flips_ref = sum(a[k]["before"]["hit"] != b[k]["before"]["hit"] for k in a)
+    flips_ref = sum(a[k].before.hit != b[k].before.hit for k in a)
     flips_after = sum(
-        (a[k]["after"] or {}).get("hit") != (b[k]["after"] or {}).get("hit")
+        (a[k].after and a[k].after.hit) != (b[k].after and b[k].after.hit)
         for k in a
-        if a[k]["before"]["hit"] and b[k]["before"]["hit"]
+        if a[k].before.hit and b[k].before.hit
     )
     deltas = [
-        abs(a[k][side]["probability"] - b[k][side]["probability"])
+        abs(x.probability - y.probability)
         for k in a
-        for side in ("before", "after")
-        if a[k][side]
-        and b[k][side]
-        and a[k][side]["probability"] is not None
-        and b[k][side]["probability"] is not None
+        for x, y in ((a[k].before, b[k].before), (a[k].after, b[k].after))
+        if x and y and x.probability is not None and y.probability is not None
     ]
-    forms = base["forget"]["per_form"]
-    moved = [
-        f for f in forms if forms[f]["residual"] != other["forget"]["per_form"].get(f, {}).get("residual")
-    ]
+    forms, others = base.forget.per_form, other.forget.per_form
+    moved = [f for f in forms if forms[f].residual != (others[f].residual if f in others else None)]
     return {
         "probes": len(a),
         "reference_verdicts_changed": flips_ref,
@@ -106,7 +102,7 @@ def main() -> None:
         "seconds": seconds,
         "against_default": {n: _compare(base, reports[n]) for n in names[1:]},
     }
-    print(f"{len(base['probes'])} probes, concept {args.concept!r}, forms {','.join(forms)}")
+    print(f"{len(base.probes)} probes, concept {args.concept!r}, forms {','.join(forms)}")
     print(
         "| variant | reference verdicts changed | audited verdicts changed | max |Δp| | residual moved in |"
     )

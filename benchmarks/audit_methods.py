@@ -26,6 +26,7 @@ import torch
 from formless.api import forget
 from formless.attacks.quantizers import parse_schemes
 from formless.audit.forms import FORMS
+from formless.audit.report import AuditReport, Summary
 from formless.audit.run import AuditSettings, run_audit
 from formless.knowledge import load
 from formless.methods import TrainConfig
@@ -72,44 +73,44 @@ def pooled(counts) -> str:
     return f"{100 * kept / known:.0f}% [{100 * low:.0f}–{100 * high:.0f}%] ({kept}/{known})"
 
 
-def counts(summary: dict | None) -> list[int]:
+def counts(summary: Summary | None) -> list[int]:
     """[known, still answered] of a summary of the report (zeros when absent)."""
     if not summary:
         return [0, 0]
-    return [int(summary.get("known") or 0), int(summary.get("still_answered") or 0)]
+    return [summary.known, summary.still_answered]
 
 
-def concept_record(report: dict, forget_seconds: float, outcome) -> dict:
+def concept_record(report: AuditReport, forget_seconds: float, outcome) -> dict:
     """What the table needs from one concept's audit report, counts kept so they pool."""
-    f, r = report["forget"], report["retain"]
+    f, r = report.forget, report.retain
     record = {
-        "per_form": {form: counts(s) for form, s in f["per_form"].items()},
-        "overall": counts(f["overall"]),
-        "residual": f["overall"]["residual"],
-        "interval": f["overall"].get("interval"),
-        "prob_ratio": f["overall"].get("probability_ratio"),
-        "bias": f["form_dependent_bias"].get("std"),
-        "neighbours": counts(r["neighbours"]),
-        "general": counts(r["general"]),
-        "kl": r["fluency"]["kl_from_reference"],
-        "entropy": r["fluency"]["entropy_after"],
+        "per_form": {form: counts(s) for form, s in f.per_form.items()},
+        "overall": counts(f.overall),
+        "residual": f.overall.residual,
+        "interval": f.overall.interval,
+        "prob_ratio": f.overall.probability_ratio,
+        "bias": f.form_dependent_bias.std,
+        "neighbours": counts(r.neighbours),
+        "general": counts(r.general),
+        "kl": r.fluency.kl_from_reference,
+        "entropy": r.fluency.entropy_after,
         "forget_seconds": round(forget_seconds, 2),
         "stopped_early": bool(outcome.manifest.get("training", {}).get("stopped_early")),
         "quantization": {},
         # residual on the facts the method trained on (its wordings / the audit's others) and held out
-        "by_exposure": {k: counts(v) for k, v in f.get("by_exposure", {}).get("groups", {}).items()},
+        "by_exposure": {k: counts(v) for k, v in (f.by_exposure.groups if f.by_exposure else {}).items()},
     }
-    for key, data in report.get("quantization", {}).items():
-        own = data.get("over_quantized_reference", {}).get("overall")
+    for key, data in report.quantization.items():
+        own = data.over_quantized_reference.overall if data.over_quantized_reference else None
         record["quantization"][key] = {
-            "overall": counts(data["overall"]),
+            "overall": counts(data.overall),
             "over_quantized_reference": counts(own),
-            "reference_quantized_keeps": data.get("reference_quantized_keeps"),
-            "probability_ratio": data["overall"].get("probability_ratio"),
+            "reference_quantized_keeps": data.reference_quantized_keeps,
+            "probability_ratio": data.overall.probability_ratio,
         }
-    if "relearning" in report:
-        record["relearn_before"] = counts(report["relearning"]["before"])
-        record["relearn_after"] = counts(report["relearning"]["after"])
+    if report.relearning is not None:
+        record["relearn_before"] = counts(report.relearning.before)
+        record["relearn_after"] = counts(report.relearning.after)
     return record
 
 

@@ -51,14 +51,14 @@ def main() -> None:
             start = time.perf_counter()
             report = run_audit(edited, kb=kb, settings=settings, cache=_cache_with_models(audit_cache))
             wall = time.perf_counter() - start
-            n = len(report["probes"])
-            parts = ", ".join(f"{k} {v:.1f}s" for k, v in report["run"]["seconds"].items() if k != "total")
-            print(f"{label}: {wall:.1f}s for {n} probes in {len(report['forms'])} forms ({parts})")
+            n = len(report.probes)
+            parts = ", ".join(f"{k} {v:.1f}s" for k, v in report.run.seconds.items() if k != "total")
+            print(f"{label}: {wall:.1f}s for {n} probes in {len(report.forms)} forms ({parts})")
             results[key] = {
                 "seconds": round(wall, 3),
                 "probes": n,
-                "forms": len(report["forms"]),
-                "parts": report["run"]["seconds"],
+                "forms": len(report.forms),
+                "parts": report.run.seconds,
             }
     results["rss_gib"] = round(psutil.Process().memory_info().rss / 2**30, 3)
     print(f"peak RSS: {results['rss_gib']:.2f} GiB (current)")

@@ -86,11 +86,11 @@ def run_concept(name: str, ref, kb, args) -> dict:
                 continue
             t = time.perf_counter()
             audit = run_audit(out, kb=knowledge, settings=settings)
-            assert "generated_knowledge" not in audit, "the audit elicited a record of its own"
-            o = audit["forget"]["overall"]
+            assert audit.generated_knowledge is None, "the audit elicited a record of its own"
+            o = audit.forget.overall
             row[label] = {
                 "per_form": per_form_counts(audit),
-                "overall": {k: o.get(k) for k in ("known", "still_answered", "residual", "interval")},
+                "overall": o.model_dump(include={"known", "still_answered", "residual", "interval"}),
                 "audit_seconds": round(time.perf_counter() - t, 2),
             }
     shared = sorted(set(row["curated_facts"]) & set(row.get("generated_facts", {})))

@@ -86,11 +86,9 @@ def in_kb(kb, name: str) -> bool:
     return True
 
 
-def per_form_counts(report: dict) -> dict[str, list]:
-    """form -> [known, still answered, residual] from an audit report."""
-    return {
-        f: [s["known"], s["still_answered"], s["residual"]] for f, s in report["forget"]["per_form"].items()
-    }
+def per_form_counts(report) -> dict[str, list]:
+    """form -> [known, still answered, residual] from an audit report (formless.audit.report)."""
+    return {f: [s.known, s.still_answered, s.residual] for f, s in report.forget.per_form.items()}
 
 
 def run_concept(name: str, ref, kb, args) -> dict:
@@ -144,14 +142,14 @@ def run_concept(name: str, ref, kb, args) -> dict:
             t = time.perf_counter()
             audit = run_audit(out, kb=merged, settings=settings)
             audit_seconds = time.perf_counter() - t
-        assert "generated_knowledge" not in audit, "the audit elicited the record again"
-        o = audit["forget"]["overall"]
+        assert audit.generated_knowledge is None, "the audit elicited the record again"
+        o = audit.forget.overall.model_dump(include={"known", "still_answered", "residual", "interval"})
         row["methods"][method] = {
             "per_form": per_form_counts(audit),
-            "overall": {k: o.get(k) for k in ("known", "still_answered", "residual", "interval")},
-            "not_measurable": audit["forget"]["not_measurable"],
-            "neighbours": audit["retain"]["neighbours"]["residual"],
-            "general": audit["retain"]["general"]["residual"],
+            "overall": o,
+            "not_measurable": audit.forget.not_measurable,
+            "neighbours": audit.retain.neighbours.residual,
+            "general": audit.retain.general.residual,
             "forget_seconds": round(forget_seconds, 2),
             "audit_seconds": round(audit_seconds, 2),
             "stopped_early": bool(manifest.get("training", {}).get("stopped_early")),

@@ -233,6 +233,7 @@ def audit(
     if model is None:
         raise FormlessError("no model to audit: pass MODEL (a formless output or model directory) or --model")
     from formless.audit.external import external_probe_sets
+    from formless.audit.report import ExternalProbes
     from formless.audit.run import AuditSettings, run_audit
     from formless.checkpoint import read_manifest
     from formless.knowledge import load
@@ -270,14 +271,14 @@ def audit(
             teacher=teacher,
         )
     if probes is not None:
-        report["external_probes"] = {"path": str(probes), "notes": notes}
+        report.external_probes = ExternalProbes(path=str(probes), notes=notes)
     path = write_report(report, out)
     from formless.knowledge.elicit import save_generated
 
-    save_generated(report.get("generated_knowledge"), path, lambda text: err_console.print(escape(text)))
+    save_generated(report.generated_knowledge, path, lambda text: err_console.print(escape(text)))
     print_summary(report, out_console)
     out_console.print(
-        f"audit took {report['run']['seconds']['total']:.1f}s; report: {path / 'report.html'} "
+        f"audit took {report.run.seconds['total']:.1f}s; report: {path / 'report.html'} "
         f"(also report.md, audit.json, heatmap.png)"
     )
 

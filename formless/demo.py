@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from formless.api import forget
+from formless.audit.report import AuditReport
 from formless.audit.run import AuditSettings, run_audit
 from formless.knowledge import load
 from formless.reports import print_summary, write_report
@@ -22,26 +23,26 @@ def _short(text: str | None, limit: int = 70) -> str:
 
 
 def _examples(
-    report: dict, forms=("question", "completion", "indirect", "crosslingual", "multihop")
+    report: AuditReport, forms=("question", "completion", "indirect", "crosslingual", "multihop")
 ) -> Table:
     table = Table(title="Examples (reference → edited)", show_lines=True)
     for col in ("form", "prompt", "before", "after"):
         table.add_column(col)
     for form in forms:
-        probes = [p for p in report["probes"] if p["form"] == form and p["before"]["hit"]][:1]
+        probes = [p for p in report.probes if p.form == form and p.before.hit][:1]
         for p in probes:
             table.add_row(
                 form,
-                escape(_short(p["prompt"], 60)),
-                escape(_short(p["before"]["output"])),
-                escape(_short(p["after"]["output"])),
+                escape(_short(p.prompt, 60)),
+                escape(_short(p.before.output)),
+                escape(_short(p.after.output if p.after else None)),
             )
     return table
 
 
 def run_demo(
     concept: str, *, model: str, out: Path, cache, console: Console, quantize=(8, 4), relearn_steps: int = 10
-) -> dict:
+) -> AuditReport:
     kb = load()
     kb.concept(concept)  # unknown concepts fail before any work
     outcome = forget(concept, model=model, out=out / "model", force=True, cache=cache)
@@ -62,7 +63,5 @@ def run_demo(
     path = write_report(report, out / "report")
     console.print(_examples(report))
     print_summary(report, console)
-    console.print(
-        f"audit {report['run']['seconds']['total']:.0f}s; report: {path / 'report.html'} (and report.md)"
-    )
+    console.print(f"audit {report.run.seconds['total']:.0f}s; report: {path / 'report.html'} (and report.md)")
     return report

@@ -11,6 +11,7 @@ from test_cli_errors import run
 from formless.audit import run as audit_run
 from formless.audit.engine import ProbeResult
 from formless.audit.external import external_probe_sets
+from formless.audit.report import AuditReport
 from formless.audit.run import AuditSettings, run_audit
 from formless.knowledge import build
 from formless.reports import write_report
@@ -103,25 +104,25 @@ def _audit(tiny_dir, kb, cache, **kw):
 
 def test_audit_is_deterministic_cached_and_reported(tiny_dir, kb, cache, tmp_path, monkeypatch):
     first = _audit(tiny_dir, kb, cache)
-    print(first["run"]["seconds"])
+    print(first.run.seconds)
     loads = []
     original = audit_run.load_model
     monkeypatch.setattr(audit_run, "load_model", lambda *a, **k: loads.append(a) or original(*a, **k))
     second = _audit(tiny_dir, kb, cache)
     assert len(loads) == 2  # audited model + reference for its hash; no reference scoring needed
-    first.pop("run"), second.pop("run")
-    assert json.dumps(first, sort_keys=True) == json.dumps(second, sort_keys=True)
+    assert first.model_dump(exclude={"run"}) == second.model_dump(exclude={"run"})
     other_seed = _audit(tiny_dir, kb, cache, seed=1)
-    assert other_seed["probes"] != first["probes"]  # option orders and few-shot picks follow the seed
+    assert other_seed.probes != first.probes  # option orders and few-shot picks follow the seed
     # the audited model is the reference: nothing it knew is lost, in any form
-    for form, stats in first["forget"]["per_form"].items():
-        assert stats["residual"] in (None, 1.0), form
-    assert set(first["forget"]["per_form"]) == set(first["forms"])
-    assert first["retain"]["neighbours"]["probes"] == 2  # Star Wars asked as question and completion
-    assert first["retain"]["general"]["probes"] == 3  # three more are the few-shot examples
-    assert first["retain"]["fluency"]["kl_from_reference"] == pytest.approx(0, abs=1e-6)
-    assert "8bit" in first["quantization"] and first["model"]["weights_hash"].startswith("sha256:")
-    out = write_report({**first, "run": {}}, tmp_path / "report")
+    for form, stats in first.forget.per_form.items():
+        assert stats.residual in (None, 1.0), form
+    assert set(first.forget.per_form) == set(first.forms)
+    assert first.retain.neighbours.probes == 2  # Star Wars asked as question and completion
+    assert first.retain.general.probes == 3  # three more are the few-shot examples
+    assert first.retain.fluency.kl_from_reference == pytest.approx(0, abs=1e-6)
+    assert "8bit" in first.quantization and first.model.weights_hash.startswith("sha256:")
+    out = write_report(first, tmp_path / "report")
+    assert AuditReport.load(out) == first  # audit.json reads back as the same report
     assert {p.name for p in out.iterdir()} == {"audit.json", "report.md", "report.html", "heatmap.png"}
     assert "| Question |" in (out / "report.md").read_text()
     assert "data:image/png;base64," in (out / "report.html").read_text()
@@ -172,8 +173,8 @@ def test_ort_probes_join_the_audit(tiny_dir, kb, cache, tmp_path):
         cache=cache,
         settings=AuditSettings(quantize=(), fluency=False),
     )
-    assert set(report["forget"]["per_form"]) == {"cloze", "multiple_choice_letter"}
-    assert report["retain"]["neighbours"]["probes"] == 1
+    assert set(report.forget.per_form) == {"cloze", "multiple_choice_letter"}
+    assert report.retain.neighbours.probes == 1
 
 
 def test_cli_audit_errors_are_one_line(tiny_dir, tmp_path, capsys):
@@ -205,9 +206,10 @@ def test_relearning_probe_splits_facts_and_reports(tiny_dir, kb, cache):
     report = _audit(
         tiny_dir, kb, cache, quantize=(), fluency=False, relearn_steps=2, forms=["question", "cloze"]
     )
-    r = report["relearning"]
-    assert r["steps"] == 2 and r["held_out"] == {"Harry Potter": sorted(held_out)}
-    assert r["before"]["probes"] == r["after"]["probes"] == 2 * len(held_out)
+    r = report.relearning
+    assert r.steps == 2 and r.held_out == {"Harry Potter": sorted(held_out)}
+    assert r.before.probes == r.after.probes == 2 * len(held_out)
+    assert "relearning" in report.run.seconds and "relearning" in report.to_json()
 
 
 def test_reference_caches_saved_side_by_side_keep_each_others_entries(tmp_path):

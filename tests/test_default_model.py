@@ -49,11 +49,11 @@ def test_audit_after_forgetting_harry_potter(tmp_path):
         forms=["question", "completion", "multiple_choice"], quantize=(4,), fluency=False
     )
     report = run_audit(tmp_path / "hp", kb=load(), settings=settings)
-    per_form = report["forget"]["per_form"]
-    assert per_form["question"]["known"] >= 5 and per_form["completion"]["known"] >= 5
-    assert per_form["question"]["residual"] <= 0.2 and per_form["completion"]["residual"] <= 0.25
-    assert per_form["question"]["probability_ratio"] < 0.5  # ORT's metric falls too
-    assert report["retain"]["general"]["residual"] >= 0.9
-    assert report["retain"]["neighbours"]["residual"] >= 0.75
+    per_form = report.forget.per_form
+    assert per_form["question"].known >= 5 and per_form["completion"].known >= 5
+    assert per_form["question"].residual <= 0.2 and per_form["completion"].residual <= 0.25
+    assert per_form["question"].probability_ratio < 0.5  # ORT's metric falls too
+    assert report.retain.general.residual >= 0.9
+    assert report.retain.neighbours.residual >= 0.75
     # quantizing the edited model does not bring the concept back
-    assert report["quantization"]["4bit"]["per_form"]["question"] <= 0.2
+    assert report.quantization["4bit"].per_form["question"] <= 0.2

@@ -181,9 +181,9 @@ def test_audit_elicits_an_unknown_concept(fake_reference, tiny_dir, tmp_path):
         settings=settings,
         cache=tmp_path / "cache",
     )
-    entry = report["generated_knowledge"]
+    entry = report.generated_knowledge
     assert [c["name"] for c in entry["concepts"]] == [NAME]
-    assert report["forget"]["per_form"]["question"]["probes"] == 3
+    assert report.forget.per_form["question"].probes == 3
     path = el.save_generated(entry, tmp_path / "report", lambda _: None)
     assert load([path]).concept(NAME).description == entry["concepts"][0]["description"]
 
@@ -199,8 +199,8 @@ def test_baseline_method_elicits_and_the_audit_reuses_the_record(fake_reference,
     assert load([record]).concept(NAME).facts
     settings = AuditSettings(forms=["question"], quantize=(), fluency=False, general=False, neighbours=False)
     report = run_audit(out, kb=builtin(), settings=settings, cache=tmp_path / "cache")
-    assert report["generated_knowledge"] == {"from_file": str(record)}
-    assert report["forget"]["per_form"]["question"]["probes"] == 3
+    assert report.generated_knowledge == {"from_file": str(record)}
+    assert report.forget.per_form["question"].probes == 3
 
 
 def test_teacher_proposes_but_the_reference_decides(fake_reference, tiny_dir, monkeypatch):

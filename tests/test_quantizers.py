@@ -244,21 +244,23 @@ def test_audit_reports_each_scheme_two_ways(tiny_dir, cache, tmp_path, monkeypat
         )
 
     report = audit()
-    assert list(report["quantization"]) == ["rtn8", "gguf-q4_1", "4bit", *schemes[3:]]
-    for key, q in report["quantization"].items():
-        assert q["scheme"] == {"4bit": "rtn4"}.get(key, key) and q["method"]
-        assert q["parameters"] > 0 and q["mean_abs_error"] > 0 and q["tensors"]
-        assert set(q["per_form"]) == {"question", "multiple_choice"}
-        own = q["over_quantized_reference"]
-        assert set(own) == {"overall", "per_form"} and "probability_ratio" in own["overall"]
-        assert "probability_ratio" in q["overall"] and "reference_quantized_probability_ratio" in q
+    assert list(report.quantization) == ["rtn8", "gguf-q4_1", "4bit", *schemes[3:]]
+    for key, q in report.quantization.items():
+        assert q.scheme == {"4bit": "rtn4"}.get(key, key) and q.method
+        d = q.details
+        assert d["parameters"] > 0 and d["mean_abs_error"] > 0 and d["tensors"]
+        assert set(q.per_form) == {"question", "multiple_choice"}
+        own = q.over_quantized_reference
+        assert set(own.model_dump()) == {"overall", "per_form"}
+        assert "probability_ratio" in own.overall.model_dump()
+        assert "reference_quantized_probability_ratio" in q.model_dump()
         # audited model == reference: the quantized copy answers exactly as the quantized reference
-        assert q["overall"]["residual"] == q["reference_quantized_keeps"]
-        assert own["overall"]["residual"] in (None, 1.0)
-        assert own["overall"]["probability_ratio"] in (None, 1.0)
+        assert q.overall.residual == q.reference_quantized_keeps
+        assert own.overall.residual in (None, 1.0)
+        assert own.overall.probability_ratio in (None, 1.0)
         for k in ("quantize", "score", "reference"):
-            assert report["run"]["seconds"][f"quantized_{key}_{k}"] >= 0
-    assert report["quantization"]["gguf-q4_1"]["tensors"] == {"Q4_1": 29, "Q8_0": 1}
+            assert report.run.seconds[f"quantized_{key}_{k}"] >= 0
+    assert report.quantization["gguf-q4_1"].details["tensors"] == {"Q4_1": 29, "Q8_0": 1}
 
     # the quantized reference's scores are cached per scheme: the second audit quantizes only the copy
     calls = []
@@ -269,9 +271,8 @@ def test_audit_reports_each_scheme_two_ways(tiny_dir, cache, tmp_path, monkeypat
         )
     second = audit()
     assert len(calls) == 1
-    report.pop("run"), second.pop("run")
-    assert json.dumps(report, sort_keys=True) == json.dumps(second, sort_keys=True)
-    text = (write_report({**second, "run": {}}, tmp_path / "r") / "report.md").read_text()
+    assert report.model_dump(exclude={"run"}) == second.model_dump(exclude={"run"})
+    text = (write_report(second, tmp_path / "r") / "report.md").read_text()
     assert "After gguf-q4_1 quantization:" in text and "of what the quantized reference still knows" in text
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from formless.audit import run as audit_run
 from formless.audit.engine import ProbeResult
 from formless.audit.run import AuditSettings, build_probes
+from formless.audit.tables import exposure_tables
 from formless.knowledge import load
 from formless.knowledge.split import split_facts
 from formless.methods.data import drop_sentences_naming, forget_examples, training_material
@@ -100,20 +100,20 @@ def test_audit_reports_trained_and_held_out_facts_apart(kb):
             }
         },
     }
-    table = audit_run._exposure_tables(probes, before, after, [concept], manifest, counted, seed=0)
-    g = table["groups"]
-    assert table["method_trained_on_facts"] is True
-    assert g["held_out_fact"]["residual"] == 1.0 and g["trained_wording"]["residual"] == 0.0
-    assert g["trained_fact_other_wording"]["residual"] == 0.0
+    table = exposure_tables(probes, before, after, [concept], manifest, counted, seed=0)
+    g = table.groups
+    assert table.method_trained_on_facts is True
+    assert g["held_out_fact"].residual == 1.0 and g["trained_wording"].residual == 0.0
+    assert g["trained_fact_other_wording"].residual == 0.0
     in_counted = [p for p in probes if p.form in counted]
-    assert sum(s["probes"] for s in g.values()) == len(in_counted)  # the groups partition the counted probes
+    assert sum(s.probes for s in g.values()) == len(in_counted)  # the groups partition the counted probes
     n_held = sum(p.item in split.held_out for p in in_counted)
-    assert g["held_out_fact"]["probes"] == n_held
-    assert g["trained_wording"]["probes"] == sum(
+    assert g["held_out_fact"].probes == n_held
+    assert g["trained_wording"].probes == sum(
         p.item in split.trained and p.form in ("question", "completion", "cloze") for p in in_counted
     )
     # a model not trained on facts (ROCR): the same split, labelled as such
-    rocr = audit_run._exposure_tables(probes, before, after, [concept], {"seed": 0}, counted, seed=0)
-    assert rocr["method_trained_on_facts"] is False and "trained_wording" not in rocr["groups"]
-    assert rocr["split"][concept.name]["held_out"] == list(split.held_out)
-    assert rocr["groups"]["held_out_fact"]["probes"] == n_held
+    rocr = exposure_tables(probes, before, after, [concept], {"seed": 0}, counted, seed=0)
+    assert rocr.method_trained_on_facts is False and "trained_wording" not in rocr.groups
+    assert rocr.split[concept.name].held_out == list(split.held_out)
+    assert rocr.groups["held_out_fact"].probes == n_held

@@ -1,4 +1,4 @@
-"""Turning an audit (a JSON-ready dict) into what people read: terminal table, Markdown, HTML, heatmap."""
+"""Turning an audit (an AuditReport) into what people read: terminal table, Markdown, HTML, heatmap."""
 
 from formless.reports.terminal import print_summary
 from formless.reports.writer import write_report

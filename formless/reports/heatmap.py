@@ -6,38 +6,37 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from formless.audit.report import AuditReport, Summary
 from formless.reports.tables import form_order, title
 
 
-def _matrix(report: dict, forms: list[str]) -> tuple[list[str], list[list[float]], list[list[str]]]:
+def _matrix(report: AuditReport, forms: list[str]) -> tuple[list[str], list[list[float]], list[list[str]]]:
     rows, values, labels = [], [], []
-    per_concept = report["forget"]["per_concept"]
+    per_concept = report.forget.per_concept
     series = [(c, per_concept[c]) for c in per_concept]
-    series.append(("all concepts", report["forget"]["per_form"]))
+    series.append(("all concepts", report.forget.per_form))
     for name, stats in series:
         rows.append(name)
         values.append([_residual(stats.get(f)) for f in forms])
         labels.append([_label(stats.get(f)) for f in forms])
-    for name, q in report.get("quantization", {}).items():
+    for name, q in report.quantization.items():
         rows.append(f"all, {name}")
-        values.append([math.nan if q["per_form"].get(f) is None else q["per_form"][f] for f in forms])
-        labels.append(
-            ["" if q["per_form"].get(f) is None else f"{100 * q['per_form'][f]:.0f}" for f in forms]
-        )
+        values.append([math.nan if q.per_form.get(f) is None else q.per_form[f] for f in forms])
+        labels.append(["" if q.per_form.get(f) is None else f"{100 * q.per_form[f]:.0f}" for f in forms])
     return rows, values, labels
 
 
-def _residual(stats: dict | None) -> float:
-    if not stats or stats["residual"] is None or not stats.get("measurable", True):
+def _residual(stats: Summary | None) -> float:
+    if not stats or stats.residual is None or not stats.measurable:
         return math.nan  # unknown, or a recognition form at chance on this model: nothing to show
-    return stats["residual"]
+    return stats.residual
 
 
-def _label(stats: dict | None) -> str:
-    return "" if not stats or not stats["known"] else f"{stats['still_answered']}/{stats['known']}"
+def _label(stats: Summary | None) -> str:
+    return "" if not stats or not stats.known else f"{stats.still_answered}/{stats.known}"
 
 
-def draw_heatmap(report: dict, path: Path) -> None:
+def draw_heatmap(report: AuditReport, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -56,7 +55,7 @@ def draw_heatmap(report: dict, path: Path) -> None:
         for j, text in enumerate(row):
             if text:
                 ax.text(j, i, text, ha="center", va="center", fontsize=6.5, color="black")
-    n_concepts = len(report["forget"]["per_concept"])
+    n_concepts = len(report.forget.per_concept)
     ax.axhline(n_concepts - 0.5, color="white", linewidth=2)
     ax.axhline(n_concepts + 0.5, color="white", linewidth=2)
     fig.colorbar(image, ax=ax, fraction=0.025, pad=0.01, label="residual (after / before)")

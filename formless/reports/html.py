@@ -6,6 +6,7 @@ import base64
 import html
 from pathlib import Path
 
+from formless.audit.report import AuditReport
 from formless.reports.markdown import leaks
 from formless.reports.tables import headline, pct, per_form_rows, retain_rows
 
@@ -21,14 +22,14 @@ def _shade(value: float | None) -> str:
     return f' style="background:rgba({red},{green},60,0.35)"'
 
 
-def render_html(report: dict, heatmap_png: Path | None) -> str:
+def render_html(report: AuditReport, heatmap_png: Path | None) -> str:
     e = html.escape
-    quant = list(report.get("quantization", {}))
+    quant = list(report.quantization)
     parts = [f"<!doctype html><meta charset='utf-8'><title>formless audit</title><style>{STYLE}</style>"]
-    parts.append(f"<h1>formless audit: {e(', '.join(report['concepts']) or 'external probes')}</h1>")
+    parts.append(f"<h1>formless audit: {e(', '.join(report.concepts) or 'external probes')}</h1>")
     parts.append(
-        f"<p class=muted>model {e(report['model']['name'])} · reference {e(report['reference']['name'])} · "
-        f"seed {report['seed']}</p><ul>" + "".join(f"<li>{e(x)}</li>" for x in headline(report)) + "</ul>"
+        f"<p class=muted>model {e(report.model.name)} · reference {e(report.reference.name)} · "
+        f"seed {report.seed}</p><ul>" + "".join(f"<li>{e(x)}</li>" for x in headline(report)) + "</ul>"
     )
     if heatmap_png and heatmap_png.exists():
         data = base64.b64encode(heatmap_png.read_bytes()).decode()
@@ -53,8 +54,7 @@ def render_html(report: dict, heatmap_png: Path | None) -> str:
     leaked = leaks(report)
     if leaked:
         rows = "".join(
-            f"<tr><td>{e(p['form'])}</td><td>{e(p['prompt'])}</td>"
-            f"<td>{e(p['after']['output'] or '')}</td></tr>"
+            f"<tr><td>{e(p.form)}</td><td>{e(p.prompt)}</td><td>{e(p.after.output or '')}</td></tr>"
             for p in leaked
         )
         parts.append(

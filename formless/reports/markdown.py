@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
+from formless.audit.report import AuditReport, ProbeRecord
 from formless.reports.tables import headline, pct, per_form_rows, retain_rows
 
 
-def leaks(report: dict, limit: int = 12) -> list[dict]:
+def leaks(report: AuditReport, limit: int = 12) -> list[ProbeRecord]:
     """Probes the reference knew and the audited model still answers (the evidence to look at)."""
     out = [
         p
-        for p in report["probes"]
-        if p["before"]["hit"]
-        and p["after"]
-        and p["after"]["hit"]
-        and p["concept"] in report["forget"]["per_concept"]
+        for p in report.probes
+        if p.before.hit and p.after and p.after.hit and p.concept in report.forget.per_concept
     ]
     return out[:limit]
 
@@ -22,14 +20,14 @@ def _cell(text: str) -> str:
     return " ".join(str(text).split()).replace("|", "\\|")[:140]
 
 
-def render_markdown(report: dict, heatmap: str | None = "heatmap.png") -> str:
-    model, ref = report["model"], report["reference"]
-    quant = list(report.get("quantization", {}))
+def render_markdown(report: AuditReport, heatmap: str | None = "heatmap.png") -> str:
+    model, ref = report.model, report.reference
+    quant = list(report.quantization)
     lines = [
-        f"# formless audit: {', '.join(report['concepts']) or 'external probes'}",
+        f"# formless audit: {', '.join(report.concepts) or 'external probes'}",
         "",
-        f"Model `{model['name']}` (`{model['weights_hash'][:19]}…`) against reference `{ref['name']}` "
-        f"(`{ref['weights_hash'][:19]}…`), seed {report['seed']}.",
+        f"Model `{model.name}` (`{model.weights_hash[:19]}…`) against reference `{ref.name}` "
+        f"(`{ref.weights_hash[:19]}…`), seed {report.seed}.",
         "",
         *[f"- {line}" for line in headline(report)],
         "",
@@ -59,9 +57,7 @@ def render_markdown(report: dict, heatmap: str | None = "heatmap.png") -> str:
     leaked = leaks(report)
     if leaked:
         lines += ["", "## Still answered (first examples)", "", "| Form | Prompt | Answer |", "|---|---|---|"]
-        lines += [
-            f"| {p['form']} | {_cell(p['prompt'])} | {_cell(p['after']['output'] or '')} |" for p in leaked
-        ]
-    v = report["versions"]
+        lines += [f"| {p.form} | {_cell(p.prompt)} | {_cell(p.after.output or '')} |" for p in leaked]
+    v = report.versions
     lines += ["", f"formless {v['formless']}, torch {v['torch']}, transformers {v['transformers']}.", ""]
     return "\n".join(lines)

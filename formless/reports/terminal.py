@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from formless.audit.report import AuditReport
 from formless.reports.tables import headline, pct, per_form_rows, retain_rows
 
 
@@ -15,8 +16,8 @@ def _colour(value: float | None, text: str | None = None) -> str:
     return f"[{colour}]{text or pct(value)}[/{colour}]"
 
 
-def print_summary(report: dict, console: Console) -> None:
-    quant = list(report.get("quantization", {}))
+def print_summary(report: AuditReport, console: Console) -> None:
+    quant = list(report.quantization)
     table = Table(title="Residual knowledge per form (after / before, over facts the reference knows)")
     for column in ["Form", "Known", "Residual [95% CI]", "Prob. ratio", *quant]:
         table.add_column(column, justify="left" if column == "Form" else "right")

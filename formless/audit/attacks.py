@@ -1,0 +1,221 @@
+"""Attacks the audit re-runs the forget probes under: each is one object that makes a modified copy
+of a model, and one loop (``run_attack``) treats them all alike.
+
+An attack has a ``name`` (its report key), a ``section`` of the report it goes to, ``transform(loaded)
+-> LoadedModel`` (a modified copy; the original is untouched) and ``run_on_reference``: whether the
+transformed reference is scored too (cached per ``cache_key``), so that what the transformation
+itself loses is not counted as forgotten. ``select`` chooses the forget probes it asks (after the
+transform, which may decide them), ``details`` says what the last transform did, and ``entry`` turns
+the scores into the report's entry."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from pydantic import BaseModel
+
+from formless.attacks.quantizers import Quantizer
+from formless.audit.cached import cached_scores, score_known
+from formless.audit.engine import ProbeResult, score_probes
+from formless.audit.probes import Probe
+from formless.audit.reference import ReferenceCache
+from formless.audit.report import Quantization, QuantizedTables, Relearning
+from formless.audit.settings import AuditSettings
+from formless.audit.tables import forget_tables, grouped, is_forget_form, residuals, summarise_probes
+from formless.knowledge import Concept, KnowledgeBase
+from formless.models.loading import LoadedModel
+
+
+@dataclass
+class AttackScores:
+    """What ``run_attack`` hands to ``Attack.entry``: the probes the attack asked and their results."""
+
+    probes: list[Probe]
+    before: list[ProbeResult]  # on the reference
+    after: list[ProbeResult | None]  # on the audited model as it is
+    attacked: list[ProbeResult | None]  # on the transformed audited model (known probes only)
+    # on the transformed reference, over the probes the reference knows (run_on_reference only)
+    reference_known: list[ProbeResult] | None
+    details: dict[str, Any]
+    seed: int = 0
+
+    @property
+    def known(self) -> list[int]:
+        return [i for i, b in enumerate(self.before) if b.hit]
+
+
+class Attack(Protocol):
+    name: str
+    section: ClassVar[str]  # "quantization" or "relearning"
+    run_on_reference: ClassVar[bool]
+
+    def transform(self, loaded: LoadedModel) -> LoadedModel: ...
+
+    def announce(self) -> str: ...
+
+    def details(self) -> dict[str, Any]: ...
+
+    def cache_key(self) -> str: ...
+
+    def select(self, probes: Sequence[Probe]) -> list[int]: ...
+
+    def entry(self, scores: AttackScores) -> BaseModel: ...
+
+    def timings(self, seconds: dict[str, float]) -> dict[str, float]: ...
+
+
+def run_attack(
+    attack: Attack,
+    audited: LoadedModel,
+    reference: Callable[[], LoadedModel],
+    store: ReferenceCache,
+    probes: Sequence[Probe],
+    before: Sequence[ProbeResult],
+    after: Sequence[ProbeResult | None],
+    settings: AuditSettings,
+) -> tuple[BaseModel, dict[str, float]]:
+    """The forget probes on ``attack.transform(audited)`` (only those the reference knows) and, where
+    the attack asks for it, on ``attack.transform(reference)`` (cached); the entry, and seconds to
+    transform, to score and for the reference (~0 once cached)."""
+    started = time.perf_counter()
+    copy = attack.transform(audited)
+    details = attack.details()
+    transformed = time.perf_counter()
+    idx = attack.select(probes)
+    sub, b, a = [probes[i] for i in idx], [before[i] for i in idx], [after[i] for i in idx]
+    attacked = score_known(copy, sub, b, settings)
+    del copy
+    scored = time.perf_counter()
+    reference_known = None
+    if attack.run_on_reference:
+
+        def score_reference(batch: list[Probe]) -> list[ProbeResult]:
+            copy = attack.transform(reference())
+            return score_probes(copy, batch, batch_size=settings.batch_size, fast=settings.fast)
+
+        known = [sub[i] for i, x in enumerate(b) if x.hit]
+        prefix = f"{settings.precision}{attack.cache_key()}:"
+        reference_known = cached_scores(store, prefix, known, score_reference)
+    scores = AttackScores(sub, b, a, attacked, reference_known, details, settings.seed)
+    seconds = {
+        "quantize": round(transformed - started, 3),
+        "score": round(scored - transformed, 3),
+        "reference": round(time.perf_counter() - scored, 3),
+    }
+    return attack.entry(scores), attack.timings(seconds)
+
+
+@dataclass
+class QuantizationAttack:
+    """A quantized copy, read two ways: over the facts the reference knows (what the user gets back
+    after quantizing) and over the facts the quantized reference still knows (what quantizing
+    itself loses is not counted as forgotten)."""
+
+    name: str  # report key: the scheme's name, or "8bit" / "4bit" for a legacy bit width
+    scheme: Quantizer
+    section: ClassVar[str] = "quantization"
+    run_on_reference: ClassVar[bool] = True
+    _details: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def transform(self, loaded: LoadedModel) -> LoadedModel:
+        copy, self._details = self.scheme.quantize_with_summary(loaded)
+        return copy
+
+    def announce(self) -> str:
+        return f"re-auditing the forget probes on a {self.scheme.name} copy"
+
+    def details(self) -> dict[str, Any]:
+        return dict(self._details)
+
+    def cache_key(self) -> str:
+        return self.scheme.cache_key()
+
+    def select(self, probes: Sequence[Probe]) -> list[int]:
+        return list(range(len(probes)))
+
+    def entry(self, scores: AttackScores) -> Quantization:
+        return quantization_entry(scores)
+
+    def timings(self, seconds: dict[str, float]) -> dict[str, float]:
+        return {f"quantized_{self.name}_{k}": v for k, v in seconds.items()}
+
+
+def quantization_entry(scores: AttackScores) -> Quantization:
+    """The report entry of an attack scored on the audited and on the reference's copy."""
+    probes, before, attacked, seed = scores.probes, scores.before, scores.attacked, scores.seed
+    known = scores.known
+    q_before = list(before)  # the reference's misses stay misses: they are not asked again
+    for i, result in zip(known, scores.reference_known or []):
+        q_before[i] = result
+    tables = forget_tables(probes, before, attacked, seed)
+    own = forget_tables(probes, q_before, attacked, seed)
+    ref_q = summarise_probes(
+        [probes[i] for i in known], [before[i] for i in known], scores.reference_known or [], seed=seed
+    )
+    details = {k: v for k, v in scores.details.items() if k not in ("scheme", "method")}
+    return Quantization(
+        scheme=scores.details["scheme"],
+        method=scores.details["method"],
+        overall=tables.overall,
+        per_form=residuals(tables.per_form),
+        reference_quantized_keeps=ref_q.residual,
+        reference_quantized_probability_ratio=ref_q.probability_ratio,
+        over_quantized_reference=QuantizedTables(overall=own.overall, per_form=residuals(own.per_form)),
+        **details,
+    )
+
+
+@dataclass
+class RelearningAttack:
+    """A copy fine-tuned for a few steps on half of each concept's facts, asked only the other half
+    (formless.attacks.relearn). Not run on the reference: the held-out facts it knows are the base."""
+
+    kb: KnowledgeBase
+    targets: Sequence[Concept]
+    steps: int
+    seed: int = 0
+    name: str = "relearning"
+    section: ClassVar[str] = "relearning"
+    run_on_reference: ClassVar[bool] = False
+    _held_out: dict[str, set[str]] = field(default_factory=dict, repr=False)
+    _details: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def transform(self, loaded: LoadedModel) -> LoadedModel:
+        from formless.attacks.relearn import relearned_copy
+
+        copy, self._held_out, self._details = relearned_copy(
+            loaded, self.kb, self.targets, seed=self.seed, steps=self.steps
+        )
+        return copy
+
+    def announce(self) -> str:
+        return f"relearning probe: {self.steps} fine-tuning steps on half of the facts"
+
+    def details(self) -> dict[str, Any]:
+        return {**self._details, "held_out": {c: sorted(r) for c, r in self._held_out.items()}}
+
+    def cache_key(self) -> str:
+        return f"relearn{self.steps}"
+
+    def select(self, probes: Sequence[Probe]) -> list[int]:
+        return [
+            i
+            for i, p in enumerate(probes)
+            if p.item in self._held_out.get(p.concept, ()) and is_forget_form(p.form)
+        ]
+
+    def entry(self, scores: AttackScores) -> Relearning:
+        sub, b = scores.probes, scores.before
+        per_form = grouped(sub, b, scores.attacked, lambda p: p.form)
+        return Relearning(
+            **scores.details,
+            before=summarise_probes(sub, b, scores.after, seed=scores.seed),
+            after=summarise_probes(sub, b, scores.attacked, seed=scores.seed),
+            per_form=residuals(per_form),
+        )
+
+    def timings(self, seconds: dict[str, float]) -> dict[str, float]:
+        return {}

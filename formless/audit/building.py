@@ -1,0 +1,56 @@
+"""The probes of an audit: every selected form of every target concept, the neighbours' facts in the
+retain forms, and general knowledge."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from formless.audit.forms import FORMS, RETAIN_FORMS, FormContext, select
+from formless.audit.probes import Probe
+from formless.audit.settings import AuditSettings
+from formless.knowledge import Concept, Fact, KnowledgeBase
+
+
+@dataclass
+class ProbeSets:
+    forget: list[Probe] = field(default_factory=list)
+    neighbour: list[Probe] = field(default_factory=list)
+    general: list[Probe] = field(default_factory=list)
+
+    def all(self) -> list[Probe]:
+        return self.forget + self.neighbour + self.general
+
+
+def general_probes(facts: Sequence[Fact]) -> list[Probe]:
+    return [
+        Probe(
+            "question",
+            "general",
+            f"{i}:{f.subject}/{f.relation}",
+            f.question,
+            answer=f.answer,
+            aliases=f.aliases,
+        )
+        for i, f in enumerate(facts)
+    ]
+
+
+def build_probes(kb: KnowledgeBase, concepts: Sequence[Concept], settings: AuditSettings) -> ProbeSets:
+    ctx = FormContext(seed=settings.seed, few_shot=kb.general[-(6 if len(kb.general) >= 24 else 3) :])
+    sets = ProbeSets()
+    for form in select(settings.forms):
+        for concept in concepts:
+            sets.forget.extend(form.probes(concept, ctx))
+    if settings.neighbours:
+        targets = {c.name for c in concepts}
+        seen: set[str] = set()
+        for concept in concepts:
+            for neighbour in kb.neighbours(concept, exclude=targets | seen):
+                seen.add(neighbour.name)
+                for name in RETAIN_FORMS:
+                    sets.neighbour.extend(FORMS[name]().probes(neighbour, ctx))
+    if settings.general:
+        few_shot = {id(f) for f in ctx.few_shot}
+        sets.general = general_probes([f for f in kb.general if id(f) not in few_shot])
+    return sets

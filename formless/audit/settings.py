@@ -1,0 +1,51 @@
+"""What an audit is asked to do, checked up front: unknown forms and unknown or uninstalled
+quantization schemes fail before any model is loaded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from formless.attacks.quantizers import DEFAULT_SCHEMES, Quantizer, get_quantizer
+from formless.audit.forms import select
+
+
+@dataclass
+class AuditSettings:
+    forms: list[str] | None = None  # None: all registered forms
+    seed: int = 0
+    # quantization attacks: scheme names (formless.attacks.quantizers.SCHEMES); a legacy bit width
+    # 8 / 4 is RTN and keeps its old report key "8bit" / "4bit"
+    quantize: tuple[str | int, ...] = DEFAULT_SCHEMES
+    group_size: int = 128  # RTN only
+    neighbours: bool = True
+    general: bool = True
+    fluency: bool = True
+    batch_size: int = 32
+    relearn_steps: int = 0  # > 0: fine-tune a copy on half the facts, ask the other half
+    fast: bool = False  # bf16 where the CPU has it: ~1.4x faster, answers more sensitive to batch padding
+
+    @property
+    def precision(self) -> str:
+        """Prefix of the reference cache's keys: bf16 scores are kept apart from float32 ones."""
+        return "bf16:" if self.fast else ""
+
+    def recorded(self) -> dict:
+        """The settings as the report records them (the batch size changes no figure)."""
+        return {k: v for k, v in vars(self).items() if k != "batch_size"}
+
+
+def quantization_attacks(settings: AuditSettings) -> list[tuple[str, Quantizer]]:
+    """(report key, scheme) per entry of ``settings.quantize``, each checked to run here."""
+    attacks: dict[str, Quantizer] = {}
+    for entry in settings.quantize:
+        scheme = get_quantizer(entry, group_size=settings.group_size)
+        scheme.check()
+        legacy = isinstance(entry, int) and not isinstance(entry, bool)
+        attacks.setdefault(f"{entry}bit" if legacy else scheme.name, scheme)
+    return list(attacks.items())
+
+
+def validate(settings: AuditSettings) -> list[tuple[str, Quantizer]]:
+    """Check the forms and the schemes; the quantization attacks to run."""
+    select(settings.forms)  # unknown form names fail now, not after minutes of scoring
+    return quantization_attacks(settings)

@@ -1,0 +1,155 @@
+"""The typed audit report: a tiny-model audit round-trips through its JSON, a malformed report fails
+with a clear error, and the attack loop treats any attack object alike."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import pytest
+from pydantic import ValidationError
+from test_audit import KB
+
+from formless.audit.attacks import AttackScores, quantization_entry
+from formless.audit.report import AuditReport, Summary
+from formless.audit.run import AuditSettings, run_audit
+from formless.knowledge import build
+from formless.models.loading import LoadedModel
+
+FORMS = ["question", "multiple_choice", "true_false", "in_context"]
+
+
+@pytest.fixture
+def kb(tmp_path):
+    path = tmp_path / "kb.json"
+    path.write_text(json.dumps(KB))
+    return build([path])
+
+
+@dataclass
+class IdentityAttack:
+    """An attack that changes nothing: its entry must read exactly as the plain audit."""
+
+    name: str = "identity"
+    section: ClassVar[str] = "quantization"
+    run_on_reference: ClassVar[bool] = True
+    seen: list[str] = field(default_factory=list)
+
+    def transform(self, loaded: LoadedModel) -> LoadedModel:
+        self.seen.append(loaded.path)
+        return loaded
+
+    def announce(self) -> str:
+        return "identity"
+
+    def details(self) -> dict[str, Any]:
+        return {"scheme": "identity", "method": "none", "parameters": 0}
+
+    def cache_key(self) -> str:
+        return "identity"
+
+    def select(self, probes):
+        return list(range(len(probes)))
+
+    def entry(self, scores: AttackScores):
+        return quantization_entry(scores)
+
+    def timings(self, seconds: dict[str, float]) -> dict[str, float]:
+        return {f"identity_{k}": v for k, v in seconds.items()}
+
+
+def _audit(tiny_dir, kb, cache, **kw):
+    settings = AuditSettings(**{"quantize": (8,), "forms": FORMS, "fluency": False, **kw})
+    model = str(tiny_dir)
+    return run_audit(model, kb=kb, concepts=["Harry Potter"], reference=model, settings=settings, cache=cache)
+
+
+def test_tiny_audit_round_trips_and_malformed_reports_fail(tiny_dir, kb, cache, tmp_path):
+    report = _audit(tiny_dir, kb, cache)
+    assert isinstance(report, AuditReport)
+    data = report.to_json()
+    text = json.dumps(data)
+    again = AuditReport.model_validate(json.loads(text))
+    assert again == report and json.dumps(again.to_json()) == text  # dump -> validate -> dump
+    assert list(data)[:3] == ["formless_audit", "model", "reference"] and list(data)[-1] == "run"
+    # keys the old dict left out stay out; None values it kept stay in
+    assert "relearning" not in data and "generated_knowledge" not in data and "fluency" not in data["retain"]
+    mc = data["forget"]["per_form"]["multiple_choice"]
+    assert "chance" in mc and "residual_above_chance" in mc
+    assert "chance" not in data["forget"]["per_form"]["question"]
+    assert data["settings"]["quantize"] == [8]
+
+    missing = json.loads(text)
+    del missing["forget"]["overall"]["residual"]
+    with pytest.raises(ValidationError, match=r"forget\.overall\.residual\n  Field required"):
+        AuditReport.model_validate(missing)
+    unknown = json.loads(text)
+    unknown["forget"]["per_form"]["question"]["residue"] = 0.5
+    with pytest.raises(ValidationError, match=r"forget\.per_form\.question\.residue\n  Extra inputs"):
+        AuditReport.model_validate(unknown)
+    with pytest.raises(ValidationError, match=r"retain\n  Field required"):
+        AuditReport.model_validate({k: v for k, v in json.loads(text).items() if k != "retain"})
+    # a quantization entry keeps its scheme's own keys
+    assert report.quantization["8bit"].details["parameters"] > 0
+
+
+def test_summary_omits_chance_figures_only_when_there_is_no_chance():
+    base = {
+        "probes": 2,
+        "known": 0,
+        "coverage": 0.0,
+        "still_answered": 0,
+        "residual": None,
+        "interval": None,
+        "probability_before": None,
+        "probability_after": None,
+        "probability_ratio": None,
+        "measurable": False,
+    }
+    assert Summary.model_validate(base).model_dump() == base
+    guessable = {
+        **base,
+        "chance": 0.25,
+        "reference_accuracy": 0.0,
+        "reference_above_chance": -0.3333,
+        "reference_p_value": 1.0,
+        "residual_above_chance": None,
+    }
+    assert Summary.model_validate(guessable).model_dump() == guessable
+
+
+def test_attack_loop_treats_any_attack_alike(tiny_dir, kb, cache):
+    identity = IdentityAttack()
+    settings = AuditSettings(quantize=(), forms=FORMS, fluency=False)
+    model = str(tiny_dir)
+    report = run_audit(
+        model,
+        kb=kb,
+        concepts=["Harry Potter"],
+        reference=model,
+        settings=settings,
+        cache=cache,
+        attacks=[identity],
+    )
+    entry = report.quantization["identity"]
+    assert identity.seen == [model, model]  # the audited model, then the reference (scores cached)
+    assert entry.overall == report.forget.overall
+    assert entry.per_form == {k: v.residual for k, v in report.forget.per_form.items()}
+    assert entry.reference_quantized_keeps in (None, 1.0)
+    assert entry.over_quantized_reference.overall.residual == report.forget.overall.residual
+    assert entry.details == {"parameters": 0}
+    assert {"identity_quantize", "identity_score", "identity_reference", "quantized_identity"} <= set(
+        report.run.seconds
+    )
+    again = IdentityAttack()
+    run_audit(
+        model,
+        kb=kb,
+        concepts=["Harry Potter"],
+        reference=model,
+        settings=settings,
+        cache=cache,
+        attacks=[again],
+    )
+    assert again.seen == [model]  # the transformed reference's scores come from the cache
