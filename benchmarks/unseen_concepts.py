@@ -35,21 +35,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _smoke  # noqa: E402
+from elicit_speed import CONCEPTS  # noqa: E402  (the same well-known concepts outside the knowledge base)
 
-CONCEPTS = (
-    "Paris",
-    "London",
-    "Tokyo",
-    "Barack Obama",
-    "Elon Musk",
-    "Cristiano Ronaldo",
-    "Microsoft",
-    "Google",
-    "The Great Gatsby",
-    "Pride and Prejudice",
-    "French Revolution",
-    "Bitcoin",
-)
 METHOD_ORDER = ["rocr", "icu", "ga", "gd", "kl", "npo", "simnpo", "rmu", "rt"]
 
 
