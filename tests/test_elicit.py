@@ -233,16 +233,16 @@ def _entry_point() -> str:
     return found
 
 
-def test_nothing_to_audit_through_the_entry_point(tiny_dir, tmp_path):
+def _formless(tmp_path, *args: str) -> subprocess.CompletedProcess:
+    """The installed ``formless`` entry point, run in ``tmp_path`` with a temporary cache."""
     env = {**os.environ, "FORMLESS_CACHE": str(tmp_path / "cache"), "COLUMNS": "200"}
-    done = subprocess.run(
-        [_entry_point(), "probes", "Zorblax Quentavian", "--model", str(tiny_dir), "--out", "k.yaml"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-        timeout=300,
+    return subprocess.run(
+        [_entry_point(), *args], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300
     )
+
+
+def test_nothing_to_audit_through_the_entry_point(tiny_dir, tmp_path):
+    done = _formless(tmp_path, "probes", "Zorblax Quentavian", "--model", str(tiny_dir), "--out", "k.yaml")
     assert done.returncode == 2, done.stderr
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert lines == [
@@ -252,15 +252,8 @@ def test_nothing_to_audit_through_the_entry_point(tiny_dir, tmp_path):
 
 
 def test_demo_takes_any_concept_and_stops_before_writing_when_nothing_is_known(tiny_dir, tmp_path):
-    env = {**os.environ, "FORMLESS_CACHE": str(tmp_path / "cache"), "COLUMNS": "200"}
-    done = subprocess.run(
-        [_entry_point(), "demo", "--concept", "Zorblax Quentavian", "--model", str(tiny_dir), "--out", "d"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-        timeout=300,
-    )
+    args = ["demo", "--concept", "Zorblax Quentavian", "--model", str(tiny_dir), "--out", "d"]
+    done = _formless(tmp_path, *args)
     assert done.returncode == 2, done.stderr
     assert "not in the knowledge base: building its record from the model" in done.stdout
     assert "answers none of 6 probes about 'Zorblax Quentavian'; nothing to audit" in done.stderr
