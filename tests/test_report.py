@@ -123,15 +123,14 @@ def test_attack_loop_treats_any_attack_alike(tiny_dir, kb, cache):
     identity = IdentityAttack()
     settings = AuditSettings(quantize=(), forms=FORMS, fluency=False)
     model = str(tiny_dir)
-    report = run_audit(
-        model,
-        kb=kb,
-        concepts=["Harry Potter"],
-        reference=model,
-        settings=settings,
-        cache=cache,
-        attacks=[identity],
-    )
+
+    def audit(attack):
+        return run_audit(
+            model, kb=kb, concepts=["Harry Potter"], reference=model, settings=settings, cache=cache,
+            attacks=[attack],
+        )  # fmt: skip
+
+    report = audit(identity)
     entry = report.quantization["identity"]
     assert identity.seen == [model, model]  # the audited model, then the reference (scores cached)
     assert entry.overall == report.forget.overall
@@ -143,13 +142,5 @@ def test_attack_loop_treats_any_attack_alike(tiny_dir, kb, cache):
         report.run.seconds
     )
     again = IdentityAttack()
-    run_audit(
-        model,
-        kb=kb,
-        concepts=["Harry Potter"],
-        reference=model,
-        settings=settings,
-        cache=cache,
-        attacks=[again],
-    )
+    audit(again)
     assert again.seen == [model]  # the transformed reference's scores come from the cache
