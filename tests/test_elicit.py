@@ -245,8 +245,10 @@ def test_nothing_to_audit_through_the_entry_point(tiny_dir, tmp_path):
     done = _formless(tmp_path, "probes", "Zorblax Quentavian", "--model", str(tiny_dir), "--out", "k.yaml")
     assert done.returncode == 2, done.stderr
     lines = [line for line in done.stderr.splitlines() if line.strip()]
+    asked = len(RELATIONS["person"])  # a two-word capitalised name with no category: a person
     assert lines == [
-        "error: the reference model answers none of 6 probes about 'Zorblax Quentavian'; nothing to audit"
+        f"error: the reference model answers none of {asked} probes about 'Zorblax Quentavian'; "
+        "nothing to audit"
     ]
     assert not (tmp_path / "k.yaml").exists()
 
@@ -256,7 +258,8 @@ def test_demo_takes_any_concept_and_stops_before_writing_when_nothing_is_known(t
     done = _formless(tmp_path, *args)
     assert done.returncode == 2, done.stderr
     assert "not in the knowledge base: building its record from the model" in done.stdout
-    assert "answers none of 6 probes about 'Zorblax Quentavian'; nothing to audit" in done.stderr
+    asked = len(RELATIONS["person"])
+    assert f"answers none of {asked} probes about 'Zorblax Quentavian'; nothing to audit" in done.stderr
     assert "Traceback" not in done.stderr and not (tmp_path / "d").exists()
 
 

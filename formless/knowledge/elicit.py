@@ -35,6 +35,7 @@ from formless.knowledge.schema import BLANK, Concept, Fact, Hop, KnowledgeFile, 
 from formless.knowledge.templates import (
     CATEGORY_COMPLETION,
     DESCRIPTION_PROMPT,
+    IDENTITY_PROMPT,
     KIND_NOUN,
     KIND_WORDS,
     KINDS,
@@ -44,14 +45,22 @@ from formless.knowledge.templates import (
 from formless.matching import contains_answer, normalise
 
 ELICIT_VERSION = "1"
-MIN_AGREEMENT = 2  # forms of the reference that must state the same answer
+MIN_AGREEMENT = 2  # independent forms of the reference that must state the same answer
 QUESTION_TOKENS = 16
 COMPLETION_TOKENS = 8
 DESCRIPTION_TOKENS = 32
 MAX_SPAN_WORDS = 5
-FORMS = ("question", "completion", "cloze", "description")
+CHAT_FORMS = ("question", "paraphrase")  # two chat wordings of the relation's question
+ASKED_FORMS = (*CHAT_FORMS, "completion", "cloze")
+FORMS = (*ASKED_FORMS, "description")
 
 Say = Callable[[str], None]
+
+
+def _agreement(forms: Iterable[str]) -> int:
+    """How many independent forms state an answer: the two chat wordings count once, because a
+    chat answer tends to repeat itself whatever the wording ("The infamous author of ...")."""
+    return len({"chat" if f in CHAT_FORMS else f for f in forms})
 
 
 def _words(text: str) -> set[str]:
@@ -111,7 +120,7 @@ class RelationResult:
 
     @property
     def agreement(self) -> int:
-        return len(self.forms)
+        return _agreement(self.forms)
 
     @property
     def asked(self) -> int:
@@ -176,7 +185,8 @@ def _clauses(text: str) -> list[str]:
         if m.group() == ".":
             word = re.findall(r"[\w.]+$", text[start : m.start()])
             last = word[0].lower() if word else ""
-            if len(last.replace(".", "")) == 1 or last in _ABBREVIATIONS:
+            initials = re.fullmatch(r"(?:\w\.)+\w", last)  # "J.K. Rowling", "U.S. Army"
+            if len(last.replace(".", "")) == 1 or last in _ABBREVIATIONS or initials:
                 continue
         out.append(text[start : m.start()])
         start = m.end()
@@ -195,6 +205,10 @@ def _tokens(clause: str) -> list[str]:
         if word:
             words.append(word)
     return words
+
+
+_KIND_LOOKUP = {w for words in KIND_WORDS.values() for w in words}
+_QUALIFIED = _words("universe world character characters fan fans books films movies novels")
 
 
 def _name_words(name: str) -> set[str]:
@@ -230,6 +244,10 @@ def _acceptable(span: str, name: str, prompt_words: set[str], relation: Relation
         return False  # "Swift was born": the name inside a phrase; "Tokyo Tower", "Jay Gatsby" are fine
     if relation is not None and relation.year and not re.search(r"\b\d{4}\b", span):
         return False
+    if relation is not None and relation.pattern and not re.search(relation.pattern, span):
+        return False
+    if all(w in _GENERIC or w in _STOP or w in _NOT_CATEGORY for w in norm):
+        return False  # "combination", "testament": no answer
     return not (relation is not None and relation.proper and not any(w[:1].isupper() for w in words))
 
 
@@ -291,17 +309,25 @@ def detect_kind(texts: Sequence[str], name: str) -> tuple[str, str, str | None]:
     votes: dict[str, float] = dict.fromkeys(KINDS, 0.0)
     lookup = {w: k for k, words in KIND_WORDS.items() for w in words}
     category = None
-    for weight, text in zip((3.0, 2.0, 1.0), texts):
+    for weight, text in zip((3.0, 2.0, 2.0, 1.0), texts):
         m = re.search(r"\b(?:is|was|are|were)\s+(?:a|an|the|one of the)\s+(.*)", text, re.IGNORECASE)
         phrase = m.group(1) if m else text
         phrase = re.split(r"[,.;:!?]| who | which | that | with | in | of | from | and | where ", phrase)[0]
-        words = [w for part in normalise(phrase).split() for w in part.split("-")]
-        heads = [w for w in words[:8] if w in lookup]
+        words = [w for part in normalise(phrase).split() for w in part.split("-")][:8]
+        heads = [w for w in words if w in lookup]
+        if heads and any(w in _NOT_CATEGORY for w in words[words.index(heads[-1]) + 1 :]):
+            heads = []  # "a classic example": the kind word only qualifies a non-category noun
         if heads:
             votes[lookup[heads[-1]]] += weight  # the head noun ends the phrase: "technology company"
             category = category or heads[-1]
-    if len(texts) > 1 and _PRONOUNS.search(texts[1]):
+    if any(_PRONOUNS.search(t) for t in texts[1:3]):
         votes["person"] += 1.0
+    if not any(votes.values()):
+        # no "X is a <kind word>" anywhere: kind words used anywhere in the answers decide, weakly
+        for text in texts[:3]:
+            for w in normalise(text).split()[:24]:
+                if w in lookup:
+                    votes[lookup[w]] += 0.25
     best = max(KINDS, key=lambda k: votes[k])
     if votes[best] > 0:
         return best, "description", category if category and lookup[category] == best else None
@@ -348,7 +374,10 @@ def _ask(
     known = known or {}
     subject = subject or name
     chats = [
-        _fill(r.question, subject) for r in relations if f"chat:{_fill(r.question, subject)}" not in known
+        _fill(q, subject)
+        for r in relations
+        for q in (r.question, r.paraphrase)
+        if f"chat:{_fill(q, subject)}" not in known
     ]
     plains = [
         _fill(p, subject)
@@ -376,9 +405,14 @@ def _fill(template: str, subject: str) -> str:
 def subject_phrase(name: str, free_text: str) -> str:
     """How sentences name the concept: "the French Revolution" when the model's own description
     says so, else the name as given."""
-    if name.lower().startswith("the ") or not re.search(rf"\bthe {re.escape(name)}\b", free_text, re.I):
+    if name.lower().startswith("the "):
         return name
-    return f"the {name}"
+    for m in re.finditer(rf"\bthe {re.escape(name)}\b(?:\s+([\w-]+))?", free_text, re.I):
+        following = (m.group(1) or "").lower()
+        # "the Harry Potter series" names the series, not "the Harry Potter"
+        if following.rstrip("s") not in _KIND_LOOKUP and following not in _QUALIFIED:
+            return f"the {name}"
+    return name
 
 
 def _mined(relation: Relation, free_text: str, name: str) -> list[str]:
@@ -424,6 +458,8 @@ def _category_candidates(phrase: str, name: str) -> list[str]:
     lookup = {w for words in KIND_WORDS.values() for w in words}
     words = [w for w in _tokens(phrase) if re.fullmatch(r"[\w-]+", w)]
     known = [i for i, w in enumerate(words) if w.lower() in lookup or w.lower().split("-")[-1] in lookup]
+    if known and any(w.lower() in _NOT_CATEGORY for w in words[known[-1] + 1 :]):
+        return []  # "a classic example of": the kind word qualifies a noun that is no category
     if known:
         idx = known[-1]
     else:
@@ -457,31 +493,27 @@ def _judge(
 ) -> RelationResult:
     prompts = {
         "question": _fill(relation.question, subject),
+        "paraphrase": _fill(relation.paraphrase, subject),
         "completion": _fill(relation.completion, subject),
         "cloze": _fill(relation.cloze, subject),
     }
-    outputs = {
-        "question": answers[f"chat:{prompts['question']}"],
-        "completion": answers[prompts["completion"]],
-        "cloze": answers[prompts["cloze"]],
-    }
+    outputs = {form: answers[f"chat:{prompts[form]}"] for form in CHAT_FORMS}
+    outputs.update({form: answers[prompts[form]] for form in ("completion", "cloze")})
     mined = _mined(relation, free_text, name)
     if mined:
         prompts["description"] = DESCRIPTION_PROMPT.format(n=name)
         outputs["description"] = free_text
-    prompt_words = set(normalise(" ".join([*prompts.values()][:3])).split()) - _name_words(name)
+    prompt_words = set(normalise(" ".join([*prompts.values()][:4])).split()) - _name_words(name)
     if relation.category:
-        phrases = {
-            f: _category_phrase(outputs[f], f != "question") for f in ("question", "completion", "cloze")
-        }
+        phrases = {f: _category_phrase(outputs[f], f not in CHAT_FORMS) for f in ASKED_FORMS}
         mined = [_category_phrase(f"is a {t}", False) for t in mined]
-        sources = [phrases["completion"], phrases["cloze"], phrases["question"], *mined]
+        sources = [phrases[f] for f in ("completion", "cloze", *CHAT_FORMS)] + mined
         candidates = [c for text in sources for c in _category_candidates(text, name)]
     else:
         phrases = {}
         candidates = []
-        for form in ("completion", "cloze", "question"):
-            clauses = 3 if form == "question" else 1
+        for form in ("completion", "cloze", *CHAT_FORMS):
+            clauses = 3 if form in CHAT_FORMS else 1
             candidates += _spans(outputs[form], name, prompt_words, relation, clauses=clauses)
         for text in mined:
             candidates += _spans(text, name, prompt_words, relation, clauses=1)
@@ -498,7 +530,7 @@ def _judge(
     candidates = list(dict.fromkeys(candidates))
 
     def support(span: str) -> tuple[str, ...]:
-        forms = ["question"] if contains_answer(outputs["question"], [span]) else []
+        forms = [f for f in CHAT_FORMS if contains_answer(outputs[f], [span])]
         forms += [
             f for f in ("completion", "cloze") if contains_answer(_answer_zone(outputs[f], span), [span])
         ]
@@ -511,9 +543,23 @@ def _judge(
     if not scored:
         return result
     order = {c: i for i, c in enumerate(candidates)}
-    best, forms = max(scored, key=lambda cf: (len(cf[1]), len(cf[0].split()), -order[cf[0]]))
+    best, forms = max(
+        scored, key=lambda cf: (_agreement(cf[1]), len(cf[1]), len(cf[0].split()), -order[cf[0]])
+    )
+    # the fullest spelling that is still agreed on ("Pride and Prejudice", not "Pride")
+    fuller = [
+        (c, f)
+        for c, f in scored
+        if _agreement(f) >= MIN_AGREEMENT
+        and len(c.split()) > len(best.split())
+        and contains_answer(c, [best])
+    ]
+    if _agreement(forms) >= MIN_AGREEMENT and fuller:
+        best, forms = max(fuller, key=lambda cf: (len(cf[0].split()), _agreement(cf[1]), -order[cf[0]]))
     # longer spellings the reference also states count as the same answer ("New York City")
-    aliases = [c for c, f in scored if c != best and len(f) >= MIN_AGREEMENT and contains_answer(c, [best])]
+    aliases = [
+        c for c, f in scored if c != best and _agreement(f) >= MIN_AGREEMENT and contains_answer(c, [best])
+    ]
     if relation.category and len(best.split()) > 1:
         head = best.split()[-1]
         if normalise(head) not in _GENERIC | _STOP and _acceptable(head, name, prompt_words, relation):
@@ -521,7 +567,7 @@ def _judge(
     result.answer = best
     result.aliases = tuple(dict.fromkeys(a for a in aliases if a != best))
     result.forms = forms
-    result.kept = len(forms) >= MIN_AGREEMENT
+    result.kept = _agreement(forms) >= MIN_AGREEMENT
     return result
 
 
@@ -719,17 +765,18 @@ def elicit_concept(
     seconds: dict[str, float] = {}
     t = time.perf_counter()
     description_prompt = f"chat:{DESCRIPTION_PROMPT.format(n=name)}"
-    category = CATEGORY_COMPLETION.format(n=name)
     first: dict[str, str] = {}
     category_word = None
     if kind is None:
-        # the kind decides which relations are asked: the description and the category come first
-        first = _generate(loaded, [category], chat=False, max_new_tokens=COMPLETION_TOKENS)
-        desc = _generate(
-            loaded, [DESCRIPTION_PROMPT.format(n=name)], chat=True, max_new_tokens=DESCRIPTION_TOKENS
-        )
-        first[description_prompt] = next(iter(desc.values()))
-        texts = [first[category], first[description_prompt]]
+        # the kind decides which relations are asked: the description, a "who or what is" answer
+        # and the category completion come first; the description also says how sentences name
+        # the concept ("the Statue of Liberty"), so the category completion is asked that way
+        chats = [DESCRIPTION_PROMPT.format(n=name), IDENTITY_PROMPT.format(n=name)]
+        said = _generate(loaded, chats, chat=True, max_new_tokens=DESCRIPTION_TOKENS)
+        first[description_prompt] = said[chats[0]]
+        category = _fill(CATEGORY_COMPLETION, subject_phrase(name, said[chats[0]]))
+        first.update(_generate(loaded, [category], chat=False, max_new_tokens=COMPLETION_TOKENS))
+        texts = [first[category], said[chats[1]], first[description_prompt]]
         if teacher_model is not None:
             texts += [_ask(teacher_model, name, (), True)[description_prompt]]
         kind, kind_source, category_word = detect_kind(texts, name)
