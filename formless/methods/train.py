@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from formless.errors import FormlessError
 from formless.generation import fast_inference_context
 from formless.methods.data import Batch, Example, collate
+from formless.methods.distributed import Policy, Runner, make_runner
 from formless.methods.losses import Reference, forward, nll
 from formless.methods.registry import LossInputs, Method, describe, make_method
 
@@ -145,8 +146,15 @@ def train(
     retain: Sequence[Example],
     config: TrainConfig | None = None,
     progress: Progress | None = None,
+    accelerator=None,
 ) -> TrainResult:
     """Train ``loaded.model`` in place with ``method``; with LoRA the adapter is merged afterwards.
+
+    Launched on several processes (``accelerate launch``), or given an ``accelerator``, the model
+    and optimizer go through ``Accelerator.prepare`` (DDP, FSDP or ZeRO as its config says) and
+    every process trains on its rows of the same global batches (see
+    :mod:`formless.methods.distributed`); logged numbers are averages over processes. Every
+    process ends with the same merged model: the caller saves it from the main process only.
 
     If training raises (or is interrupted), the model is left as it was given, bit for bit: a LoRA
     adapter is removed unmerged, full fine-tuning restores a snapshot of the trained weights taken
@@ -170,8 +178,9 @@ def train(
         raise FormlessError(f"method {method.name!r} needs retain examples")
     fb = make_batches(tok, forget, config.batch_size, "forget", config.seed, config.max_length)
     rb = make_batches(tok, retain, config.batch_size, "retain", config.seed + 1, config.max_length)
-    device = loaded.device
-    base = loaded.model
+    runner = make_runner(accelerator)
+    device = runner.device(loaded.device)
+    base = loaded.model.to(device) if device != loaded.device else loaded.model
     was_training = base.training
     flags = {n: p.requires_grad for n, p in base.named_parameters()}
     base.eval()  # dropout off: the policy must equal the reference at step 0 (NPO's log ratio = 0)
@@ -199,44 +208,56 @@ def train(
             for p in params:
                 p.requires_grad_(True)
             initial = _snapshot(params)
+        optimizer = torch.optim.AdamW(
+            params, lr=config.learning_rate(method), weight_decay=config.weight_decay
+        )
+        wrapped, optimizer = runner.prepare(model, optimizer)
+        policy = model if wrapped is model else Policy(wrapped, model)
+        if reference is not None and reference.model is model:  # not a frozen copy: via the wrapper
+            reference.model = policy
+        shard = runner.shard
         with autocast():
-            method.prepare(model, [b.to(device) for b in fb], reference)
+            method.prepare(policy, [b.to(device) for b in fb], reference)  # whole batches: same on all
             if reference is not None and reference.cache:
-                reference = _precompute(reference, method, model, fb, rb, device, config.reference == "auto")
+                reference = _precompute(
+                    reference, method, policy, fb, rb, device, config.reference == "auto", runner
+                )
                 history.append({"step": 0, "reference_cache_bytes": reference.cached_bytes})
             if reference is not None:
                 result.reference = "adapter" if lora else ("cache" if reference.cache else "copy")
             guard = rb[: config.guard_batches] if config.guard_every and rb else []
-            start_nll = retain_nll(model, guard, device) if guard else None
+            start_nll = retain_nll(policy, guard, device) if guard else None
             if start_nll is not None:
                 history.append({"step": 0, "guard": True, "retain_nll": start_nll})
         steps = config.epochs * len(fb) if config.epochs else config.steps
-        optimizer = torch.optim.AdamW(
-            params, lr=config.learning_rate(method), weight_decay=config.weight_decay
-        )
         f_order, r_order = _cycle_order(len(fb), rng), _cycle_order(max(len(rb), 1), rng)
         good = (initial or _snapshot(params)) if guard and config.guard_restore else None
         good_step = 0
         for step in range(1, steps + 1):
-            fbatch, rbatch = fb[next(f_order)], rb[next(r_order)] if rb else None
+            (fbatch, weight), rbatch = shard(fb[next(f_order)]), shard(rb[next(r_order)])[0] if rb else None
             with autocast():
-                loss, metrics = method.loss(_inputs(model, fbatch, rbatch, reference, method, device))
+                loss, metrics = method.loss(_inputs(policy, fbatch, rbatch, reference, method, device))
+            if weight != 1.0:  # this process's share of the global batch (see methods.distributed)
+                loss = loss * weight
+                metrics = {k: v * weight for k, v in metrics.items()}
             if not torch.isfinite(loss):
                 raise FormlessError(
                     f"{method.name}: loss became {float(loss.detach())} at step {step}; lower the lr"
                 )
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
+            runner.backward(loss)
+            grad_norm = runner.clip(wrapped, params, config.max_grad_norm)
             optimizer.step()
-            row = {"step": step, "loss": float(loss.detach()), "grad_norm": float(grad_norm), **metrics}
+            logged = runner.mean([float(loss.detach()), *metrics.values()])
+            metrics = dict(zip(metrics, logged[1:]))
+            row = {"step": step, "loss": logged[0], "grad_norm": float(grad_norm), **metrics}
             history.append(row)
             result.steps = step
             if progress:
                 progress(step, steps, row)
             if guard and step % config.guard_every == 0:
                 with autocast():
-                    value = retain_nll(model, guard, device)
+                    value = retain_nll(policy, guard, device)
                 assert start_nll is not None
                 tripped = value > config.guard_factor * start_nll
                 history.append({"step": step, "guard": True, "retain_nll": value, "stopped": tripped})
@@ -250,6 +271,7 @@ def train(
                     good, good_step = _snapshot(params), step
         completed = True
     finally:
+        runner.finish()  # drops the wrappers (DDP/FSDP/ZeRO): the plain model is what is kept
         if not completed:  # an error or an interrupt: leave the model exactly as it was given
             if initial is not None:
                 _restore(params, initial)
@@ -266,17 +288,23 @@ def train(
     return result
 
 
-def _precompute(reference: Reference, method: Method, model, fb, rb, device, auto: bool) -> Reference:
+def _precompute(
+    reference: Reference, method: Method, model, fb, rb, device, auto: bool, runner: Runner
+) -> Reference:
     """Fill the reference cache for every fixed batch before any update, by running the loss once
-    per batch (so exactly what the method asks for is stored). With ``auto``, a cache that outgrows
-    the model (e.g. KL's full-vocabulary logits of many retain batches) is dropped for a frozen copy."""
+    per batch (so exactly what the method asks for is stored; on several processes, for this
+    process's rows). With ``auto``, a cache that outgrows the model (e.g. KL's full-vocabulary
+    logits of many retain batches) is dropped for a frozen copy."""
     limit = sum(p.numel() * p.element_size() for p in model.parameters()) if auto else None
     with torch.no_grad():
         for i in range(max(len(fb), len(rb))):
-            retain_batch = rb[i % len(rb)] if rb else None
-            method.loss(_inputs(model, fb[i % len(fb)], retain_batch, reference, method, device))
+            retain_batch = runner.shard(rb[i % len(rb)])[0] if rb else None
+            forget_batch = runner.shard(fb[i % len(fb)])[0]
+            method.loss(_inputs(model, forget_batch, retain_batch, reference, method, device))
             if limit is not None and reference.cached_bytes > limit:
-                return Reference(copy.deepcopy(model).requires_grad_(False))
+                # the cache overflows alike on every process (same batches, same shapes)
+                plain = model._inner if isinstance(model, Policy) else model
+                return Reference(copy.deepcopy(plain).requires_grad_(False))
     reference.freeze()
     return reference
 

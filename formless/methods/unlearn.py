@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -16,6 +16,7 @@ from formless.knowledge import KnowledgeBase, load
 from formless.knowledge.elicit import resolve_names
 from formless.knowledge.split import DEFAULT_HELD_OUT
 from formless.methods.data import Example, check_disjoint, generate_descriptions, training_material
+from formless.methods.distributed import launched_distributed, process_state
 from formless.methods.icu import icu_template, instruction
 from formless.methods.registry import make_method, method_names
 from formless.methods.train import TrainConfig, train
@@ -147,7 +148,8 @@ def unlearn(
         }
     )
     manifest["seconds"] = {"total": round(time.perf_counter() - started, 3)}
-    if out_path is not None:
+    main, wait = _main_process()
+    if out_path is not None and main:
         write_checkpoint(
             loaded.model,
             loaded.tokenizer,
@@ -158,4 +160,15 @@ def unlearn(
             previous_dir=None,
             force=force,
         )
+    wait()  # the other processes return once the main one has written the checkpoint
     return loaded, manifest
+
+
+def _main_process() -> tuple[bool, Callable[[], None]]:
+    """(whether this process writes the checkpoint, a barrier). Every process of an ``accelerate
+    launch`` ends training with the same model; one writer avoids N processes racing to rename
+    the same output directory into place."""
+    if not launched_distributed():
+        return True, lambda: None
+    state = process_state()
+    return state.is_main_process, state.wait_for_everyone

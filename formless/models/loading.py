@@ -70,6 +70,10 @@ def state_dict_hash(state: dict[str, torch.Tensor]) -> str:
 
 
 def default_device() -> torch.device:
+    """The GPU if there is one (this process's own under a multi-process launch, so that N
+    processes do not all load onto GPU 0 first), else the CPU."""
+    if torch.cuda.is_available() and "LOCAL_RANK" in os.environ:
+        return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 

@@ -148,6 +148,36 @@ def _through_post_norm(
     return (rms * gain * residuals.T / (gain.pow(2) + damping)).T
 
 
+@torch.no_grad()
+def add_to_weight(module: torch.nn.Module, transposed: bool, delta: torch.Tensor) -> torch.Tensor:
+    """Add ``delta`` (d_model x d_ff) to ``module.weight`` wherever the weight lives; returns the new
+    weight as a (d_model, d_ff) view.
+
+    A layer that accelerate offloads (``device_map`` with "cpu" next to GPUs, or "disk") holds its
+    weight on the meta device; the real tensor sits in its hook's ``weights_map`` and is copied to
+    the execution device at every forward. Adding to the meta tensor would do nothing (and its norm
+    cannot be read), so the edited tensor is written into the map instead: the offload loader
+    serves its in-memory ``state_dict`` before the files on disk, so the edit is what every later
+    forward sees, and the offload folder itself is never modified.
+    """
+    weight = module.weight
+    hook = getattr(module, "_hf_hook", None)
+    weights_map = getattr(hook, "weights_map", None)
+    if weight.device.type != "meta" or not getattr(hook, "offload", False) or weights_map is None:
+        view = weight.T if transposed else weight
+        view.add_(delta.to(device=weight.device, dtype=weight.dtype))
+        return view
+    from accelerate.utils.offload import OffloadedWeightsLoader
+
+    stored = weights_map["weight"]
+    edited = stored.clone()
+    (edited.T if transposed else edited).add_(delta.to(device=stored.device, dtype=stored.dtype))
+    dataset = weights_map.dataset
+    target = dataset.state_dict if isinstance(dataset, OffloadedWeightsLoader) else dataset
+    target[f"{weights_map.prefix}weight"] = edited
+    return edited.T if transposed else edited
+
+
 def apply_rocr(
     loaded: LoadedModel,
     concepts: Sequence[str],
@@ -194,9 +224,7 @@ def apply_rocr(
         basis = st.basis(config.threshold).to(keys.device)  # keys come back on the first layer's device
         prev = None if previous_keys is None else previous_keys.get(layer)
         delta = rocr_delta(keys, residuals, basis, config.lam, None if prev is None else prev.to(keys.device))
-        weight = adapter.weight(model, layer)
-        with torch.no_grad():
-            weight.add_(delta.to(device=weight.device, dtype=weight.dtype))
+        weight = add_to_weight(adapter.mlp_out_module(model, layer), adapter.transposed, delta)
         result.layer_edits.append(
             LayerEdit(
                 layer=layer,

@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -109,13 +110,17 @@ def _render_documents(loaded: LoadedModel, corpus: Corpus, max_doc_tokens: int) 
     return out
 
 
-@torch.no_grad()
-def _compute(
-    loaded: LoadedModel, layers: Sequence[int], corpus: Corpus, max_tokens: int, batch_size: int = 8
-) -> dict[int, LayerStatistics]:
-    model, adapter = loaded.model, loaded.adapter
-    _, d_ff = adapter.dims(model)
-    device = loaded.device
+def _world() -> tuple[int, int]:
+    """(rank, number of processes) of an initialised torch.distributed group, else (0, 1)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _batches(loaded: LoadedModel, corpus: Corpus, max_tokens: int, batch_size: int) -> list[list[list[int]]]:
+    """The documents within the token budget, sorted by length (less padding), in batches."""
     docs = _render_documents(loaded, corpus, max_doc_tokens=256)
     chosen, total = [], 0
     for ids in docs:
@@ -123,7 +128,18 @@ def _compute(
             break
         chosen.append(ids)
         total += len(ids)
-    chosen.sort(key=len)  # similar lengths per batch: less padding
+    chosen.sort(key=len)
+    return [chosen[i : i + batch_size] for i in range(0, len(chosen), batch_size)]
+
+
+@torch.no_grad()
+def _accumulate(
+    loaded: LoadedModel, layers: Sequence[int], batches: Sequence[list[list[int]]]
+) -> tuple[dict[int, torch.Tensor], int]:
+    """({layer: sum of a a^T over every token, float64 on that layer's device}, token count)."""
+    model, adapter = loaded.model, loaded.adapter
+    _, d_ff = adapter.dims(model)
+    device = loaded.device
     # Each layer's sum lives on that layer's device (models spread over several GPUs).
     sums: dict[int, torch.Tensor] = {}
     mask_holder: list[torch.Tensor] = []
@@ -149,7 +165,6 @@ def _compute(
     handles.append(adapter.mlp_out_module(model, deepest).register_forward_hook(stop))
     n_tokens = 0
     pad = loaded.tokenizer.pad_token_id or 0
-    batches = [chosen[i : i + batch_size] for i in range(0, len(chosen), batch_size)]
     try:
         for batch in track(batches, "statistics", total=len(batches)):
             ids, mask = right_pad(batch, pad)
@@ -161,6 +176,99 @@ def _compute(
     finally:
         for h in handles:
             h.remove()
+    for layer in layers:  # a shard without any batch still takes part in the all-reduce
+        sums.setdefault(layer, torch.zeros(d_ff, d_ff, dtype=torch.float64, device=device))
+    return sums, n_tokens
+
+
+def _save_shard(path: Path, total: torch.Tensor, n_tokens: int) -> None:
+    total = total.cpu().contiguous()
+    meta = {"format": FORMAT, "n_tokens": str(n_tokens), "checksum": _checksum(total, total[:0])}
+    with atomic_file(path) as tmp:
+        save_file({"sum": total}, str(tmp), metadata=meta)
+
+
+def _load_shard(path: Path, d_ff: int) -> tuple[torch.Tensor, int] | None:
+    """A shard's cached (sum, token count), or None when missing or failing a check."""
+    if not path.exists():
+        return None
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+        total = load_file(str(path))["sum"]
+        if (
+            meta.get("format") == FORMAT
+            and total.shape == (d_ff, d_ff)
+            and meta.get("checksum") == _checksum(total, total[:0])
+        ):
+            return total, int(meta["n_tokens"])
+    except Exception:  # unreadable: recomputed like a missing one
+        pass
+    log.warning("statistics shard %s failed its checks; recomputing it", path)
+    path.unlink(missing_ok=True)
+    return None
+
+
+def _shard_sums(
+    loaded: LoadedModel,
+    layers: Sequence[int],
+    batches: Sequence[list[list[int]]],
+    rank: int,
+    world: int,
+    shards: Path | None,
+) -> tuple[dict[int, torch.Tensor], int]:
+    """This process's sums over its batches (every ``world``-th, from ``rank``), read from its
+    shard cache where complete: a run interrupted after some processes finished their shards
+    resumes with only the missing ones recomputed."""
+    _, d_ff = loaded.adapter.dims(loaded.model)
+    files = (
+        {layer: shards / f"rank{rank}-of-{world}" / f"layer_{layer}.safetensors" for layer in layers}
+        if shards
+        else {}
+    )
+    cached = {layer: _load_shard(f, d_ff) for layer, f in files.items()}
+    if files and all(c is not None for c in cached.values()):
+        counts = {c[1] for c in cached.values() if c is not None}
+        if len(counts) == 1:
+            return {layer: c[0] for layer, c in cached.items() if c is not None}, counts.pop()
+    sums, n_tokens = _accumulate(loaded, layers, batches[rank::world])
+    for layer, f in files.items():
+        _save_shard(f, sums[layer], n_tokens)
+    return sums, n_tokens
+
+
+@torch.no_grad()
+def _compute(
+    loaded: LoadedModel,
+    layers: Sequence[int],
+    corpus: Corpus,
+    max_tokens: int,
+    batch_size: int = 8,
+    shards: Path | None = None,
+) -> dict[int, LayerStatistics]:
+    """Second moments and their eigendecomposition. Inside a torch.distributed group (e.g. under
+    ``accelerate launch``) each process runs every ``world``-th batch and the sums of outer
+    products and the token counts are all-reduced in float64, so every process gets the moment of
+    the whole corpus; the sum is the same as one process's up to the order of float64 additions."""
+    batches = _batches(loaded, corpus, max_tokens, batch_size)
+    rank, world = _world()
+    if world == 1:
+        sums, n_tokens = _accumulate(loaded, layers, batches)
+    else:
+        import torch.distributed as dist
+
+        sums, n_tokens = _shard_sums(loaded, layers, batches, rank, world, shards)
+        # gloo reduces CPU tensors, NCCL only GPU ones: reduce where the backend can
+        where = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
+        count = torch.tensor([float(n_tokens)], dtype=torch.float64, device=where)
+        dist.all_reduce(count)
+        n_tokens = int(count.item())
+        for layer in layers:
+            moved = sums[layer].to(where or sums[layer].device)
+            dist.all_reduce(moved)
+            sums[layer] = moved
     result = {}
     for layer in layers:
         second_moment = (sums[layer] / max(n_tokens, 1)).cpu()
@@ -198,10 +306,18 @@ def layer_statistics(
     seconds = 0.0
     if missing:
         start = time.perf_counter()
-        computed = _compute(loaded, missing, corpus, max_tokens)
+        shards = folder / "shards" if use_cache else None
+        computed = _compute(loaded, missing, corpus, max_tokens, shards=shards)
         seconds = time.perf_counter() - start
+        rank, world = _world()
         for layer, st in computed.items():
-            if use_cache:
+            if use_cache and rank == 0:  # one writer; the others wait below, then read the same
                 _save(folder / f"layer_{layer}.safetensors", st)
             found[layer] = st
+        if world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+            if use_cache:  # the final entry exists now; a shard is d_ff^2 float64 per layer: drop it
+                shutil.rmtree(folder / "shards" / f"rank{rank}-of-{world}", ignore_errors=True)
     return {layer: found[layer] for layer in layers}, seconds
