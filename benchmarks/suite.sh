@@ -22,6 +22,12 @@ export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false PYTHONUN
 SCHEMES=${SCHEMES:-gguf-q8_0,gguf-q4_1,gguf-q4_0,rtn4}
 SHARDS=${SHARDS:-6}
 TRAINED=${TRAINED:-ga gd kl npo simnpo rmu rt}
+# which parts run: tune (then the trained baselines' audits), audit (ROCR, ICU), unseen, validation,
+# and quant: ROCR and the QUANT_METHODS at the shipped tuning's learning rates (docs/tuning.json)
+# on 5 concepts with SCHEMES and relearning, without a new sweep
+PARTS=${PARTS:-tune audit unseen validation}
+QUANT_METHODS=${QUANT_METHODS:-rocr ga npo rmu}
+has() { [[ " $PARTS " == *" $1 "* ]]; }
 job() {  # job NAME CMD...: run in the background until the deadline, output in OUTDIR/NAME.log
   local name=$1
   shift
@@ -34,22 +40,33 @@ $PY -c "from formless.models import load_model; print(load_model('smollm2-135m-i
 nvidia-smi --query-gpu=name,memory.total --format=csv >"$OUT/machine.txt" 2>&1
 nproc >>"$OUT/machine.txt"
 
+if has quant; then
+  for m in $QUANT_METHODS; do
+    job "quant_$m" $PY benchmarks/audit_methods.py --methods "$m" --concepts 5 --fast --quantize "$SCHEMES" \
+      --relearn-steps 10 --lr-from docs/tuning.json --json "$OUT/quant_$m.json"
+  done
+fi
+has tune || TRAINED=""
 TUNE_PIDS=()
 for m in $TRAINED; do
   timeout --signal=INT --kill-after=10 "${TUNE_SECONDS:-240}" \
     $PY benchmarks/tune_methods.py --methods "$m" --out "$OUT/tune_$m" >"$OUT/tune_$m.log" 2>&1 &
   TUNE_PIDS+=($!)
 done
-for m in rocr icu; do
+has audit || AUDITED=""
+for m in ${AUDITED-rocr icu}; do
   job "audit_$m" $PY benchmarks/audit_methods.py --methods "$m" --concepts 5 --fast --quantize "$SCHEMES" \
     --relearn-steps 10 --json "$OUT/audit_$m.json"
 done
-job unseen_rocr $PY benchmarks/unseen_concepts.py --methods rocr --fast --json "$OUT/unseen_rocr.json"
-for i in $(seq 0 $((SHARDS - 1))); do
-  job "validation_$i" $PY benchmarks/elicit_validation.py --shard "$i/$SHARDS" --fast --json "$OUT/validation_$i.json"
-done
+has unseen && job unseen_rocr $PY benchmarks/unseen_concepts.py --methods rocr --fast --json "$OUT/unseen_rocr.json"
+if has validation; then
+  for i in $(seq 0 $((SHARDS - 1))); do
+    job "validation_$i" $PY benchmarks/elicit_validation.py --shard "$i/$SHARDS" --fast \
+      --json "$OUT/validation_$i.json"
+  done
+fi
 
-wait "${TUNE_PIDS[@]}"
+[ ${#TUNE_PIDS[@]} -gt 0 ] && wait "${TUNE_PIDS[@]}"
 sources=()
 for m in $TRAINED; do [ -f "$OUT/tune_$m.json" ] && sources+=(--from "$OUT/tune_$m.json"); done
 if [ ${#sources[@]} -gt 0 ]; then
@@ -63,8 +80,10 @@ for m in $TRAINED; do
   job "audit_$m" $PY benchmarks/audit_methods.py --methods "$m" --concepts 5 --fast --quantize "$SCHEMES" \
     --relearn-steps 10 "${LR_FROM[@]}" --json "$OUT/audit_$m.json"
 done
-NPO_LR=$($PY -c "import json; print(json.load(open('$OUT/tuning.json'))['chosen']['npo']['lr'])" 2>/dev/null)
-job unseen_npo $PY benchmarks/unseen_concepts.py --methods npo --fast ${NPO_LR:+--lr "$NPO_LR"} \
+TUNING=$OUT/tuning.json
+[ -f "$TUNING" ] || TUNING=docs/tuning.json  # no sweep in this run: the shipped one
+NPO_LR=$($PY -c "import json; print(json.load(open('$TUNING'))['chosen']['npo']['lr'])" 2>/dev/null)
+has unseen && job unseen_npo $PY benchmarks/unseen_concepts.py --methods npo --fast ${NPO_LR:+--lr "$NPO_LR"} \
   --json "$OUT/unseen_npo.json"
 wait
 echo "done at $(($(date +%s) - START)) s" >>"$OUT/machine.txt"

@@ -280,3 +280,69 @@ def test_real_model_elicits_a_concept_not_in_the_knowledge_base():
     assert "paris" not in normalise(concept.description)
     with pytest.raises(KnowledgeError, match="answers none of .* nothing to audit"):
         el.elicit_concept(loaded, "Zorblax Quentavian", kb=kb)
+
+
+def _judged(relation_name: str, kind: str, said: dict[str, str], name: str = NAME):
+    """One relation judged on scripted outputs: form -> what the reference said (noise elsewhere)."""
+    relation = next(r for r in RELATIONS[kind] if r.name == relation_name)
+    prompts = {
+        "question": f"chat:{el._fill(relation.question, name)}",
+        "paraphrase": f"chat:{el._fill(relation.paraphrase, name)}",
+        "completion": el._fill(relation.completion, name),
+        "cloze": el._fill(relation.cloze, name),
+    }
+    answers = {key: said.get(form, f"blorp{zlib.crc32(key.encode())}") for form, key in prompts.items()}
+    return el._judge(relation, name, name, answers, "", None)
+
+
+def test_the_two_chat_wordings_agree_as_one_form():
+    both_chats = _judged(
+        "birthplace", "person", {"question": "Born in Freedonia.", "paraphrase": "In Freedonia."}
+    )
+    assert both_chats.answer == "Freedonia" and both_chats.agreement == 1 and not both_chats.kept
+    assert set(both_chats.forms) == {"question", "paraphrase"}
+    chat_and_plain = _judged("birthplace", "person", {"paraphrase": "In Freedonia.", "cloze": "Freedonia."})
+    assert chat_and_plain.kept and chat_and_plain.agreement == 2
+
+
+def test_the_fullest_agreed_spelling_is_the_answer():
+    said = {
+        "question": "Her most famous work is Pride and Prejudice.",
+        "completion": "Pride and Prejudice, a novel",
+        "cloze": '"Pride" and its sequel.',
+    }
+    result = _judged("notable work", "person", said)
+    # "Pride" is stated by three forms, the full title by two: the full title is the answer
+    assert result.kept and result.answer == "Pride and Prejudice"
+    assert set(result.forms) == {"question", "completion"}
+
+
+def test_initials_stay_inside_an_answer():
+    said = {"completion": "J.K. Rowling, a British author.", "cloze": "J.K. Rowling."}
+    result = _judged("creator", "work", said, name="The Glass Bead")
+    assert result.kept and result.answer == "J.K. Rowling"
+
+
+def test_a_century_answer_must_name_a_century():
+    wrong = _judged("century", "person", {"completion": "city of Rosario.", "cloze": "city of Rosario."})
+    assert not wrong.kept and wrong.answer is None
+    right = _judged("century", "person", {"completion": "19th century.", "question": "In the 19th century."})
+    assert right.kept and right.answer == "19th"  # "century" restates the question
+
+
+def test_kind_and_subject_from_what_the_model_says():
+    # "a classic example of ...": "classic" qualifies a noun that is no category; the who-or-what
+    # answer decides
+    texts = ["classic example of how a character", "Jane Austen was a British novelist.", "I love her."]
+    assert el.detect_kind(texts, "Jane Austen")[:2] == ("person", "description")
+    assert el._category_candidates("classic example of how", "Jane Austen") == []
+    # no "is a <kind word>" anywhere: a kind word used anywhere decides, weakly
+    assert (
+        el.detect_kind(["symbol of hope", "a symbol of freedom", "an iconic landmark"], "Liberty")[0]
+        == "place"
+    )
+    assert (
+        el.subject_phrase("Statue of Liberty", "The Statue of Liberty is a symbol.")
+        == "the Statue of Liberty"
+    )
+    assert el.subject_phrase("Harry Potter", "The Harry Potter series is a set of novels.") == "Harry Potter"

@@ -410,7 +410,7 @@ def subject_phrase(name: str, free_text: str) -> str:
     for m in re.finditer(rf"\bthe {re.escape(name)}\b(?:\s+([\w-]+))?", free_text, re.I):
         following = (m.group(1) or "").lower()
         # "the Harry Potter series" names the series, not "the Harry Potter"
-        if following.rstrip("s") not in _KIND_LOOKUP and following not in _QUALIFIED:
+        if not {following, following.removesuffix("s")} & (_KIND_LOOKUP | _QUALIFIED):
             return f"the {name}"
     return name
 
