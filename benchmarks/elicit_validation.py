@@ -74,7 +74,10 @@ def run_concept(name: str, ref, kb, args) -> dict:
         generated_kb = None
         row["generated_error"] = str(exc)
     row["elicit_seconds"] = round(time.perf_counter() - started, 2)
-    settings = AuditSettings(quantize=args.schemes, fast=args.fast)
+    # only the forget side is compared: general knowledge, neighbours and fluency do not depend on
+    # which record is audited, so they are skipped unless asked for (--retain)
+    retain = dict(general=args.retain, neighbours=args.retain, fluency=args.retain)
+    settings = AuditSettings(quantize=args.schemes, fast=args.fast, **retain)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "m"
         t = time.perf_counter()
@@ -228,6 +231,9 @@ def main() -> None:
     )
     parser.add_argument("--quantize", default="none", help="audit quantization schemes (default none)")
     parser.add_argument("--fast", action="store_true", help="audit in bf16 (reference too)")
+    parser.add_argument(
+        "--retain", action="store_true", help="also audit general knowledge, neighbours and fluency"
+    )
     parser.add_argument("--json", type=Path, default=None, help="results, rewritten after every concept")
     parser.add_argument("--append", action="store_true", help="resume: keep and skip the concepts in --json")
     parser.add_argument(
