@@ -1,14 +1,17 @@
 """Any concept, no hand-written facts: a knowledge-base record built from what the model itself knows.
 
 The reference model is asked about the concept in several forms at once (one batched greedy pass
-per form): a free description ("Tell me about X."), and for every relation of the concept's kind a
-chat question, a plain completion and a second plain wording (the cloze). Candidate answers are
-spans of those generations (and of a teacher model's, when one is given); a fact is kept only where
-one candidate is stated by at least two of the reference's forms (self-consistency, with the
-audit's own answer matching). The kept facts become a schema-valid :class:`Concept`: question,
-completion, cloze, paraphrase, distractors (other concepts' answers of the same relation, never an
-accepted answer), a reverse question for specific answers, a description without the name for the
-indirect form, and multi-hop questions where an answer is itself a concept of the knowledge base.
+per form): a free description ("Tell me about X.") and a "who or what is X?" answer (which also
+decide the concept's kind), and for every relation of the concept's kind (8-18 relations) two chat
+wordings of the question, a plain completion and a second plain wording (the cloze). Candidate
+answers are spans of those generations (and of a teacher model's, when one is given); a fact is
+kept only where one candidate is stated by at least two independent forms of the reference
+(self-consistency, with the audit's own answer matching). The two chat wordings count as one form:
+a chat answer tends to restate itself whatever the wording. The kept facts become a schema-valid
+:class:`Concept`: question, completion, cloze, paraphrase, distractors (other concepts' answers of
+the same relation, never an accepted answer), a reverse question for specific answers, a
+description without the name for the indirect form, and multi-hop questions where an answer is
+itself a concept of the knowledge base.
 
 ``formless probes`` writes the record as YAML for a person to review; ``formless audit`` and the
 baseline methods build it on the fly for concepts the knowledge base does not know.
