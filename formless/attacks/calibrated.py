@@ -84,6 +84,16 @@ def _quiet() -> Iterator[io.StringIO]:
         yield sink
 
 
+@contextlib.contextmanager
+def _working_directory(path: str) -> Iterator[None]:
+    before = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
 def _one_line(exc: BaseException) -> str:
     """``Type: first line`` of an exception, or where it was raised when it has no message."""
     text = str(exc).strip().splitlines()
@@ -138,7 +148,8 @@ def gptqmodel_quantize(
     with tempfile.TemporaryDirectory(prefix="formless-gptq-") as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         loaded.tokenizer.save_pretrained(tmp)
-        with _quiet(), _errors_raise():
+        # GPTQModel writes a logs/ folder into the working directory: let it write into tmp
+        with _quiet(), _errors_raise(), _working_directory(tmp):
             try:
                 q = gptqmodel.GPTQModel.load(tmp, config, device=str(device), dtype=dtype)
                 q.quantize(samples, batch_size=1, backend=backend)
