@@ -7,19 +7,26 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import json
 import sys
 import types
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
 import torch
+from test_audit import KB
 from test_cli_errors import assert_one_line_error, run
 from tiny import save_tiny_model, tiny_tokenizer
 
 from formless import engines
+from formless.audit.attacks import AttackScores, quantization_entry
 from formless.audit.engine import score_probes
 from formless.audit.probes import Probe
 from formless.audit.report import Settings
+from formless.audit.retain import FLUENCY_TOKENS
+from formless.audit.run import run_audit
 from formless.audit.scoring import answer_probability
 from formless.audit.settings import AuditSettings, validate
 from formless.engines import (
@@ -33,7 +40,9 @@ from formless.engines import (
 )
 from formless.errors import FormlessError
 from formless.generation import generate
+from formless.knowledge import build
 from formless.models import load_model
+from formless.models.loading import LoadedModel
 
 PROMPTS = [
     "Who wrote the book?",
@@ -127,6 +136,80 @@ def test_score_probes_goes_through_the_named_engine(tiny, monkeypatch):
     recorded = score_probes(tiny, probes, batch_size=2, engine="recording")
     assert sorted(set(asked)) == ["answer_probability", "generate"]
     assert recorded == default
+
+
+@dataclass
+class _CopyAttack:
+    """An attack whose copy is a new in-memory LoadedModel with the original's path (as the
+    quantized and relearned copies are): the audit must never hand it to the chosen engine."""
+
+    name: str = "copy"
+    section: ClassVar[str] = "quantization"
+    run_on_reference: ClassVar[bool] = True
+    copies: list[LoadedModel] = field(default_factory=list)
+
+    def transform(self, loaded: LoadedModel) -> LoadedModel:
+        copy = LoadedModel(
+            loaded.model, loaded.tokenizer, loaded.name, loaded.source, loaded.path, loaded.adapter
+        )
+        self.copies.append(copy)
+        return copy
+
+    def announce(self) -> str:
+        return "copy"
+
+    def details(self) -> dict[str, Any]:
+        return {"scheme": "copy", "method": "none", "parameters": 0}
+
+    def cache_key(self) -> str:
+        return "copy"
+
+    def select(self, probes):
+        return list(range(len(probes)))
+
+    def entry(self, scores: AttackScores):
+        return quantization_entry(scores)
+
+    def timings(self, seconds: dict[str, float]) -> dict[str, float]:
+        return {}
+
+
+def test_audit_uses_the_engine_for_the_models_read_from_disk_only(tiny_dir, tmp_path, monkeypatch):
+    """run_audit: the reference and the audited model (probes and fluency) go through the chosen
+    engine; the attacks' in-memory copies stay on transformers; the report records the engine."""
+    served: list[tuple[LoadedModel, int]] = []
+
+    class Recording(TransformersEngine):
+        name = "recording"
+
+        def generate(self, prompts, *, chat, max_new_tokens):
+            served.append((self.loaded, max_new_tokens))
+            return super().generate(prompts, chat=chat, max_new_tokens=max_new_tokens)
+
+        def answer_probability(self, prompts, answers, *, chat):
+            served.append((self.loaded, 0))
+            return super().answer_probability(prompts, answers, chat=chat)
+
+    monkeypatch.setitem(ENGINES, "recording", Recording)
+    kb_file = tmp_path / "kb.json"
+    kb_file.write_text(json.dumps(KB))
+    attack = _CopyAttack()
+    settings = AuditSettings(
+        quantize=(), forms=["question", "true_false"], neighbours=False, general=False, engine="recording"
+    )
+    report = run_audit(
+        str(tiny_dir), kb=build([kb_file]), concepts=["Harry Potter"], reference=str(tiny_dir),
+        settings=settings, cache=tmp_path / "cache", attacks=[attack],
+    )  # fmt: skip
+    models = {id(m) for m, _ in served}
+    assert len(models) == 2, "the reference and the audited model, each through the engine"
+    fluency = [id(m) for m, budget in served if budget == FLUENCY_TOKENS]
+    assert sorted(fluency) == sorted(models), "fluency text of each from the engine"
+    assert any(0 < budget < FLUENCY_TOKENS for _, budget in served), "the probes' answers from the engine"
+    assert any(p.after is not None for p in report.probes), "the copies were asked something"
+    assert attack.copies and not models & {id(c) for c in attack.copies}
+    assert report.settings.engine == "recording"
+    assert "copy" in report.quantization
 
 
 # --- settings: the cache and the report keep another engine apart ----------------------------------
