@@ -220,6 +220,13 @@ def audit(
     fast: Annotated[
         bool, typer.Option(help="bf16 on CPUs that have it: ~1.4x faster, answers more padding-sensitive")
     ] = False,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="generates the audit's answers: transformers, or vllm (pip install 'formless\\[vllm]', "
+            "an NVIDIA GPU; probabilities and the attacks' copies stay on transformers)"
+        ),
+    ] = "transformers",
     kind: TypeOpt = None,
     teacher: TeacherOpt = None,
     cache_dir: CacheOpt = None,
@@ -237,9 +244,11 @@ def audit(
     from formless.audit.report import ExternalProbes
     from formless.audit.run import AuditSettings, run_audit
     from formless.checkpoint import read_manifest
+    from formless.engines import check_engine
     from formless.knowledge import load
     from formless.reports import print_summary, write_report
 
+    check_engine(engine)  # unknown, or vllm missing: one line and exit 2 before anything loads
     schemes = _schemes(quantize)
     kb = load(knowledge or [])
     external = None
@@ -257,6 +266,7 @@ def audit(
         quantize=schemes,
         fast=fast,
         relearn_steps=relearn_steps,
+        engine=engine,
     )
     with err_console.status("auditing") as status:
         report = run_audit(

@@ -9,6 +9,7 @@ from formless.audit.engine import ProbeResult, score_probes
 from formless.audit.probes import Probe
 from formless.audit.reference import ReferenceCache
 from formless.audit.settings import AuditSettings
+from formless.engines import DEFAULT_ENGINE
 from formless.models.loading import LoadedModel
 
 
@@ -33,12 +34,18 @@ def cached_scores(
 
 
 def score_known(
-    loaded: LoadedModel, probes: Sequence[Probe], before: Sequence[ProbeResult], settings: AuditSettings
+    loaded: LoadedModel,
+    probes: Sequence[Probe],
+    before: Sequence[ProbeResult],
+    settings: AuditSettings,
+    engine: str = DEFAULT_ENGINE,
 ) -> list[ProbeResult | None]:
-    """Scores of the probes the reference answered right; None for the rest (they cannot count)."""
+    """Scores of the probes the reference answered right; None for the rest (they cannot count).
+    ``engine``: transformers unless the caller passes ``settings.engine`` for a model read from disk
+    (the attacks' in-memory copies stay on transformers, see formless.engines)."""
     known = [i for i, b in enumerate(before) if b.hit]
     scores = score_probes(
-        loaded, [probes[i] for i in known], batch_size=settings.batch_size, fast=settings.fast
+        loaded, [probes[i] for i in known], batch_size=settings.batch_size, fast=settings.fast, engine=engine
     )
     after: list[ProbeResult | None] = [None] * len(probes)
     for i, result in zip(known, scores):

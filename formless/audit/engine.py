@@ -7,8 +7,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from formless.audit.probes import Probe
-from formless.audit.scoring import answer_probability
-from formless.generation import generate
+from formless.engines import DEFAULT_ENGINE, GenerationEngine, make_engine
 from formless.matching import contains_answer, normalise
 from formless.models.loading import LoadedModel
 
@@ -33,56 +32,44 @@ def spelled_hit(generation: str, aliases: Sequence[str]) -> bool:
     return any(normalise(a).replace(" ", "") in joined for a in aliases if normalise(a))
 
 
-def _generations(
-    loaded: LoadedModel, probes: Sequence[Probe], batch_size: int, fast: bool
-) -> dict[tuple, str]:
+def _generations(engine: GenerationEngine, probes: Sequence[Probe]) -> dict[tuple, str]:
     wanted = {(p.prompt, p.chat, p.max_new_tokens) for p in probes if p.generates}
     done: dict[tuple, str] = {}
     for chat in (True, False):
         for budget in sorted({w[2] for w in wanted if w[1] == chat}):
             prompts = sorted({w[0] for w in wanted if w[1] == chat and w[2] == budget}, key=len)
-            outputs = generate(
-                loaded.model,
-                loaded.tokenizer,
-                prompts,
-                chat=chat,
-                max_new_tokens=budget,
-                batch_size=batch_size,
-                fast=fast,
-            )
+            outputs = engine.generate(prompts, chat=chat, max_new_tokens=budget)
             done.update({(p, chat, budget): o for p, o in zip(prompts, outputs)})
     return done
 
 
-def _probabilities(
-    loaded: LoadedModel, pairs: Sequence[tuple[str, str, bool]], batch_size: int, fast: bool
-) -> dict:
+def _probabilities(engine: GenerationEngine, pairs: Sequence[tuple[str, str, bool]]) -> dict:
     unique = sorted(set(pairs), key=lambda t: (t[2], len(t[0]) + len(t[1])))
     scores: dict[tuple[str, str, bool], float] = {}
     for chat in (True, False):
         group = [u for u in unique if u[2] == chat]
         if group:
-            values = answer_probability(
-                loaded,
-                [g[0] for g in group],
-                [g[1] for g in group],
-                chat=chat,
-                batch_size=batch_size,
-                fast=fast,
-            )
+            values = engine.answer_probability([g[0] for g in group], [g[1] for g in group], chat=chat)
             scores.update(zip(group, values))
     return scores
 
 
 def score_probes(
-    loaded: LoadedModel, probes: Sequence[Probe], *, batch_size: int = 32, fast: bool = False
+    loaded: LoadedModel,
+    probes: Sequence[Probe],
+    *,
+    batch_size: int = 32,
+    fast: bool = False,
+    engine: str = DEFAULT_ENGINE,
 ) -> list[ProbeResult]:
     """One result per probe, in order. Identical prompts are generated once. ``fast`` runs the
-    model in bf16 where the CPU has it: quicker, but answers then depend more on batch padding."""
-    generations = _generations(loaded, probes, batch_size, fast)
+    model in bf16 where the CPU has it: quicker, but answers then depend more on batch padding.
+    ``engine`` (formless.engines) generates and scores; only the default suits an in-memory copy."""
+    runner = make_engine(engine, loaded, batch_size=batch_size, fast=fast)
+    generations = _generations(runner, probes)
     pairs = [(p.prompt, p.answer, p.chat) for p in probes if p.answer is not None and not p.options]
     pairs += [(p.prompt, o, p.chat) for p in probes for o in p.options]
-    probs = _probabilities(loaded, pairs, batch_size, fast)
+    probs = _probabilities(runner, pairs)
     results = []
     for p in probes:
         if p.options:

@@ -209,6 +209,9 @@ class Settings(Record):
     fluency: bool
     relearn_steps: int
     fast: bool
+    engine: str | None = None  # formless.engines; absent (None) for the default, transformers
+
+    omit_none: ClassVar[tuple[str, ...]] = ("engine",)
 
 
 class RunInfo(Record):

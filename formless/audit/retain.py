@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import torch
 
-from formless.generation import generate
+from formless.engines import DEFAULT_ENGINE, make_engine
 from formless.models.loading import LoadedModel
 
 NEUTRAL_PROMPTS = (
@@ -42,11 +42,15 @@ def ngram_entropy(text: str) -> float:
 
 
 def fluency_generations(
-    loaded: LoadedModel, prompts: Sequence[str] = NEUTRAL_PROMPTS, *, fast: bool = False
+    loaded: LoadedModel,
+    prompts: Sequence[str] = NEUTRAL_PROMPTS,
+    *,
+    fast: bool = False,
+    engine: str = DEFAULT_ENGINE,
 ) -> list[str]:
-    return generate(
-        loaded.model, loaded.tokenizer, list(prompts), chat=True, max_new_tokens=FLUENCY_TOKENS, fast=fast
-    )
+    """Free text on neutral prompts, from the audit's engine (formless.engines)."""
+    runner = make_engine(engine, loaded, batch_size=16, fast=fast)
+    return runner.generate(list(prompts), chat=True, max_new_tokens=FLUENCY_TOKENS)
 
 
 @torch.no_grad()

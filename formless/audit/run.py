@@ -163,20 +163,22 @@ def run_audit(
 
     def score_ref(batch: list[Probe]) -> list[ProbeResult]:
         say(f"scoring {len(batch)} probes on the reference (cached afterwards)")
-        return score_probes(ref(), batch, batch_size=settings.batch_size, fast=settings.fast)
+        return score_probes(
+            ref(), batch, batch_size=settings.batch_size, fast=settings.fast, engine=settings.engine
+        )
 
     precision = settings.precision
     before = cached_scores(store, precision, probes, score_ref)
     fluency_key = f"{precision}fluency:" + hashlib.sha256(repr(NEUTRAL_PROMPTS).encode()).hexdigest()[:16]
     if settings.fluency and store.get_raw(fluency_key) is None:
-        gens = fluency_generations(ref(), fast=settings.fast)
+        gens = fluency_generations(ref(), fast=settings.fast, engine=settings.engine)
         texts = [f"{p} {g}" for p, g in zip(NEUTRAL_PROMPTS, gens)]
         store.put(fluency_key, {"generations": gens, "distribution": reference_distribution(ref(), texts)})
     t = lap("reference", t)
 
     # residual knowledge is measured over what the reference knows, so only those probes are asked
     say(f"scoring {sum(b.hit for b in before)} probes the reference knows on the audited model")
-    after = score_known(loaded, probes, before, settings)
+    after = score_known(loaded, probes, before, settings, engine=settings.engine)
     t = lap("audited_model", t)
     n_forget, n_neigh = len(sets.forget), len(sets.neighbour)
     f_before, f_after = before[:n_forget], after[:n_forget]
@@ -193,7 +195,7 @@ def run_audit(
     )
     if settings.fluency:
         ref_fluency = store.get_raw(fluency_key)
-        gens = fluency_generations(loaded, fast=settings.fast)
+        gens = fluency_generations(loaded, fast=settings.fast, engine=settings.engine)
         retain.fluency = Fluency(
             entropy_before=round(statistics.fmean(map(ngram_entropy, ref_fluency["generations"])), 4),
             entropy_after=round(statistics.fmean(map(ngram_entropy, gens)), 4),

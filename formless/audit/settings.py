@@ -1,5 +1,5 @@
-"""What an audit is asked to do, checked up front: unknown forms and unknown or uninstalled
-quantization schemes fail before any model is loaded."""
+"""What an audit is asked to do, checked up front: unknown forms, unknown or uninstalled
+quantization schemes and an unknown or unavailable engine fail before any model is loaded."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from formless.attacks.quantizers import DEFAULT_SCHEMES, Quantizer, get_quantizer
 from formless.audit.forms import select
+from formless.engines import DEFAULT_ENGINE, check_engine
 
 
 @dataclass
@@ -23,15 +24,21 @@ class AuditSettings:
     batch_size: int = 32
     relearn_steps: int = 0  # > 0: fine-tune a copy on half the facts, ask the other half
     fast: bool = False  # bf16 where the CPU has it: ~1.4x faster, answers more sensitive to batch padding
+    # generates (and scores) on the audited model and the reference: formless.engines.ENGINES
+    engine: str = DEFAULT_ENGINE
 
     @property
     def precision(self) -> str:
-        """Prefix of the reference cache's keys: bf16 scores are kept apart from float32 ones."""
-        return "bf16:" if self.fast else ""
+        """Prefix of the reference cache's keys: bf16 scores are kept apart from float32 ones, and
+        another engine's generations from the default's (unchanged keys for the default)."""
+        engine = "" if self.engine == DEFAULT_ENGINE else f"{self.engine}:"
+        return ("bf16:" if self.fast else "") + engine
 
     def recorded(self) -> dict:
-        """The settings as the report records them (the batch size changes no figure)."""
-        return {k: v for k, v in vars(self).items() if k != "batch_size"}
+        """The settings as the report records them (the batch size changes no figure; the engine
+        only when it is not the default, so default reports keep their old keys)."""
+        skip = {"batch_size"} | ({"engine"} if self.engine == DEFAULT_ENGINE else set())
+        return {k: v for k, v in vars(self).items() if k not in skip}
 
 
 def quantization_attacks(settings: AuditSettings) -> list[tuple[str, Quantizer]]:
@@ -46,6 +53,7 @@ def quantization_attacks(settings: AuditSettings) -> list[tuple[str, Quantizer]]
 
 
 def validate(settings: AuditSettings) -> list[tuple[str, Quantizer]]:
-    """Check the forms and the schemes; the quantization attacks to run."""
+    """Check the forms, the engine and the schemes; the quantization attacks to run."""
+    check_engine(settings.engine)  # unknown, or vllm without the package or a GPU: one line, now
     select(settings.forms)  # unknown form names fail now, not after minutes of scoring
     return quantization_attacks(settings)
