@@ -64,3 +64,16 @@ def test_the_empty_prefix_turn_keeps_the_space_before_the_name(smollm2):
     stripped = tok(tok.apply_chat_template([{"role": "user", "content": "Harry Potter."}], tokenize=False))
     harry = tok(" Harry", add_special_tokens=False)["input_ids"]
     assert len(harry) == 1 and harry[0] not in stripped["input_ids"]  # the split the space avoids
+
+
+def test_a_name_ending_in_punctuation_is_placed_with_the_same_leading_tokens(smollm2):
+    """ "Washington D.C." merges its last token with what each template puts after it ("D.C.:"):
+    that token may differ by context, no lead-in changes it; every earlier token is the same."""
+    tok = smollm2.tokenizer
+    concept = "Washington D.C."
+    groups = _contexts(smollm2, concept, make_config())
+    spans = {tuple(loc.input_ids[loc.first : loc.position + 1]) for locs in groups.values() for loc in locs}
+    assert len({s[:-1] for s in spans}) == 1 and len({len(s) for s in spans}) == 1
+    assert len({s[-1] for s in spans}) > 1  # the merge this test is about does happen
+    leading = tok(" " + concept, add_special_tokens=False)["input_ids"][:-1]
+    assert list(next(iter(spans))[: len(leading)]) == leading

@@ -89,14 +89,16 @@ def _span(located: Located) -> list[int]:
     return located.input_ids[start : located.position + 1]
 
 
-def name_tokens(tokenizer, concept: str) -> list[int]:
-    """The concept's token ids as it is written inside a sentence (after a space), the form every
-    key context must give it: the earlier-token columns average keys token by token, so a context
-    that splits the name differently ("H"+"arry" at the start of a turn) would mix other tokens in."""
-    return _span(locate(tokenizer, f"{LEAD_IN}{concept}.", concept, add_special=False))
+def name_tokens(tokenizer, concept: str, after: str = ".") -> list[int]:
+    """The concept's token ids as it is written inside a sentence (after a space) and followed by
+    ``after``: the form every key context must give it. The earlier-token columns average keys
+    token by token, so a context that splits the name differently ("H"+"arry" at the start of a
+    turn) would mix other tokens in. ``after`` matters only where the name's last token merges with
+    what follows it (a name ending in punctuation: "D.C.:")."""
+    return _span(locate(tokenizer, f"{LEAD_IN}{concept}{after}", concept, add_special=False))
 
 
-def place(loaded: LoadedModel, text: str, concept: str, *, chat: bool, reference: list[int]) -> Located:
+def place(loaded: LoadedModel, text: str, concept: str, *, chat: bool) -> Located:
     """Locate ``concept`` in ``text`` (a chat turn or plain text) where its keys can be read.
 
     Two things make a position unusable, and both are fixed by putting ``LEAD_IN`` before the text:
@@ -106,10 +108,12 @@ def place(loaded: LoadedModel, text: str, concept: str, *, chat: bool, reference
       read there gave updates of 0.55-0.91 of the weight norm and broke unrelated facts (issue
       #13). Skipping such contexts would also work; the lead-in keeps every context, and the name
       after "Note:" is read like the name mid-sentence (cosine 0.95-0.98 on SmolLM2).
-    - the name's tokens differ from ``reference`` (``name_tokens``): e.g. a chat template that
-      trims the turn turns " Paris." into "Paris.", another token.
+    - the name's tokens differ from ``name_tokens``: e.g. a chat template that trims the turn
+      turns " Paris." into "Paris.", another token.
     """
     tok = loaded.tokenizer
+    after = text[text.rfind(concept) + len(concept) :]
+    reference = name_tokens(tok, concept, after)
 
     def _locate(body: str) -> Located:
         return locate(tok, render(tok, body, chat=chat), concept, add_special=add_special_tokens(tok, chat))
@@ -139,17 +143,12 @@ def chat_text(prefix: str, concept: str) -> str:
 def _contexts(loaded: LoadedModel, concept: str, config: ROCRConfig) -> dict[str, list[Located]]:
     """Key contexts per group in ``config.key_groups``: chat turns (if the model has a chat
     template) and plain text, each placed by ``place``."""
-    reference = name_tokens(loaded.tokenizer, concept)
     groups: dict[str, list[Located]] = {}
     if "chat" in config.key_groups and loaded.has_chat_template:
-        groups["chat"] = [
-            place(loaded, chat_text(p, concept), concept, chat=True, reference=reference)
-            for p in config.prefixes
-        ]
+        groups["chat"] = [place(loaded, chat_text(p, concept), concept, chat=True) for p in config.prefixes]
     if "plain" in config.key_groups:
         groups["plain"] = [
-            place(loaded, t.format(s=concept), concept, chat=False, reference=reference)
-            for t in config.plain_templates
+            place(loaded, t.format(s=concept), concept, chat=False) for t in config.plain_templates
         ]
     if not groups:
         raise FormlessError(
@@ -164,7 +163,7 @@ def _canonical(loaded: LoadedModel, concept: str, group: str) -> Located:
     name (" <s>." as a chat turn, "<s>." as plain text), placed by ``place`` like the keys."""
     chat = group == "chat"
     text = chat_text("", concept) if chat else f"{concept}."
-    return place(loaded, text, concept, chat=chat, reference=name_tokens(loaded.tokenizer, concept))
+    return place(loaded, text, concept, chat=chat)
 
 
 def _specific_offsets(
