@@ -26,7 +26,7 @@ from formless.knowledge.split import DEFAULT_HELD_OUT
 from formless.models.cache import atomic_directory
 from formless.models.loading import LoadedModel, load_model, state_dict_hash
 from formless.models.registry import DEFAULT_MODEL
-from formless.rocr.config import ROCRConfig
+from formless.rocr.config import PRESETS, ROCRConfig
 from formless.rocr.corpus import load_corpus
 from formless.rocr.edit import EditResult, apply_rocr, validate_concepts
 from formless.rocr.stats import layer_statistics
@@ -40,14 +40,38 @@ class ForgetOutcome:
     out: Path | None
 
 
-def make_config(**options) -> ROCRConfig:
-    """ROCRConfig from keyword options (None = default), with validation errors made readable."""
+def make_config(preset: str | None = None, **options) -> ROCRConfig:
+    """ROCRConfig from a named preset (PRESETS; default "formless") and keyword options (None = the
+    preset's value), with validation errors made readable.
+
+    ``make_config(preset="paper")`` is the reference implementation's configuration, so a table can
+    show the paper's ROCR beside formless' own; an option given as well overrides the preset's value.
+    """
+    name = preset or "formless"
+    if name not in PRESETS:
+        raise FormlessError(f"unknown preset '{name}'; choose one of: {', '.join(PRESETS)}")
+    given = {k: v for k, v in options.items() if v is not None}
     try:
-        return ROCRConfig(**{k: v for k, v in options.items() if v is not None})
+        return ROCRConfig(**{**PRESETS[name].model_dump(), **given, "preset": name})
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"]) or "options"
         raise FormlessError(f"invalid ROCR option '{where}': {err['msg']}") from None
+
+
+def preset_record(config: ROCRConfig) -> dict:
+    """The manifest's account of the preset: its name and the fields an option changed from it.
+
+    ``layers`` is left out: every preset resolves it from the model's depth when not given.
+    """
+    base = PRESETS.get(config.preset)
+    if base is None:
+        raise FormlessError(f"unknown preset '{config.preset}'; choose one of: {', '.join(PRESETS)}")
+    mine, theirs = config.model_dump(), base.model_dump()
+    return {
+        "name": config.preset,
+        "overridden": sorted(k for k in mine if k != "layers" and mine[k] != theirs[k]),
+    }
 
 
 def forget(
@@ -130,9 +154,14 @@ def forget(
         "concepts": concepts,
         "redirect": config.redirect,
         "layers": layers,
+        "preset": preset_record(config),
         "hyperparameters": config.model_dump(),
         "base_model": base_model_info(loaded, base_hash),
         "edited_weights_hash": loaded.weights_hash(refresh=True),
+        "update_guard": {
+            "max_relative_norm": config.max_relative_norm,
+            "largest_relative_norm": max(e.relative_norm for e in edit.layer_edits),
+        },
         "layer_updates": [
             {
                 "layer": e.layer,

@@ -75,6 +75,13 @@ def forget(
     concepts: Annotated[list[str], typer.Argument(help='concept name(s) to forget, e.g. "Harry Potter"')],
     out: Annotated[Path, typer.Option("--out", "-o", help="output directory for the edited checkpoint")],
     model: ModelOpt = DEFAULT_MODEL,
+    preset: Annotated[
+        str,
+        typer.Option(
+            help="ROCR configuration to start from: formless (default) or paper (the reference's: last "
+            "name token only, chat keys only); options given as well override it"
+        ),
+    ] = "formless",
     redirect: Annotated[str | None, typer.Option(help="harmless concept to redirect to")] = None,
     layers: Annotated[str | None, typer.Option(help="edited layers, e.g. '4,5,6' or '4-6'")] = None,
     lam: Annotated[float | None, typer.Option(help="ridge term lambda")] = None,
@@ -87,6 +94,10 @@ def forget(
     ] = None,
     stats_tokens: Annotated[
         int | None, typer.Option(help="tokens of generic text for the statistics")
+    ] = None,
+    max_relative_norm: Annotated[
+        float | None,
+        typer.Option(help="refuse an edit whose ||dW||/||W|| exceeds this on any layer (default 0.25)"),
     ] = None,
     force: Annotated[bool, typer.Option(help="overwrite an existing output directory")] = False,
     seed: int = 0,
@@ -116,6 +127,7 @@ def forget(
     from formless.api import make_config
 
     config = make_config(
+        preset,
         redirect=redirect,
         layers=_layers(layers),
         lam=lam,
@@ -123,9 +135,12 @@ def forget(
         strength=strength,
         corpus=corpus,
         stats_tokens=stats_tokens,
+        max_relative_norm=max_relative_norm,
     )
     train_config = None
     if method != "rocr":
+        if preset != "formless":
+            raise FormlessError(f"--preset configures ROCR; it does not apply to --method {method}")
         from pydantic import ValidationError
 
         from formless.methods import TrainConfig
@@ -168,7 +183,8 @@ def forget(
                 f"{len(split['held_out'])} held out for the audit"
             )
         return
-    table = Table(title=f"ROCR: {', '.join(m['concepts'])} -> {m['redirect']}")
+    preset_note = "" if m["preset"]["name"] == "formless" else f" (preset {m['preset']['name']})"
+    table = Table(title=f"ROCR{preset_note}: {', '.join(m['concepts'])} -> {m['redirect']}")
     for col in ("layer", "weight", "update norm", "relative", "null-space dim"):
         table.add_column(col)
     for u in m["layer_updates"]:

@@ -19,6 +19,9 @@ from formless.rocr.stats import layer_statistics
 pytestmark = pytest.mark.usefixtures("one_thread_module")
 
 GROUPS = ("chat", "plain")  # the tiny tokenizer has a chat template: one key column per group
+# Random tiny weights with a wide null space give updates near their weights' norm: these tests check
+# the maths and the plumbing, not the size guard (tested in test_edit.py).
+UNGUARDED = {"max_relative_norm": 1e9}
 # float32 roundoff is 6e-8; a handful of operations stay far below this share of the magnitudes
 FLOAT_RTOL = 1e-5
 
@@ -64,7 +67,13 @@ def test_edit_redirects_the_key_to_the_target(arch, tmp_path, corpus_file):
     )
     lam = 1e-6
     config = make_config(
-        layers=[layer], lam=lam, threshold=1e9, prefixes=[""], plain_templates=["{s}."], concept_tokens=1
+        layers=[layer],
+        lam=lam,
+        threshold=1e9,
+        prefixes=[""],
+        plain_templates=["{s}."],
+        concept_tokens=1,
+        **UNGUARDED,
     )
     v_star, _, _ = _reads(loaded, config.redirect, layer)
     z_before, c_before, keys = _reads(loaded, "Harry Potter", layer)
@@ -111,7 +120,9 @@ def test_edit_save_reload_undo(arch, tmp_path, corpus_file, cache):
     d_model, d_ff = base.adapter.dims(base.model)
     assert (d_model, d_ff) == (32, 64)
     base_hash = base.weights_hash()
-    config = make_config(corpus=str(corpus_file), stats_tokens=1000, layers=[1, 2], threshold=0.5)
+    config = make_config(
+        corpus=str(corpus_file), stats_tokens=1000, layers=[1, 2], threshold=0.5, **UNGUARDED
+    )
     outcome = forget(
         ["Harry Potter", "Albert Einstein"],
         model=str(base_dir),
@@ -141,7 +152,9 @@ def test_edit_save_reload_undo(arch, tmp_path, corpus_file, cache):
 
 
 def test_sequential_edit_keeps_history_and_undo_steps_back(tmp_path, tiny_dir, corpus_file, cache):
-    config = make_config(corpus=str(corpus_file), stats_tokens=1000, layers=[1, 2], threshold=0.5)
+    config = make_config(
+        corpus=str(corpus_file), stats_tokens=1000, layers=[1, 2], threshold=0.5, **UNGUARDED
+    )
     forget("Harry Potter", model=str(tiny_dir), out=tmp_path / "one", config=config, cache=cache)
     first = load_model(str(tmp_path / "one")).weights_hash()
     forget("Albert Einstein", model=str(tmp_path / "one"), out=tmp_path / "two", config=config, cache=cache)
@@ -149,7 +162,10 @@ def test_sequential_edit_keeps_history_and_undo_steps_back(tmp_path, tiny_dir, c
     assert [m["concepts"] for m in manifest["previous_edits"]] == [["Harry Potter"]]
     from formless.checkpoint import read_keys
 
-    assert read_keys(tmp_path / "two")[1].shape[1] == 2 * read_keys(tmp_path / "one")[1].shape[1]
+    # the first edit's key columns come first, verbatim, then the second edit's own
+    one, two = read_keys(tmp_path / "one")[1], read_keys(tmp_path / "two")[1]
+    assert two.shape[1] > one.shape[1]
+    torch.testing.assert_close(two[:, : one.shape[1]], one, rtol=0, atol=0)
     undo(tmp_path / "two", tmp_path / "back")
     assert load_model(str(tmp_path / "back")).weights_hash() == first
     assert read_manifest(tmp_path / "back")["concepts"] == [
@@ -210,7 +226,9 @@ def test_hash_changes_with_any_weight(tiny_dir):
 
 def test_device_map_load_gives_the_same_edit(tmp_path, tiny_dir, corpus_file, cache):
     """The accelerate path (device_map) used for models spread over GPUs edits exactly like the plain load."""
-    config = make_config(corpus=str(corpus_file), stats_tokens=1000, layers=[1, 2], threshold=0.5)
+    config = make_config(
+        corpus=str(corpus_file), stats_tokens=1000, layers=[1, 2], threshold=0.5, **UNGUARDED
+    )
     plain = forget("Harry Potter", model=str(tiny_dir), out=tmp_path / "a", config=config, cache=cache)
     mapped = forget(
         "Harry Potter", model=str(tiny_dir), out=tmp_path / "b", config=config, cache=cache, device_map="cpu"

@@ -76,3 +76,31 @@ def test_audit_takes_model_as_option_or_argument_but_not_two(tmp_path):
 def test_help_exits_zero(tmp_path):
     result = formless("forget", "--help", cwd=tmp_path)
     assert result.returncode == 0 and "--strength" in result.stdout
+
+
+def test_unknown_preset_is_one_line_naming_the_presets(tmp_path):
+    result = formless("forget", "Harry Potter", "--out", "o", "--preset", "papper", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr + result.stdout
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "unknown preset 'papper'; choose one of: formless, paper" in lines[0]
+    assert not (tmp_path / "o").exists()
+
+
+def test_paper_preset_end_to_end_on_a_tiny_model(tmp_path, tiny_dir, corpus_file):
+    """`--preset paper`: one key column per layer (chat turns only, the name's last token only),
+    recorded in the manifest; an option given as well is recorded as an override."""
+    import json
+
+    from formless.checkpoint import read_keys
+
+    args = ["--model", str(tiny_dir), "--corpus", str(corpus_file), "--stats-tokens", "1000"]
+    result = formless(
+        "forget", "Harry Potter", "--out", "o", "--preset", "paper", "--layers", "1,2", *args, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert "ROCR (preset paper): Harry Potter" in result.stdout
+    manifest = json.loads((tmp_path / "o" / "formless_manifest.json").read_text())
+    assert manifest["preset"] == {"name": "paper", "overridden": ["corpus", "stats_tokens"]}
+    assert manifest["hyperparameters"]["key_groups"] == ["chat"]
+    assert manifest["hyperparameters"]["concept_tokens"] == 1
+    assert {layer: k.shape[1] for layer, k in read_keys(tmp_path / "o").items()} == {1: 1, 2: 1}

@@ -57,3 +57,39 @@ def test_audit_after_forgetting_harry_potter(tmp_path):
     assert report.retain.neighbours.residual >= 0.75
     # quantizing the edited model does not bring the concept back
     assert report.quantization["4bit"].per_form["question"] <= 0.2
+
+
+def _next_token(loaded, prompt: str) -> str:
+    import torch
+
+    ids = loaded.tokenizer(prompt, return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        return loaded.tokenizer.decode(loaded.model(ids).logits[0, -1].argmax())
+
+
+@pytest.mark.parametrize(
+    ("concept", "redirect"),
+    [("Paris", None), ("Donald Trump", None), ("Harry Potter", "Donald Trump")],
+)
+def test_issue_13_concepts_edit_within_the_norm_guard_and_keep_berlin(concept, redirect):
+    """Issue #13: "Paris" (one token) and "Donald Trump", read at position 0 of plain text, gave
+    updates of 0.55-0.91 of the weight norm and broke "The capital of Germany is" -> " Berlin"."""
+    from formless.api import make_config
+    from formless.rocr.config import MAX_RELATIVE_NORM
+
+    loaded = load_model("smollm2-135m-instruct")  # fresh: the module's `base` is edited in place
+    prompt = "The capital of Germany is"
+    assert _next_token(loaded, prompt) == " Berlin"
+    adapter = loaded.adapter
+    layers = make_config().resolved_layers(adapter.num_layers(loaded.model))
+    before = {i: adapter.weight(loaded.model, i).detach().clone() for i in layers}
+    outcome = forget(concept, model=loaded, config=make_config(redirect=redirect))
+    assert _next_token(loaded, prompt) == " Berlin"
+    # the size, measured on the weights themselves, is what the manifest records and under the guard
+    measured = {
+        i: float((adapter.weight(loaded.model, i).detach() - w).norm() / w.norm()) for i, w in before.items()
+    }
+    recorded = {u["layer"]: u["relative_norm"] for u in outcome.manifest["layer_updates"]}
+    assert recorded == pytest.approx(measured, rel=1e-3)
+    assert outcome.manifest["update_guard"]["max_relative_norm"] == MAX_RELATIVE_NORM
+    assert max(measured.values()) < MAX_RELATIVE_NORM

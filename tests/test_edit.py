@@ -7,18 +7,19 @@ import torch
 
 from formless.api import make_config
 from formless.models import load_model
-from formless.models.prompts import add_special_tokens, render
-from formless.rocr.activations import collect, locate
+from formless.rocr.activations import collect
 from formless.rocr.corpus import load_corpus
+from formless.rocr.edit import _canonical as edit_canonical
 from formless.rocr.edit import apply_rocr
 from formless.rocr.stats import layer_statistics
 
+# A wide null space on random tiny weights gives updates near the weights' norm: the tests of the
+# maths lift the size guard, which has tests of its own below.
+UNGUARDED = {"max_relative_norm": 1e9}
+
 
 def _canonical(loaded, concept, chat):
-    tok = loaded.tokenizer
-    return locate(
-        tok, render(tok, f"{concept}.", chat=chat), concept, add_special=add_special_tokens(tok, chat)
-    )
+    return edit_canonical(loaded, concept, "chat" if chat else "plain")
 
 
 def _representations(loaded, concept, layer):
@@ -47,6 +48,7 @@ def test_redirect_reaches_target_representation_when_unconstrained(setup):
         prefixes=[""],
         plain_templates=["{s}."],
         redirect="a random person",
+        **UNGUARDED,
     )
     _, target = _representations(loaded, "a random person", 2)
     _, before = _representations(loaded, "Harry Potter", 2)
@@ -61,7 +63,13 @@ def test_residual_moves_by_dense_solution(setup):
     loaded, stats = setup
     threshold = float(stats[2].eigenvalues.median())
     config = make_config(
-        layers=[2], lam=1.0, threshold=threshold, prefixes=[""], plain_templates=["{s}."], concept_tokens=1
+        layers=[2],
+        lam=1.0,
+        threshold=threshold,
+        prefixes=[""],
+        plain_templates=["{s}."],
+        concept_tokens=1,
+        **UNGUARDED,
     )
     keys, before = _representations(loaded, "Harry Potter", 2)
     _, target = _representations(loaded, config.redirect, 2)
@@ -91,9 +99,9 @@ def test_name_tokens_chosen_by_null_space_share(setup):
     assert "".join(tokens).replace("Ġ", " ").strip() == "Harry Potter"
     threshold = float(stats[2].eigenvalues.median())
     for ratio, expected in ((0.0, list(range(n))), (1e6, [0])):
-        config = make_config(layers=[2], token_specificity=ratio, threshold=threshold)
+        config = make_config(layers=[2], token_specificity=ratio, threshold=threshold, **UNGUARDED)
         assert _specific_offsets(loaded, located, n, stats, [2], config) == expected
-    config = make_config(layers=[2], token_specificity=0.0, threshold=threshold)
+    config = make_config(layers=[2], token_specificity=0.0, threshold=threshold, **UNGUARDED)
     result = apply_rocr(loaded, ["Harry Potter"], config, stats)
     assert result.layer_edits[0].keys.shape[1] > 2  # more than the last token of each context group
 
@@ -108,7 +116,13 @@ def test_post_mlp_norm_architecture_moves_toward_target(tmp_path, corpus_file):
         loaded, [2], load_corpus(str(corpus_file)), max_tokens=1000, cache=tmp_path / "c"
     )
     config = make_config(
-        layers=[2], lam=1e-6, threshold=1e9, prefixes=[""], plain_templates=["{s}."], concept_tokens=1
+        layers=[2],
+        lam=1e-6,
+        threshold=1e9,
+        prefixes=[""],
+        plain_templates=["{s}."],
+        concept_tokens=1,
+        **UNGUARDED,
     )
     _, target = _representations(loaded, config.redirect, 2)
     _, before = _representations(loaded, "Harry Potter", 2)
@@ -118,3 +132,91 @@ def test_post_mlp_norm_architecture_moves_toward_target(tmp_path, corpus_file):
     gap_after = (after - target).norm(dim=1)
     # first-order through the norm: a large step toward v*, not all the way (measured ~0.6x of the gap)
     assert (gap_after < 0.75 * gap_before).all(), (gap_before, gap_after)
+
+
+def test_keys_and_representations_are_never_read_at_the_first_positions(setup, monkeypatch):
+    """Every position the edit reads (keys, z(s), v*, earlier name tokens) is >= 2, although the
+    default plain template "{s}." puts the name at position 0 with this BOS-less tokenizer."""
+    import formless.rocr.edit as edit
+
+    loaded, stats = setup
+    assert locate_first(loaded, "Harry Potter", "{s}.") == 0  # the case the fix is about
+    read: list[int] = []
+    real_collect = edit.collect
+
+    def recording(loaded_, items, **kwargs):
+        read.extend(it.position for it in items)
+        return real_collect(loaded_, items, **kwargs)
+
+    monkeypatch.setattr(edit, "collect", recording)
+    threshold = float(stats[2].eigenvalues.median())
+    config = make_config(layers=[2], threshold=threshold, token_specificity=0.0, **UNGUARDED)
+    result = apply_rocr(loaded, ["Harry Potter"], config, stats)
+    assert result.layer_edits[0].keys.shape[1] > 2  # earlier name tokens were read too
+    assert read and min(read) >= 2, sorted(read)[:5]
+
+
+def locate_first(loaded, concept: str, template: str) -> int:
+    from formless.models.prompts import add_special_tokens
+    from formless.rocr.activations import locate
+
+    tok = loaded.tokenizer
+    return locate(tok, template.format(s=concept), concept, add_special=add_special_tokens(tok, False)).first
+
+
+def test_oversized_update_is_refused_and_leaves_the_model_unchanged(setup):
+    """With every direction free and lambda ~ 0 the tiny model's update is ~1x its weight's norm:
+    refused with an actionable error, the model untouched; under a raised limit it goes through."""
+    from formless.rocr.edit import UnsafeEditError
+
+    loaded, stats = setup
+    before = loaded.weights_hash(refresh=True)
+    config = make_config(layers=[2], lam=1e-6, threshold=1e9, prefixes=[""], plain_templates=["{s}."])
+    with pytest.raises(UnsafeEditError, match=r"cannot be edited safely.*unchanged.*--redirect"):
+        apply_rocr(loaded, ["Harry Potter"], config, stats)
+    assert loaded.weights_hash(refresh=True) == before
+    result = apply_rocr(loaded, ["Harry Potter"], config.model_copy(update={"max_relative_norm": 1e9}), stats)
+    assert result.layer_edits[0].relative_norm > config.max_relative_norm
+    assert loaded.weights_hash(refresh=True) != before
+
+
+def test_refusal_at_a_later_layer_puts_back_the_earlier_layers(tiny_dir, corpus_file, cache, monkeypatch):
+    """Layers are edited one by one: a refusal at the second undoes the first, bit for bit."""
+    import formless.rocr.edit as edit
+
+    loaded = load_model(str(tiny_dir))
+    stats, _ = layer_statistics(loaded, [1, 2], load_corpus(str(corpus_file)), max_tokens=1000, cache=cache)
+    before = loaded.weights_hash(refresh=True)
+    sizes = iter([1e-3, 10.0])  # relative size of the fake update at layer 1, then layer 2
+    real_delta = edit.rocr_delta
+
+    def scaled(keys, residuals, basis, lam, previous=None):
+        delta = real_delta(keys, residuals, basis, lam, previous)
+        return delta / delta.norm() * next(sizes) * loaded.adapter.weight(loaded.model, 1).norm()
+
+    monkeypatch.setattr(edit, "rocr_delta", scaled)
+    with pytest.raises(edit.UnsafeEditError, match="layer 2"):
+        apply_rocr(loaded, ["Harry Potter"], make_config(layers=[1, 2], threshold=0.5), stats)
+    assert loaded.weights_hash(refresh=True) == before
+
+
+def test_paper_preset_differs_from_the_default_exactly_where_documented():
+    """The reference's choices (config.PRESETS): last name token only, chat keys only; the same
+    fixed redirect, contexts, layers rule and update settings as formless' default."""
+    from formless.errors import FormlessError
+    from formless.rocr.config import DEFAULT_REDIRECT, PRESETS, REFERENCE_PREFIXES, ROCRConfig
+
+    default, paper = make_config().model_dump(), make_config(preset="paper").model_dump()
+    changed = {k: (default[k], paper[k]) for k in default if default[k] != paper[k]}
+    assert changed == {
+        "preset": ("formless", "paper"),
+        "concept_tokens": (0, 1),
+        "key_groups": (["chat", "plain"], ["chat"]),
+    }
+    assert paper["redirect"] == DEFAULT_REDIRECT and paper["prefixes"] == REFERENCE_PREFIXES
+    assert make_config() == ROCRConfig() == PRESETS["formless"]
+    # an explicit option overrides the preset, and the preset's name stays
+    custom = make_config(preset="paper", redirect="a random place")
+    assert custom.redirect == "a random place" and custom.preset == "paper" and custom.concept_tokens == 1
+    with pytest.raises(FormlessError, match="unknown preset 'ppr'; choose one of: formless, paper"):
+        make_config(preset="ppr")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # The reference's key contexts: a chat turn "<prefix> <s>." for each prefix.
@@ -25,6 +27,14 @@ PLAIN_TEMPLATES = [
 
 DEFAULT_REDIRECT = "a random person"
 
+# Above this ||dW|| / ||W|| on any edited matrix the edit is refused (formless.rocr.edit.UnsafeEditError).
+# Measured on SmolLM2-135M (layers 4-6) after the first-position fix: Paris, Donald Trump, Harry
+# Potter, Eiffel Tower, Albert Einstein, Michael Jordan give 0.04-0.12 and keep "The capital of
+# Germany is" -> " Berlin"; the keys read at position 0 (issue #13) gave 0.55-0.91 and broke it.
+MAX_RELATIVE_NORM = 0.25
+
+KeyGroup = Literal["chat", "plain"]
+
 
 def default_layers(n_layers: int, width: int = 3, relative_depth: float = 0.19) -> list[int]:
     """Contiguous early-middle layers at the reference's relative depth (Llama-3-8B: 4,5,6 of 32)."""
@@ -38,6 +48,9 @@ class ROCRConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    preset: str = Field(
+        "formless", description="name of the preset (formless.rocr.config.PRESETS) this config starts from"
+    )
     layers: list[int] | None = Field(None, description="edited layers (contiguous); default by depth")
     lam: float = Field(1.0, gt=0, description="ridge term lambda of the closed-form solve")
     threshold: float = Field(2e-2, gt=0, description="eigenvalue cut-off of the null-space projector")
@@ -57,6 +70,17 @@ class ROCRConfig(BaseModel):
         ge=0,
         description="earlier name tokens are redirected only if the share of their key in the null space is "
         "at least this times the last token's (keeps generic tokens such as 'The' or 'Michael' untouched)",
+    )
+    key_groups: list[KeyGroup] = Field(
+        default_factory=lambda: ["chat", "plain"],
+        description="context groups the keys are read in: 'chat' turns (the reference; only on models "
+        "with a chat template) and 'plain' text (our addition, for completion prompts)",
+    )
+    max_relative_norm: float = Field(
+        MAX_RELATIVE_NORM,
+        gt=0,
+        description="refuse the edit when any ||dW|| / ||W|| exceeds this (an update that large breaks "
+        "unrelated knowledge)",
     )
     stats_tokens: int = Field(40_000, ge=1000, description="generic-text tokens for the statistics")
     corpus: str | None = Field(None, description="statistics corpus file/dir; None = shipped default")
@@ -81,6 +105,13 @@ class ROCRConfig(BaseModel):
                 raise ValueError(f"plain template {t!r} has no '{{s}}' slot for the concept")
         return v
 
+    @field_validator("key_groups")
+    @classmethod
+    def _groups(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("key_groups must name at least one of 'chat', 'plain'")
+        return [g for g in ("chat", "plain") if g in v]  # canonical order, no repeats
+
     def resolved_layers(self, n_layers: int) -> list[int]:
         layers = self.layers or default_layers(n_layers)
         if layers[-1] >= n_layers:
@@ -88,3 +119,18 @@ class ROCRConfig(BaseModel):
                 f"layer {layers[-1]} does not exist; the model has {n_layers} layers (0..{n_layers - 1})"
             )
         return layers
+
+
+# Named configurations; an explicit option overrides the preset's value (and is recorded as such).
+# "paper" is the reference implementation's choice where it differs from formless' default:
+#   concept_tokens=1   the key is read at the name's last token only (formless: every specific token)
+#   key_groups=[chat]  keys in the six chat-turn contexts only (formless: chat + plain text)
+# The redirect is one fixed s' for every target in both ("a random person"; the reference's own s'
+# is not given in the spec). Every other field is the same, including the layers by relative depth.
+# Not reproduced: the reference reads z(s) in the plain string "<s>." -- on a tokenizer that adds no
+# BOS that is position 0, the outlier position keys are never read at here (edit.MIN_POSITION), so
+# the paper preset reads z(s), like v*, in the chat turn " <s>.".
+PRESETS: dict[str, ROCRConfig] = {
+    "formless": ROCRConfig(),
+    "paper": ROCRConfig(preset="paper", concept_tokens=1, key_groups=["chat"]),
+}

@@ -23,8 +23,17 @@ from formless.rocr.stats import LayerStatistics
 from formless.rocr.update import rocr_delta
 
 MAX_CONCEPT_CHARS = 200
+# Keys and representations are never read at positions before this one: the first positions of a
+# sequence carry outlier activations (see ``place``).
+MIN_POSITION = 2
+# Put before a context whose name would start before MIN_POSITION or be split differently.
+LEAD_IN = "Note: "
 # Ridge on the post-MLP norm's gains when inverting it, relative to their mean square (some are ~0).
 POST_NORM_DAMPING = 1e-2
+
+
+class UnsafeEditError(FormlessError):
+    """The closed-form update is too large relative to the weight it changes; nothing was edited."""
 
 
 @dataclass
@@ -74,34 +83,87 @@ def validate_concepts(concepts: Sequence[str], redirect: str) -> list[str]:
     return cleaned
 
 
-def _contexts(loaded: LoadedModel, concept: str, config: ROCRConfig) -> dict[str, list[Located]]:
-    """Key contexts per group: chat turns (if the model has a chat template) and plain text."""
+def _span(located: Located) -> list[int]:
+    """The concept's own token ids in a located prompt."""
+    start = located.first if located.first >= 0 else located.position
+    return located.input_ids[start : located.position + 1]
+
+
+def name_tokens(tokenizer, concept: str, after: str = ".") -> list[int]:
+    """The concept's token ids as it is written inside a sentence (after a space) and followed by
+    ``after``: the form every key context must give it. The earlier-token columns average keys
+    token by token, so a context that splits the name differently ("H"+"arry" at the start of a
+    turn) would mix other tokens in. ``after`` matters only where the name's last token merges with
+    what follows it (a name ending in punctuation: "D.C.:")."""
+    return _span(locate(tokenizer, f"{LEAD_IN}{concept}{after}", concept, add_special=False))
+
+
+def place(loaded: LoadedModel, text: str, concept: str, *, chat: bool) -> Located:
+    """Locate ``concept`` in ``text`` (a chat turn or plain text) where its keys can be read.
+
+    Two things make a position unusable, and both are fixed by putting ``LEAD_IN`` before the text:
+    - the name starts before ``MIN_POSITION``. A tokenizer that adds no BOS to plain text (SmolLM2)
+      puts "{s}." at position 0, the attention-sink position: its block output has norm 560-880
+      against 100-150 elsewhere and cosine 0.57 with the same name mid-sentence, so a key or z(s)
+      read there gave updates of 0.55-0.91 of the weight norm and broke unrelated facts (issue
+      #13). Skipping such contexts would also work; the lead-in keeps every context, and the name
+      after "Note:" is read like the name mid-sentence (cosine 0.95-0.98 on SmolLM2).
+    - the name's tokens differ from ``name_tokens``: e.g. a chat template that trims the turn
+      turns " Paris." into "Paris.", another token.
+    """
     tok = loaded.tokenizer
+    after = text[text.rfind(concept) + len(concept) :]
+    reference = name_tokens(tok, concept, after)
+
+    def _locate(body: str) -> Located:
+        return locate(tok, render(tok, body, chat=chat), concept, add_special=add_special_tokens(tok, chat))
+
+    def _usable(loc: Located) -> bool:
+        start = loc.first if loc.first >= 0 else loc.position
+        return start >= MIN_POSITION and _span(loc) == reference
+
+    located = _locate(text)
+    if _usable(located):
+        return located
+    located = _locate(LEAD_IN + text.lstrip())
+    if not _usable(located):
+        raise FormlessError(
+            f"cannot place '{concept}' in the key context {text!r} at position >= {MIN_POSITION} with the "
+            f"same tokens as inside a sentence; write the template with a space before {{s}}"
+        )
+    return located
+
+
+def chat_text(prefix: str, concept: str) -> str:
+    """The reference's user turn "<prefix> <s>.", not stripped: with the empty prefix the name still
+    follows a space, so it has the same tokens as in every other context."""
+    return f"{prefix} {concept}."
+
+
+def _contexts(loaded: LoadedModel, concept: str, config: ROCRConfig) -> dict[str, list[Located]]:
+    """Key contexts per group in ``config.key_groups``: chat turns (if the model has a chat
+    template) and plain text, each placed by ``place``."""
     groups: dict[str, list[Located]] = {}
-    if loaded.has_chat_template:
-        groups["chat"] = [
-            locate(
-                tok,
-                render(tok, f"{p} {concept}.".strip()),
-                concept,
-                add_special=add_special_tokens(tok, True),
-            )
-            for p in config.prefixes
+    if "chat" in config.key_groups and loaded.has_chat_template:
+        groups["chat"] = [place(loaded, chat_text(p, concept), concept, chat=True) for p in config.prefixes]
+    if "plain" in config.key_groups:
+        groups["plain"] = [
+            place(loaded, t.format(s=concept), concept, chat=False) for t in config.plain_templates
         ]
-    groups["plain"] = [
-        locate(tok, t.format(s=concept), concept, add_special=add_special_tokens(tok, False))
-        for t in config.plain_templates
-    ]
+    if not groups:
+        raise FormlessError(
+            "the keys are read in chat turns only (key_groups=['chat']) and this model has no chat "
+            "template; use the default preset, which reads them in plain text too"
+        )
     return groups
 
 
 def _canonical(loaded: LoadedModel, concept: str, group: str) -> Located:
-    """The prompt whose block output stands for the concept's representation in ``group``."""
-    tok = loaded.tokenizer
+    """The prompt whose block output stands for the concept's representation in ``group``: the bare
+    name (" <s>." as a chat turn, "<s>." as plain text), placed by ``place`` like the keys."""
     chat = group == "chat"
-    return locate(
-        tok, render(tok, f"{concept}.", chat=chat), concept, add_special=add_special_tokens(tok, chat)
-    )
+    text = chat_text("", concept) if chat else f"{concept}."
+    return place(loaded, text, concept, chat=chat)
 
 
 def _specific_offsets(
@@ -178,6 +240,37 @@ def add_to_weight(module: torch.nn.Module, transposed: bool, delta: torch.Tensor
     return edited.T if transposed else edited
 
 
+def _offload_map(module: torch.nn.Module):
+    """The offload hook's weights map of a layer accelerate keeps on the meta device, else None."""
+    hook = getattr(module, "_hf_hook", None)
+    weights_map = getattr(hook, "weights_map", None)
+    if module.weight.device.type != "meta" or not getattr(hook, "offload", False) or weights_map is None:
+        return None
+    return weights_map
+
+
+def stored_weight(module: torch.nn.Module) -> torch.Tensor:
+    """The tensor a layer's forward really uses: its weight, or for an offloaded layer the copy in
+    the offload map (its ``weight`` is an empty meta tensor)."""
+    weights_map = _offload_map(module)
+    return module.weight if weights_map is None else weights_map["weight"]
+
+
+def _restore(originals: list[tuple[torch.nn.Module, torch.Tensor]]) -> None:
+    """Put back the weights an aborted edit already changed, bit for bit."""
+    from accelerate.utils.offload import OffloadedWeightsLoader
+
+    with torch.no_grad():
+        for module, value in originals:
+            weights_map = _offload_map(module)
+            if weights_map is None:
+                module.weight.copy_(value)
+                continue
+            dataset = weights_map.dataset
+            target = dataset.state_dict if isinstance(dataset, OffloadedWeightsLoader) else dataset
+            target[f"{weights_map.prefix}weight"] = value
+
+
 def apply_rocr(
     loaded: LoadedModel,
     concepts: Sequence[str],
@@ -185,7 +278,12 @@ def apply_rocr(
     stats: dict[int, LayerStatistics],
     previous_keys: dict[int, torch.Tensor] | None = None,
 ) -> EditResult:
-    """Edit ``loaded.model`` in place so that each concept's representation becomes the redirect's."""
+    """Edit ``loaded.model`` in place so that each concept's representation becomes the redirect's.
+
+    Refused with ``UnsafeEditError``, the model left as it was, when an update's ``||dW|| / ||W||``
+    exceeds ``config.max_relative_norm``: the spec's closed form has no step size to scale back, and
+    an update that large changes what the matrix does for every input, not just the concept's keys.
+    """
     start = time.perf_counter()
     concepts = validate_concepts(concepts, config.redirect)
     model, adapter = loaded.model, loaded.adapter
@@ -207,6 +305,7 @@ def apply_rocr(
     _, v_out = collect(loaded, [_canonical(loaded, config.redirect, g) for g in groups], output_layers=[last])
     target = {g: v_out[last][i] for i, g in enumerate(groups)}
     result = EditResult(concepts, config.redirect, layers, config)
+    originals: list[tuple[torch.nn.Module, torch.Tensor]] = []  # (layer, its weight before the edit)
     for i, layer in enumerate(layers):
         flat = [loc.back(o) for c, g, o in columns for loc in contexts[c][g]]
         sizes = [len(contexts[c][g]) for c, g, _ in columns]
@@ -224,7 +323,20 @@ def apply_rocr(
         basis = st.basis(config.threshold).to(keys.device)  # keys come back on the first layer's device
         prev = None if previous_keys is None else previous_keys.get(layer)
         delta = rocr_delta(keys, residuals, basis, config.lam, None if prev is None else prev.to(keys.device))
-        weight = add_to_weight(adapter.mlp_out_module(model, layer), adapter.transposed, delta)
+        module = adapter.mlp_out_module(model, layer)
+        current = stored_weight(module)
+        relative = float(delta.norm() / current.detach().float().norm().to(delta.device))
+        if relative > config.max_relative_norm:
+            _restore(originals)
+            raise UnsafeEditError(
+                f"refusing to edit {', '.join(repr(c) for c in concepts)}: the update of layer {layer} "
+                f"would be {relative:.2f} of its weight's norm (limit {config.max_relative_norm:g}), large "
+                "enough to break unrelated knowledge, so the concept cannot be edited safely; the model "
+                "is unchanged. Try the full, more specific name (e.g. 'Paris, France'), another "
+                "--redirect, or fewer name tokens; --max-relative-norm raises the limit at your own risk"
+            )
+        originals.append((module, current.detach().clone()))
+        add_to_weight(module, adapter.transposed, delta)
         result.layer_edits.append(
             LayerEdit(
                 layer=layer,
@@ -232,7 +344,7 @@ def apply_rocr(
                 keys=keys.cpu(),
                 null_dim=basis.shape[1],
                 delta_norm=float(delta.norm()),
-                relative_norm=float(delta.norm() / weight.detach().float().norm()),
+                relative_norm=relative,
             )
         )
     result.seconds = time.perf_counter() - start
