@@ -57,7 +57,8 @@ def _logits(loaded: LoadedModel) -> torch.Tensor:
 @pytest.mark.usefixtures("one_thread_module")
 def test_sharded_model_gets_the_unsharded_statistics_and_edit(tiny_dir, corpus_file, tmp_path):
     corpus = load_corpus(str(corpus_file))
-    config = make_config(layers=LAYERS, threshold=0.5)
+    # a random tiny model gets updates near its weights' norm: the guard is for real models
+    config = make_config(layers=LAYERS, threshold=0.5, max_relative_norm=1e9)
     plain = load_model(str(tiny_dir), device="cpu")
     sharded = _sharded(tiny_dir, tmp_path / "offload")
     torch.testing.assert_close(_logits(sharded), _logits(plain))  # the dispatch itself is faithful
