@@ -275,3 +275,22 @@ def test_smoke_never_writes_into_docs(tmp_path, script):
     done = smoke(script, "--model", "unused", flag, str(target), tmp_path=tmp_path, check=False)
     assert done.returncode != 0 and "--smoke does not write into" in done.stderr
     assert not list(target.parent.glob(f"{target.name}*"))
+
+
+def test_demo_speed_smoke(tmp_path, tiny_dir):
+    out = tmp_path / "demo_speed.json"
+    done = smoke("demo_speed", "--model", str(tiny_dir), "--json", str(out), tmp_path=tmp_path)
+    assert "baseline HEAD" in done.stdout and "audit total" in done.stdout
+    data = json.loads(out.read_text())
+    assert set(data["runs"]) == {f"{t} {s}" for t in ("baseline", "current") for s in ("cold", "warm")}
+    for run in data["runs"].values():
+        assert number(run["wall"]) and run["wall"] > 0
+        assert all(number(v) for v in run["phases"].values())
+        assert run["phases"]["audit total"] < run["wall"]
+    # a warm run finds the reference's scores in the cache the cold run filled
+    for tree in ("baseline", "current"):
+        cold, warm = data["runs"][f"{tree} cold"]["phases"], data["runs"][f"{tree} warm"]["phases"]
+        assert warm["audit.reference"] < cold["audit.reference"]
+    assert data["probes"] > 0 and number(data["ratio"]["cold"]) and number(data["ratio"]["warm"])
+    # both trees decode greedily token for token alike: the same audit, probe by probe
+    assert data["differences"] == {"cold": [], "warm": []}, data["differences"]
