@@ -272,16 +272,19 @@ def fake_vllm(monkeypatch):
 @pytest.mark.parametrize("chat", [True, False])
 def test_vllm_engine_feeds_the_transformers_prompt_tokens(tiny, chat, monkeypatch):
     """The token ids handed to vLLM are those transformers' generate receives (left padding removed)."""
+    import formless.generation as generation
+
     fed: list[list[int]] = []
-    real = tiny.model.generate
+    real = generation.greedy_new_tokens  # what the transformers path feeds the batch to
 
-    def spy(**batch):
-        for ids, mask in zip(batch["input_ids"], batch["attention_mask"]):
+    def spy(model, input_ids, attention_mask, **kwargs):
+        for ids, mask in zip(input_ids, attention_mask):
             fed.append(ids[mask.bool()].tolist())
-        return real(**batch)
+        return real(model, input_ids, attention_mask, **kwargs)
 
-    monkeypatch.setattr(tiny.model, "generate", spy)
+    monkeypatch.setattr(generation, "greedy_new_tokens", spy)
     TransformersEngine(tiny, batch_size=2).generate(PROMPTS, chat=chat, max_new_tokens=2)
+    assert len(fed) == len(PROMPTS)
     assert VllmEngine(tiny).prompt_token_ids(PROMPTS, chat=chat) == fed
 
 
