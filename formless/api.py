@@ -52,7 +52,8 @@ def make_config(preset: str | None = None, **options) -> ROCRConfig:
         raise FormlessError(f"unknown preset '{name}'; choose one of: {', '.join(PRESETS)}")
     given = {k: v for k, v in options.items() if v is not None}
     try:
-        return ROCRConfig(**{**PRESETS[name].model_dump(), **given, "preset": name})
+        # only what the preset sets: every other field takes its default now (e.g. the guard's limit)
+        return ROCRConfig(**{**PRESETS[name].model_dump(exclude_unset=True), **given, "preset": name})
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"]) or "options"

@@ -220,3 +220,19 @@ def test_paper_preset_differs_from_the_default_exactly_where_documented():
     assert custom.redirect == "a random place" and custom.preset == "paper" and custom.concept_tokens == 1
     with pytest.raises(FormlessError, match="unknown preset 'ppr'; choose one of: formless, paper"):
         make_config(preset="ppr")
+
+
+def test_the_guard_limit_comes_from_the_environment_when_set(monkeypatch):
+    from formless.api import make_config
+    from formless.errors import FormlessError
+    from formless.rocr.config import MAX_RELATIVE_NORM, MAX_RELATIVE_NORM_ENV
+
+    monkeypatch.delenv(MAX_RELATIVE_NORM_ENV, raising=False)
+    assert make_config().max_relative_norm == MAX_RELATIVE_NORM
+    monkeypatch.setenv(MAX_RELATIVE_NORM_ENV, "0.5")
+    assert make_config().max_relative_norm == 0.5
+    assert make_config(preset="paper").max_relative_norm == 0.5  # presets do not freeze it
+    assert make_config(max_relative_norm=0.1).max_relative_norm == 0.1  # an explicit option wins
+    monkeypatch.setenv(MAX_RELATIVE_NORM_ENV, "big")
+    with pytest.raises(FormlessError, match="FORMLESS_MAX_RELATIVE_NORM='big' is not a number"):
+        make_config()

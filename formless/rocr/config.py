@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from formless.errors import FormlessError
 
 # The reference's key contexts: a chat turn "<prefix> <s>." for each prefix.
 REFERENCE_PREFIXES = [
@@ -43,6 +46,24 @@ def default_layers(n_layers: int, width: int = 3, relative_depth: float = 0.19) 
     return list(range(last - width + 1, last + 1))
 
 
+MAX_RELATIVE_NORM_ENV = "FORMLESS_MAX_RELATIVE_NORM"
+
+
+def default_max_relative_norm() -> float:
+    """The update guard's limit: ``MAX_RELATIVE_NORM``, or ``$FORMLESS_MAX_RELATIVE_NORM`` for a whole
+    run (the benchmarks' smoke runs on tiny random models, whose updates are near their weights'
+    norm, set it; the manifest records the value used)."""
+    text = os.environ.get(MAX_RELATIVE_NORM_ENV, "").strip()
+    if not text:
+        return MAX_RELATIVE_NORM
+    try:
+        return float(text)
+    except ValueError:
+        raise FormlessError(
+            f"{MAX_RELATIVE_NORM_ENV}={text!r} is not a number; unset it or give e.g. 0.25"
+        ) from None
+
+
 class ROCRConfig(BaseModel):
     """Everything that determines an ROCR edit besides the model and the concepts."""
 
@@ -77,7 +98,7 @@ class ROCRConfig(BaseModel):
         "with a chat template) and 'plain' text (our addition, for completion prompts)",
     )
     max_relative_norm: float = Field(
-        MAX_RELATIVE_NORM,
+        default_factory=default_max_relative_norm,
         gt=0,
         description="refuse the edit when any ||dW|| / ||W|| exceeds this (an update that large breaks "
         "unrelated knowledge)",
