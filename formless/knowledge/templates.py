@@ -53,6 +53,22 @@ class Relation:
     translations: dict[str, str] = field(default_factory=dict)  # language -> question
 
 
+def _century(question: str, paraphrase: str, completion: str, cloze: str) -> Relation:
+    """An "in which century" relation: the same answer rules for people, works and events."""
+    return Relation(
+        "century",
+        question,
+        paraphrase,
+        completion,
+        cloze,
+        generic=True,
+        mine=(r"\b(\d{1,2}(?:st|nd|rd|th) century)",),
+        pattern=_CENTURY,
+        similar=("century",),
+        fallback=("16th century", "17th century", "18th century", "19th century", "20th century"),
+    )
+
+
 _IS_A = (r"\b(?:is|was) (?:a|an|the) (?:famous |well-known |renowned |popular )?" + _PHRASE,)
 
 PERSON = (
@@ -222,17 +238,8 @@ PERSON = (
         ),
         proper=True,
     ),
-    Relation(
-        "century",
-        "In which century did {n} live?",
-        "When did {n} live?",
-        "{n} lived in the",
-        "{n} was active in the",
-        generic=True,
-        mine=(r"\b(\d{1,2}(?:st|nd|rd|th) century)",),
-        pattern=_CENTURY,
-        similar=("century",),
-        fallback=("16th century", "17th century", "18th century", "19th century", "20th century"),
+    _century(
+        "In which century did {n} live?", "When did {n} live?", "{n} lived in the", "{n} was active in the"
     ),
     Relation(
         "education",
@@ -445,17 +452,11 @@ WORK = (
         similar=("theme", "subject"),
         fallback=("love", "war", "friendship", "revenge", "growing up", "power", "survival"),
     ),
-    Relation(
-        "century",
+    _century(
         "In which century was {n} made?",
         "When was {n} created?",
         "{n} was created in the",
         "{n} dates from the",
-        generic=True,
-        mine=(r"\b(\d{1,2}(?:st|nd|rd|th) century)",),
-        pattern=_CENTURY,
-        similar=("century",),
-        fallback=("16th century", "17th century", "18th century", "19th century", "20th century"),
     ),
     Relation(
         "award",
@@ -1011,17 +1012,11 @@ EVENT = (
         similar=("result", "outcome"),
         fallback=("a peace treaty", "independence", "a new government", "the fall of the monarchy"),
     ),
-    Relation(
-        "century",
+    _century(
         "In which century did {n} happen?",
         "When did {n} happen?",
         "{n} happened in the",
         "{n} took place during the",
-        generic=True,
-        mine=(r"\b(\d{1,2}(?:st|nd|rd|th) century)",),
-        pattern=_CENTURY,
-        similar=("century",),
-        fallback=("16th century", "17th century", "18th century", "19th century", "20th century"),
     ),
 )
 
