@@ -52,7 +52,9 @@ def scripted(reference, script=SCRIPT, teacher_script=None):
         out = {}
         for p in prompts:
             key = f"{p}\x00"
-            hit = next((v for k, v in table.items() if k in key), None)
+            # the made-up control names get noise: the scripted facts are this concept's, not priors
+            control = any(c in p for c in el.CONTROL_NAMES)
+            hit = None if control else next((v for k, v in table.items() if k in key), None)
             out[p] = hit if hit is not None else f"blorp{zlib.crc32(p.encode())}"  # never agrees
         return out
 
@@ -346,3 +348,35 @@ def test_kind_and_subject_from_what_the_model_says():
         == "the Statue of Liberty"
     )
     assert el.subject_phrase("Harry Potter", "The Harry Potter series is a set of novels.") == "Harry Potter"
+
+
+def test_what_a_made_up_name_also_gets_is_no_knowledge(tiny, monkeypatch):
+    """An answer the reference also keeps for the control names is its default, not a fact; and one
+    fact alone is what chance agreement gives a made-up name: nothing to audit."""
+    prior = {"born in the city of": "Ulmtown, in", "was born in\x00": "Ulmtown."}  # said of any name
+
+    def fake(loaded, prompts, *, chat, max_new_tokens):
+        out = {}
+        for p in prompts:
+            hit = next((v for k, v in prior.items() if k in f"{p}\x00"), None)
+            if hit is None and not any(c in p for c in el.CONTROL_NAMES):
+                hit = next((v for k, v in SCRIPT.items() if k in f"{p}\x00"), None)
+            out[p] = hit if hit is not None else f"blorp{zlib.crc32(p.encode())}"
+        return out
+
+    monkeypatch.setattr(el, "_generate", fake)
+    el._PRIORS.clear()
+    concept, report = el.elicit_concept(tiny, NAME, kind="person", kb=builtin())
+    assert "birthplace" not in {f.relation for f in concept.facts}
+    assert any("birthplace: 'Ulmtown' dropped" in n for n in report.notes)
+    assert {f.relation for f in concept.facts} == {"occupation", "notable work"}
+    el._PRIORS.clear()
+    only_prior = {
+        "born in the city of": "Ulmtown, in",
+        "was born in\x00": "Ulmtown.",
+        "occupation?": "A physicist.",
+    }
+    monkeypatch.setattr(el, "_generate", scripted(tiny, only_prior))
+    with pytest.raises(KnowledgeError, match="beyond chance .* nothing to audit"):
+        el.elicit_concept(tiny, NAME, kind="person", kb=builtin())
+    el._PRIORS.clear()

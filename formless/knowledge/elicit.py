@@ -49,6 +49,9 @@ from formless.matching import contains_answer, normalise
 
 ELICIT_VERSION = "1"
 MIN_AGREEMENT = 2  # independent forms of the reference that must state the same answer
+# with 8-18 relations asked in 4 forms, a made-up name gets one agreeing answer by chance (measured:
+# "Zorblax Quentavian", spouse "Roman"); a record needs at least two facts
+MIN_FACTS = 2
 QUESTION_TOKENS = 16
 COMPLETION_TOKENS = 8
 DESCRIPTION_TOKENS = 32
@@ -741,6 +744,27 @@ def _load_teacher(teacher, cache=None):
     return load_model(str(path), cache=cache)
 
 
+# made-up names (never real concepts): what the reference "knows" about them is its prior answer
+CONTROL_NAMES = ("Velmora Strunkett", "Quillan Drexbury")
+_PRIORS: dict[tuple[int, str, tuple[str, ...]], dict[str, tuple[str, ...]]] = {}
+
+
+def _prior_answers(loaded, kind: str, relations: Sequence[Relation]) -> dict[str, tuple[str, ...]]:
+    """relation -> answers the reference would keep (>= 2 agreeing forms) for a made-up name, once
+    per model, kind and relation set in a process."""
+    key = (id(loaded), kind, tuple(r.name for r in relations))
+    if key not in _PRIORS:
+        found: dict[str, list[str]] = {}
+        for control in CONTROL_NAMES:
+            answers = _ask(loaded, control, relations, False)
+            for relation in relations:
+                res = _judge(relation, control, control, answers, "", None)
+                if res.kept and res.answer:
+                    found.setdefault(relation.name, []).append(res.answer)
+        _PRIORS[key] = {k: tuple(v) for k, v in found.items()}
+    return _PRIORS[key]
+
+
 def elicit_concept(
     loaded,
     name: str,
@@ -818,10 +842,26 @@ def elicit_concept(
             for o in rivals
         ):
             res.kept = False
+    # an answer the model also states, consistently, about a made-up name is its default for the
+    # question ("2012.", "the University of Oxford"), not knowledge of this concept
+    t = time.perf_counter()
+    priors = _prior_answers(loaded, kind, relations)
+    for res in report.relations:
+        if res.kept and res.answer and any(_overlaps(res.answer, p) for p in priors.get(res.relation, ())):
+            res.kept = False
+            report.notes.append(
+                f"{res.relation}: {res.answer!r} dropped: the reference says the same of a made-up name"
+            )
+    seconds["control"] = round(time.perf_counter() - t, 3)
     kept = [(rel, res) for rel, res in zip(relations, report.relations) if res.kept]
     if not kept:
         raise KnowledgeError(
             f"the reference model answers none of {len(relations)} probes about {name!r}; nothing to audit"
+        )
+    if len(kept) < MIN_FACTS:
+        raise KnowledgeError(
+            f"the reference model answers none of {len(relations)} probes about {name!r} beyond chance "
+            f"({len(kept)} consistent answer, as a made-up name gets); nothing to audit"
         )
 
     t = time.perf_counter()
