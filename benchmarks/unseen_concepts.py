@@ -58,9 +58,16 @@ def script_generations() -> None:
     from formless.knowledge import elicit
 
     def fake(loaded, prompts, *, chat, max_new_tokens):
-        return {p: "Zorbland, the famous Quellwick." for p in prompts}
+        # the made-up control names get noise, or "Zorbland" would be dropped as a prior answer
+        return {
+            p: f"noise{len(p)}"
+            if any(c in p for c in elicit.CONTROL_NAMES)
+            else "Zorbland, the famous Quellwick."
+            for p in prompts
+        }
 
     elicit._generate = fake
+    elicit.MIN_FACTS = 1  # one sentence for every prompt keeps one fact; the path after it is what runs
 
 
 def in_kb(kb, name: str) -> bool:
