@@ -61,6 +61,15 @@ def scripted(reference, script=SCRIPT, teacher_script=None):
     return fake
 
 
+@pytest.fixture(autouse=True)
+def control_answers_stay_in_the_test(request, monkeypatch):
+    """Each test scripts its own generations: control-name answers cached on disk by one would be
+    read by the next (same tiny weights). Only the real model and the cache's own test use disk."""
+    if "slow" not in request.keywords and "on_disk" not in request.node.name:
+        monkeypatch.setattr(el, "_priors_path", lambda *a: None)
+    el._PRIORS.clear()
+
+
 @pytest.fixture
 def fake_reference(tiny, monkeypatch):
     monkeypatch.setattr(el, "_generate", scripted(tiny))
@@ -380,3 +389,58 @@ def test_what_a_made_up_name_also_gets_is_no_knowledge(tiny, monkeypatch):
     with pytest.raises(KnowledgeError, match="beyond chance .* nothing to audit"):
         el.elicit_concept(tiny, NAME, kind="person", kb=builtin())
     el._PRIORS.clear()
+
+
+def test_people_described_by_a_rare_occupation_or_a_birth_are_people():
+    # the real model's words for Leonardo da Vinci: "polymath" was no kind word, so he was typed a
+    # *thing* and asked 8 thing relations, none of which he has
+    texts = [
+        "master of disguise.",
+        "Leonardo da Vinci was a Italian polymath born in 1469 in Vinci, Italy, who was a polymath",
+        "Benvenust Leonardo da Vinci, born on March 15, 1469, was a renowned Italian painter",
+    ]
+    assert el.detect_kind(texts, "Leonardo da Vinci")[0] == "person"
+    # no kind word at all: being born says person; a name with a lower-case particle is a name
+    assert el.detect_kind(["zzz", "Ada Quux was born in 1815.", ""], "Ada Quux")[0] == "person"
+    assert el.detect_kind(["zzz", "zzz", "zzz"], "Ludwig van Beethoven")[:2] == ("person", "name")
+
+
+def test_the_identity_answer_breaks_a_tie_with_the_description():
+    # the real model on the Eiffel Tower: "a monumental iron structure" (who-or-what answer) against
+    # "a masterpiece of engineering" (description); "masterpiece" no longer says *work* on its own
+    texts = [
+        "testament to the enduring legacy of Paris",
+        "The Eiffel Tower is a monumental iron structure in Paris.",
+        "The Eiffel Tower is a classic of engineering.",
+    ]
+    assert el.detect_kind(texts, "Eiffel Tower")[0] == "place"
+
+
+def test_a_bare_class_noun_is_no_answer():
+    # "award: Prize" and "education: University" were kept for Leonardo da Vinci
+    for bare in ("Prize", "University", "the University", "Award"):
+        assert not el._acceptable(bare, "Leonardo da Vinci", set())
+    assert el._acceptable("Nobel Prize", "Albert Einstein", set())
+    assert el._acceptable("University of Vienna", "Albert Einstein", set())
+
+
+def test_control_answers_are_cached_on_disk_per_model_and_kind(tiny, monkeypatch, tmp_path):
+    monkeypatch.setenv("FORMLESS_CACHE", str(tmp_path))
+    asked: list[str] = []
+    fake = scripted(tiny)
+
+    def counting(loaded, prompts, *, chat, max_new_tokens):
+        asked.extend(p for p in prompts if any(c in p for c in el.CONTROL_NAMES))
+        return fake(loaded, prompts, chat=chat, max_new_tokens=max_new_tokens)
+
+    monkeypatch.setattr(el, "_generate", counting)
+    first, _ = el.elicit_concept(tiny, NAME, kind="person", kb=builtin())
+    files = list((tmp_path / "elicit").glob("priors-person-*.json"))
+    assert len(files) == 1 and asked
+    n = len(asked)
+    el._PRIORS.clear()  # a new process: the answers come from the file, no control name is asked
+    second, _ = el.elicit_concept(tiny, NAME, kind="person", kb=builtin())
+    assert len(asked) == n
+    assert second == first
+    # another kind is another entry, keyed by the weights too
+    assert el._priors_path(tiny, "place", el.RELATIONS["place"]) != files[0]

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
+import hashlib
+import json
 import os
 import re
 import sys
@@ -46,13 +48,14 @@ from formless.knowledge.templates import (
     Relation,
 )
 from formless.matching import contains_answer, normalise
+from formless.models.cache import atomic_file, cache_dir
 
 ELICIT_VERSION = "1"
 MIN_AGREEMENT = 2  # independent forms of the reference that must state the same answer
 # with 8-18 relations asked in 4 forms, a made-up name gets one agreeing answer by chance (measured:
 # "Zorblax Quentavian", spouse "Roman"); a record needs at least two facts
 MIN_FACTS = 2
-QUESTION_TOKENS = 16
+QUESTION_TOKENS = 24  # chat answers restate the question first: 16 cut "J.K. Rowling" to "J.K. Row"
 COMPLETION_TOKENS = 8
 DESCRIPTION_TOKENS = 32
 MAX_SPAN_WORDS = 5
@@ -87,6 +90,10 @@ _GENERIC = _words(
     "true real whole entire main key top highly widely particular same different first last early "
     "late modern ancient often always still now today time way part kind type lot number world"
 )
+_BARE = _words(
+    "prize prizes award awards medal university college school institute academy museum company "
+    "corporation church city country state team club band party"
+)
 _ABBREVIATIONS = {
     "mr",
     "mrs",
@@ -105,6 +112,7 @@ _ABBREVIATIONS = {
     "d.c",
 }
 _PRONOUNS = re.compile(r"\b(?:he|she|his|her|him|himself|herself)\b", re.IGNORECASE)
+_LIFE = re.compile(r"\b(?:was born|born (?:on|in)|died (?:on|in))\b", re.IGNORECASE)
 
 
 # --------------------------------------------------------------------------- results
@@ -254,6 +262,8 @@ def _acceptable(span: str, name: str, prompt_words: set[str], relation: Relation
         return False
     if all(w in _GENERIC or w in _STOP or w in _NOT_CATEGORY for w in norm):
         return False  # "combination", "testament": no answer
+    if all(w in _BARE or w in _STOP for w in norm):
+        return False  # "Prize", "the University": the kind of answer, not which one
     return not (relation is not None and relation.proper and not any(w[:1].isupper() for w in words))
 
 
@@ -315,7 +325,8 @@ def detect_kind(texts: Sequence[str], name: str) -> tuple[str, str, str | None]:
     votes: dict[str, float] = dict.fromkeys(KINDS, 0.0)
     lookup = {w: k for k, words in KIND_WORDS.items() for w in words}
     category = None
-    for weight, text in zip((3.0, 2.0, 2.0, 1.0), texts):
+    # the identity answer ("Who or what is X?") outweighs the description when the two disagree
+    for weight, text in zip((3.0, 2.5, 2.0, 1.0), texts):
         m = re.search(r"\b(?:is|was|are|were)\s+(?:a|an|the|one of the)\s+(.*)", text, re.IGNORECASE)
         phrase = m.group(1) if m else text
         phrase = re.split(r"[,.;:!?]| who | which | that | with | in | of | from | and | where ", phrase)[0]
@@ -326,8 +337,8 @@ def detect_kind(texts: Sequence[str], name: str) -> tuple[str, str, str | None]:
         if heads:
             votes[lookup[heads[-1]]] += weight  # the head noun ends the phrase: "technology company"
             category = category or heads[-1]
-    if any(_PRONOUNS.search(t) for t in texts[1:3]):
-        votes["person"] += 1.0
+    if any(_PRONOUNS.search(t) or _LIFE.search(t) for t in texts[1:3]):
+        votes["person"] += 1.0  # "he", "born in 1452": only people are born and have pronouns
     if not any(votes.values()):
         # no "X is a <kind word>" anywhere: kind words used anywhere in the answers decide, weakly
         for text in texts[:3]:
@@ -340,7 +351,11 @@ def detect_kind(texts: Sequence[str], name: str) -> tuple[str, str, str | None]:
     words = name.split()
     if words and words[0].lower() == "the":
         return "work", "name", None
-    if 2 <= len(words) <= 3 and all(w[:1].isupper() for w in words):
+    if (
+        2 <= len(words) <= 4
+        and all(w[:1].isupper() or w in _CONNECTORS for w in words[1:])
+        and words[0][:1].isupper()
+    ):
         return "person", "name", None
     return "thing", "name", None
 
@@ -395,11 +410,20 @@ def _ask(
         f"chat:{p}": o for p, o in _generate(loaded, chats, chat=True, max_new_tokens=QUESTION_TOKENS).items()
     }
     out.update(_generate(loaded, plains, chat=False, max_new_tokens=COMPLETION_TOKENS))
-    if description and f"chat:{DESCRIPTION_PROMPT.format(n=name)}" not in known:
-        prompt = DESCRIPTION_PROMPT.format(n=name)
-        desc = _generate(loaded, [prompt], chat=True, max_new_tokens=DESCRIPTION_TOKENS)
-        out[f"chat:{prompt}"] = desc[prompt]
+    if description:
+        free = [p.format(n=name) for p in (DESCRIPTION_PROMPT, IDENTITY_PROMPT)]
+        free = [p for p in free if f"chat:{p}" not in known]
+        if free:
+            said = _generate(loaded, free, chat=True, max_new_tokens=DESCRIPTION_TOKENS)
+            out.update({f"chat:{p}": o for p, o in said.items()})
     return out
+
+
+def _free_text(answers: dict[str, str], name: str) -> str:
+    """The model's own words about the concept: its description and its "who or what is" answer,
+    mined together as one form (two chat answers about the concept, not about one relation)."""
+    parts = (answers.get(f"chat:{p.format(n=name)}", "") for p in (DESCRIPTION_PROMPT, IDENTITY_PROMPT))
+    return "\n".join(p for p in parts if p)
 
 
 def _fill(template: str, subject: str) -> str:
@@ -754,6 +778,10 @@ def _prior_answers(loaded, kind: str, relations: Sequence[Relation]) -> dict[str
     per model, kind and relation set in a process."""
     key = (id(loaded), kind, tuple(r.name for r in relations))
     if key not in _PRIORS:
+        path = _priors_path(loaded, kind, relations)
+        if path is not None and path.is_file():
+            _PRIORS[key] = {k: tuple(v) for k, v in json.loads(path.read_text()).items()}
+            return _PRIORS[key]
         found: dict[str, list[str]] = {}
         for control in CONTROL_NAMES:
             answers = _ask(loaded, control, relations, False)
@@ -762,7 +790,27 @@ def _prior_answers(loaded, kind: str, relations: Sequence[Relation]) -> dict[str
                 if res.kept and res.answer:
                     found.setdefault(relation.name, []).append(res.answer)
         _PRIORS[key] = {k: tuple(v) for k, v in found.items()}
+        if path is not None:
+            with atomic_file(path) as tmp:
+                tmp.write_text(json.dumps(found, indent=1, sort_keys=True))
     return _PRIORS[key]
+
+
+def _priors_path(loaded, kind: str, relations: Sequence[Relation]) -> Path | None:
+    """Where a model's control-name answers are kept between processes: they depend only on the
+    weights, the relations asked and how they are asked and judged, and cost as much as a concept."""
+    weights_hash = getattr(loaded, "weights_hash", None)
+    if not callable(weights_hash):
+        return None  # a stand-in model (tests): nothing to key the answers to
+    # the judging rules live in this module and the templates: their source is part of the key, so
+    # a changed rule never reads answers judged by the old one
+    from formless.knowledge import templates
+
+    h = hashlib.sha256(f"{weights_hash()}|{kind}|{[r.name for r in relations]}".encode())
+    for module in (__file__, templates.__file__):
+        h.update(Path(module).read_bytes())
+    digest = h.hexdigest()[:20]
+    return cache_dir() / "elicit" / f"priors-{kind}-{digest}.json"
 
 
 def elicit_concept(
@@ -800,7 +848,7 @@ def elicit_concept(
         # the concept ("the Statue of Liberty"), so the category completion is asked that way
         chats = [DESCRIPTION_PROMPT.format(n=name), IDENTITY_PROMPT.format(n=name)]
         said = _generate(loaded, chats, chat=True, max_new_tokens=DESCRIPTION_TOKENS)
-        first[description_prompt] = said[chats[0]]
+        first.update({f"chat:{p}": said[p] for p in chats})
         category = _fill(CATEGORY_COMPLETION, subject_phrase(name, said[chats[0]]))
         first.update(_generate(loaded, [category], chat=False, max_new_tokens=COMPLETION_TOKENS))
         texts = [first[category], said[chats[1]], first[description_prompt]]
@@ -815,7 +863,7 @@ def elicit_concept(
     free_text = first.get(description_prompt, "")
     subject = subject_phrase(name, free_text)
     answers = {**first, **_ask(loaded, name, relations, True, first, subject)}
-    free_text = answers[description_prompt]
+    free_text = _free_text(answers, name)
     seconds["generate"] = round(time.perf_counter() - t, 3)
     teacher_answers = None
     if teacher_model is not None:
@@ -845,7 +893,7 @@ def elicit_concept(
     # an answer the model also states, consistently, about a made-up name is its default for the
     # question ("2012.", "the University of Oxford"), not knowledge of this concept
     t = time.perf_counter()
-    priors = _prior_answers(loaded, kind, relations)
+    priors = _prior_answers(loaded, kind, RELATIONS[kind])  # every relation of the kind: one cache entry
     for res in report.relations:
         if res.kept and res.answer and any(_overlaps(res.answer, p) for p in priors.get(res.relation, ())):
             res.kept = False

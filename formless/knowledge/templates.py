@@ -317,7 +317,17 @@ PERSON = (
         similar=("movement", "style", "period"),
         fallback=("Renaissance", "Romanticism", "Impressionism", "Cubism", "Baroque", "Classicism"),
         proper=True,
-        requires=("painter", "artist", "sculptor", "composer", "poet", "writer", "novelist", "architect"),
+        requires=(
+            "painter",
+            "artist",
+            "sculptor",
+            "composer",
+            "poet",
+            "writer",
+            "novelist",
+            "architect",
+            "polymath",
+        ),
     ),
 )
 
@@ -1040,7 +1050,10 @@ KIND_WORDS: dict[str, tuple[str, ...]] = {
         "astronaut general soldier pope saint activist lawyer judge doctor economist journalist "
         "comedian model dancer chef designer architect ceo pioneer visionary man woman person "
         "figure queen monarch pharaoh prophet theologian historian pianist guitarist drummer "
-        "rockstar star celebrity icon personality novelist footballer"
+        "rockstar star celebrity icon personality novelist footballer polymath genius scholar "
+        "astronomer botanist naturalist physician surgeon nurse mystic monk nun priest bishop "
+        "reformer revolutionary dictator chancellor senator governor mayor commander admiral "
+        "warrior knight explorer navigator aviator pilot sailor actor"
     ),
     "place": _words(
         "city town village capital country nation state province region island continent river lake "
@@ -1052,7 +1065,7 @@ KIND_WORDS: dict[str, tuple[str, ...]] = {
     ),
     "work": _words(
         "novel book film movie song album play series show story poem painting sculpture opera "
-        "symphony game comic manga anime musical franchise classic masterpiece tale saga trilogy "
+        "symphony game comic manga anime musical franchise classic tale saga trilogy "
         "epic sitcom drama episode fairy"
     ),
     "organisation": _words(
