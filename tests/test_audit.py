@@ -180,7 +180,13 @@ def test_ort_probes_join_the_audit(tiny_dir, kb, cache, tmp_path):
 def test_cli_audit_errors_are_one_line(tiny_dir, tmp_path, capsys):
     cases = [
         (["audit", str(tiny_dir), "-c", "Harry Potter"], "pass --reference"),
-        (["audit", str(tiny_dir), "-c", "Nope Person", "--reference", str(tiny_dir)], "nothing to audit"),
+        # a made-up name: the random model's garbage for "Nope Person" happens to agree in two forms
+        # since the chat answers grew to 24 tokens ("famous for: ding"), so the case uses the name
+        # the elicitation tests use; what a real model does with a made-up name: test_elicit.py
+        (
+            ["audit", str(tiny_dir), "-c", "Zorblax Quentavian", "--reference", str(tiny_dir)],
+            "nothing to audit",
+        ),
         (["audit", str(tiny_dir), "--quantize", "eight"], "unknown quantization scheme 'eight'"),
         (
             ["audit", str(tiny_dir), "--quantize", "5", "-c", "Harry Potter", "--reference", "x"],
