@@ -62,6 +62,8 @@ MAX_SPAN_WORDS = 5
 CHAT_FORMS = ("question", "paraphrase")  # two chat wordings of the relation's question
 ASKED_FORMS = (*CHAT_FORMS, "completion", "cloze")
 FORMS = (*ASKED_FORMS, "description")
+# the model's own words about the concept, asked once and mined together as the "description" form
+FREE_PROMPTS = (DESCRIPTION_PROMPT, IDENTITY_PROMPT)
 
 Say = Callable[[str], None]
 
@@ -411,7 +413,7 @@ def _ask(
     }
     out.update(_generate(loaded, plains, chat=False, max_new_tokens=COMPLETION_TOKENS))
     if description:
-        free = [p.format(n=name) for p in (DESCRIPTION_PROMPT, IDENTITY_PROMPT)]
+        free = [p.format(n=name) for p in FREE_PROMPTS]
         free = [p for p in free if f"chat:{p}" not in known]
         if free:
             said = _generate(loaded, free, chat=True, max_new_tokens=DESCRIPTION_TOKENS)
@@ -422,7 +424,7 @@ def _ask(
 def _free_text(answers: dict[str, str], name: str) -> str:
     """The model's own words about the concept: its description and its "who or what is" answer,
     mined together as one form (two chat answers about the concept, not about one relation)."""
-    parts = (answers.get(f"chat:{p.format(n=name)}", "") for p in (DESCRIPTION_PROMPT, IDENTITY_PROMPT))
+    parts = (answers.get(f"chat:{p.format(n=name)}", "") for p in FREE_PROMPTS)
     return "\n".join(p for p in parts if p)
 
 
@@ -846,7 +848,7 @@ def elicit_concept(
         # the kind decides which relations are asked: the description, a "who or what is" answer
         # and the category completion come first; the description also says how sentences name
         # the concept ("the Statue of Liberty"), so the category completion is asked that way
-        chats = [DESCRIPTION_PROMPT.format(n=name), IDENTITY_PROMPT.format(n=name)]
+        chats = [p.format(n=name) for p in FREE_PROMPTS]
         said = _generate(loaded, chats, chat=True, max_new_tokens=DESCRIPTION_TOKENS)
         first.update({f"chat:{p}": said[p] for p in chats})
         category = _fill(CATEGORY_COMPLETION, subject_phrase(name, said[chats[0]]))
