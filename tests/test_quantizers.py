@@ -14,7 +14,7 @@ from test_cli_errors import run
 from tiny import save_tiny_model
 
 from formless import cli
-from formless.attacks import quantizers
+from formless.attacks import kquants, quantizers
 from formless.attacks.quantize import QuantizationError, bitsandbytes_available, load_bitsandbytes
 from formless.attacks.quantizers import (
     DEFAULT_SCHEMES,
@@ -34,7 +34,7 @@ from formless.reports import write_report
 gguf = pytest.importorskip("gguf")
 from gguf import GGMLQuantizationType, quants  # noqa: E402
 
-GGUF_SCHEMES = [n for n in SCHEMES if n.startswith("gguf-") and isinstance(SCHEMES[n], GGUF)]
+GGUF_SCHEMES = [n for n in SCHEMES if n.startswith("gguf-") and type(SCHEMES[n]) is GGUF]  # legacy types
 needs_bnb = pytest.mark.skipif(
     not bitsandbytes_available(), reason="bitsandbytes is not installed (pip install 'formless[quant]')"
 )
@@ -56,7 +56,8 @@ def test_registry_names_aliases_and_errors():
     assert get_quantizer(" GGUF-Q4_1 ").name == "gguf-q4_1"
     assert get_quantizer("rtn4", group_size=32).group_size == 32
     assert get_quantizer("rtn4").cache_key() == "q4g128"  # the prefix cached before named schemes
-    assert get_quantizer("gguf-q4_0").cache_key() == f"gguf-q4_0@{importlib.metadata.version('gguf')}"
+    gguf_version = importlib.metadata.version("gguf")
+    assert get_quantizer("gguf-q4_0").cache_key() == f"gguf-q4_0@{gguf_version}+kquants{kquants.VERSION}"
     assert parse_schemes("none") == parse_schemes("") == ()
     assert parse_schemes(cli.DEFAULT_QUANTIZE) == DEFAULT_SCHEMES == AuditSettings().quantize
     assert parse_schemes("8, rtn8,gguf-q8_0,") == ("rtn8", "gguf-q8_0")
@@ -64,12 +65,9 @@ def test_registry_names_aliases_and_errors():
     with pytest.raises(QuantizationError, match=unknown) as exc:
         parse_schemes("rtn8,q4")
     assert "\n" not in str(exc.value)
-    assert {"gptq-4bit", "awq-4bit"} <= set(scheme_names())
-    for name in ("gguf-q4_k_m",):
-        assert not SCHEMES[name].available()
-        with pytest.raises(QuantizationError, match="not implemented in formless yet.*pip install") as exc:
-            parse_schemes(name)
-        assert "\n" not in str(exc.value)
+    assert {"gptq-4bit", "awq-4bit", "gguf-q4_k_m", "gguf-q5_k_m", "gguf-q6_k"} <= set(scheme_names())
+    assert parse_schemes("gguf-q4_k_m") == ("gguf-q4_k_m",)  # K-quants need nothing beyond gguf
+    assert get_quantizer("gguf-q4_k_m").cache_key().endswith("+kquants1")
 
 
 def test_missing_package_names_the_pip_command(monkeypatch):
@@ -107,7 +105,7 @@ def test_gguf_round_trips_like_the_gguf_package(tiny, name):
     assert summary["tensors"] == ({"Q8_0": n} if scheme.qtype == "Q8_0" else {scheme.qtype: n - 1, "Q8_0": 1})
     for key, w in before.items():
         if key in roles:
-            expected = round_trip(w, scheme.tensor_type(roles[key]))
+            expected = round_trip(w, scheme.tensor_type(roles[key], w.shape[-1]))
             assert torch.equal(qstate[key], expected), key
         else:  # norms (1-D): left as they are, as llama.cpp keeps them in F32
             assert w.dim() == 1 and torch.equal(qstate[key], w), key
@@ -182,6 +180,12 @@ def test_bnb_4bit_in_memory_equals_the_loaded_path(tiny, tiny_dir, name):
     q, summary = scheme.quantize_with_summary(tiny)
     loaded = load_bitsandbytes(tiny_dir, 4, quant_type=scheme.quant_type, device_map="cpu")
     real = dict(loaded.named_modules())
+    for module in real.values():
+        # On CPUs with AVX512-BF16 bitsandbytes 0.50 repacks 4-bit weights for a bf16 kernel at the
+        # first forward, which fails on layers narrower than one 64-value block (this tiny model's
+        # 32) and computes in bf16: compare against its generic CPU path, as on other machines.
+        if hasattr(module, "support_avx512bf16_for_cpu"):
+            module.support_avx512bf16_for_cpu = False
     converted = 0
     for mod_name, module in q.model.named_modules():
         if type(real.get(mod_name)).__name__ == "Linear4bit":
@@ -217,7 +221,6 @@ def test_cli_quantize_errors_are_one_line(tiny_dir, monkeypatch, capsys):
     base = ["audit", str(tiny_dir), "-c", "Harry Potter", "--reference", str(tiny_dir), "--quantize"]
     cases = [
         ("gguf-q9_9", "unknown quantization scheme 'gguf-q9_9'"),
-        ("rtn8,gguf-q4_k_m", "gguf-q4_k_m is not implemented in formless yet"),
         ("bnb-nf4", "pip install 'formless[quant]'"),
     ]
     monkeypatch.setattr(quantizers, "bitsandbytes_available", lambda: False)

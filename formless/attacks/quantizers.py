@@ -14,9 +14,8 @@ Schemes
     * every 2-D weight of an ``nn.Linear`` / GPT-2 ``Conv1D`` gets the scheme's type, blocks of 32
       along the input dimension (a ``Conv1D`` is transposed first, as the converter does);
     * the output matrix (``lm_head``), and the token embedding when it is tied to it, get the
-      output type: Q8_0. llama.cpp would pick Q6_K when a row is a multiple of 256 wide, which
-      the ``gguf`` package cannot produce (reported as an approximation when it happens); rows
-      that are not (576 on SmolLM2) get Q8_0 in llama.cpp too;
+      output type: Q6_K where a row is a multiple of 256 wide (packed by ``kquants``), else Q8_0
+      (576 on SmolLM2, 640 on Gemma 3 270M);
     * an untied token embedding gets the scheme's type;
     * norms, biases, position embeddings and MoE routers stay as they are (F32 in llama.cpp).
   Quantized straight from the float32 weights (llama.cpp's quantizer run on an F32 GGUF), not via
@@ -33,7 +32,12 @@ Schemes
   dequantized back into the dense weights with GPTQModel's own dequantizers (AWQ's rescaled norms
   come back too; see ``calibrated.py``). Needs the optional extra ``formless[gptq]``; a couple of
   minutes per copy on a CPU for a 135M model.
-- ``gguf-q4_k_m``: not implemented (llama-cpp-python); naming it gives a one-line error that says so.
+- ``gguf-q4_k_m``, ``gguf-q5_k_m``, ``gguf-q6_k``: llama.cpp's K-quant file types, the most
+  downloaded GGUFs. ``llama-quantize``'s per-tensor mix (``GGUFKMix``) with formless' NumPy port of
+  ggml's reference K-quantizers (``kquants.py``; the ``gguf`` package only decodes K-quants, and
+  llama.cpp is a 20-minute source build). On SmolLM2 the 576-wide rows are not whole 256-value
+  super-blocks, so most of "Q4_K_M" falls back to Q5_0 there, exactly as in llama.cpp; only
+  ``down_proj`` (1536-wide rows) gets Q4_K / Q6_K.
 """
 
 from __future__ import annotations
@@ -42,12 +46,13 @@ import copy
 import importlib.metadata
 import importlib.util
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import torch
 from torch import nn
 
+from formless.attacks import kquants
 from formless.attacks.calibrated import GPTQ_EXTRA, GPTQ_REQUIREMENT
 from formless.attacks.quantize import (
     Conv1D,
@@ -156,8 +161,6 @@ class RTN(Quantizer):
 # ---------------------------------------------------------------- GGUF (llama.cpp formats)
 
 GGUF_BLOCK = 32  # every legacy type: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0
-GGUF_OUTPUT_TYPE = "Q8_0"
-K_QUANT_ROW = 256
 _ROUTERS = frozenset({"gate", "router", "shared_expert_gate"})  # ffn_gate_inp: never quantized
 _SKIPPED_TOWERS = ("vision_tower", "vision_model", "multi_modal_projector")  # mmproj: another file
 
@@ -194,8 +197,34 @@ def gguf_tensors(model: nn.Module) -> list[tuple[str, nn.Parameter, bool, str]]:
     return found
 
 
+def _gguf_round_trip(w: torch.Tensor, qtype: str) -> torch.Tensor:
+    """``w`` (rows along the GGUF row) stored as ``qtype`` and read back, float32: legacy types
+    through ``gguf.quants``, K-quants packed by ``kquants`` and decoded by ``gguf.quants``."""
+    import numpy as np
+    from gguf import GGMLQuantizationType, quants
+
+    if qtype == "F16":
+        return w.to(torch.float16).to(torch.float32)
+    a = w.to(torch.float32).cpu().contiguous().numpy()
+    kind = GGMLQuantizationType[qtype]
+    packed = kquants.quantize(a, qtype) if qtype in kquants.QUANTIZERS else quants.quantize(a, kind)
+    return torch.from_numpy(
+        np.ascontiguousarray(quants.dequantize(packed, kind), dtype=np.float32).reshape(a.shape)
+    )
+
+
+def _output_type(default: str, cols: int) -> str:
+    """llama-quantize's type for ``output.weight`` (or a token embedding tied to it): Q6_K unless
+    the scheme is Q8_0, and Q8_0 when a row is not a whole number of 256-value super-blocks."""
+    if default == "Q8_0":
+        return "Q8_0"
+    return "Q6_K" if cols % kquants.QK_K == 0 else "Q8_0"
+
+
 @dataclass(frozen=True)
 class GGUF(Quantizer):
+    """One llama.cpp file type, with ``llama-quantize``'s choice of type per tensor."""
+
     qtype: str = "Q4_0"
     package: ClassVar[str] = "gguf"
     requirement: ClassVar[str] = "gguf>=0.10"
@@ -204,51 +233,136 @@ class GGUF(Quantizer):
     def method(self) -> str:
         return (
             f"GGUF {self.qtype} (gguf {_version('gguf')} quantize + dequantize, llama-quantize's tensor "
-            f"choice: linears {self.qtype}, output/tied embedding {GGUF_OUTPUT_TYPE}, norms and biases kept)"
+            f"choice: linears {self.qtype}, output/tied embedding Q6_K (Q8_0 where rows are not a multiple "
+            f"of {kquants.QK_K}), norms and biases kept)"
         )
 
     def available(self) -> bool:
         return importlib.util.find_spec("gguf") is not None
 
-    def tensor_type(self, role: str) -> str:
-        return GGUF_OUTPUT_TYPE if role == "output" else self.qtype
+    def cache_key(self) -> str:
+        # the output matrix may be a K-quant (Q6_K) made by formless' own port: its version counts
+        return f"{super().cache_key()}+kquants{kquants.VERSION}"
 
-    def apply_(self, model: nn.Module) -> dict:
-        import numpy as np
-        from gguf import GGMLQuantizationType, quants
+    def tensor_type(self, role: str, cols: int) -> str:
+        return _output_type(self.qtype, cols) if role == "output" else self.qtype
 
-        targets = gguf_tensors(model)
+    def tensor_types(self, targets: list[tuple[str, nn.Parameter, bool, str]]) -> list[str]:
+        return [self.tensor_type(role, _row_length(w, t)) for _, w, t, role in targets]
+
+    def check_rows(self, targets: list[tuple[str, nn.Parameter, bool, str]]) -> None:
         for name, weight, transposed, _ in targets:
-            cols = weight.shape[0] if transposed else weight.shape[-1]
+            cols = _row_length(weight, transposed)
             if weight.dim() != 2 or cols % GGUF_BLOCK:
                 raise QuantizationError(
                     f"{name} has rows of {cols} values; GGUF {self.qtype} needs a multiple of {GGUF_BLOCK} "
                     "(llama.cpp refuses such a tensor too)"
                 )
+
+    def apply_(self, model: nn.Module) -> dict:
+        targets = gguf_tensors(model)
+        self.check_rows(targets)
         types: dict[str, int] = {}
-        notes: list[str] = []
         error, parameters = 0.0, 0
-        for name, weight, transposed, role in targets:
-            qtype = self.tensor_type(role)
+        for (_, weight, transposed, _), qtype in zip(targets, self.tensor_types(targets), strict=True):
             w = weight.detach()
-            w = (w.t() if transposed else w).to(torch.float32).cpu().contiguous().numpy()
-            kind = GGMLQuantizationType[qtype]
-            q = np.ascontiguousarray(quants.dequantize(quants.quantize(w, kind), kind), dtype=np.float32)
-            new = torch.from_numpy(q.reshape(w.shape))
+            new = _gguf_round_trip(w.t() if transposed else w, qtype)
             new = new.t() if transposed else new
-            error += float((new - weight.detach().float().cpu()).abs().sum())
+            error += float((new - w.float().cpu()).abs().sum())
             parameters += weight.numel()
             weight.copy_(new.to(weight.device, weight.dtype))
             types[qtype] = types.get(qtype, 0) + 1
-            if role == "output" and self.qtype != "Q8_0" and w.shape[-1] % K_QUANT_ROW == 0:
-                notes.append(f"{name}: llama.cpp would use Q6_K (not producible with gguf); Q8_0 used")
         return {
             "tensors": types,
             "parameters": parameters,
             "mean_abs_error": _mean_abs_error(error, parameters),
             "kept": "norms, biases, position embeddings (F32)",
-            **({"approximations": notes} if notes else {}),
         }
+
+
+def _row_length(weight: torch.Tensor, transposed: bool) -> int:
+    return int(weight.shape[0] if transposed else weight.shape[-1])
+
+
+# module-name templates for the tensors llama-quantize treats apart (last name component)
+ATTN_V = frozenset({"v_proj"})
+ATTN_QKV = frozenset({"qkv_proj", "c_attn", "query_key_value", "Wqkv"})
+FFN_DOWN = frozenset({"down_proj", "fc2", "dense_4h_to_h", "w2"})
+# a K-quant whose rows are not whole super-blocks falls back to a legacy type (then F16)
+K_FALLBACK = {"Q4_K": "Q5_0", "Q5_K": "Q5_1", "Q6_K": "Q8_0"}
+
+
+def _tensor_kind(name: str) -> str:
+    parts = name.split(".")
+    last = parts[-1]
+    if last in ATTN_V:
+        return "attn_v"
+    if last in ATTN_QKV:
+        return "attn_qkv"
+    if last in FFN_DOWN or (last == "c_proj" and len(parts) > 1 and parts[-2] == "mlp"):  # GPT-2's MLP out
+        return "ffn_down"
+    return ""
+
+
+def _use_more_bits(i_layer: int, n_layers: int) -> bool:
+    """llama-quantize's layers that get more bits: the first and last eighth, and every third."""
+    return i_layer < n_layers // 8 or i_layer >= 7 * n_layers // 8 or (i_layer - n_layers // 8) % 3 == 2
+
+
+@dataclass(frozen=True)
+class GGUFKMix(GGUF):
+    """A K-quant file type (``Q4_K_M``, ``Q5_K_M``, ``Q6_K``): the mix of types ``llama-quantize``
+    writes, without an importance matrix. Per tensor: output / tied embedding Q6_K; ``attn_v`` and
+    ``ffn_down`` Q6_K in the layers ``use_more_bits`` picks (``_M`` types); fused QKV one step up;
+    every other linear the base K type; a row that is not whole 256-value super-blocks falls back as
+    llama.cpp does (Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0; F16 when not a multiple of 32).
+    Layers are counted in module order; MoE experts and Falcon's special cases are not modelled."""
+
+    ftype: str = "Q4_K_M"
+
+    @property
+    def base(self) -> str:
+        return self.ftype.removesuffix("_M").removesuffix("_S")
+
+    @property
+    def method(self) -> str:
+        return (
+            f"GGUF {self.ftype} (formless' NumPy port of ggml's reference K-quantizers, decoded by gguf "
+            f"{_version('gguf')}; llama-quantize's tensor mix without an importance matrix: output/tied "
+            f"embedding Q6_K, attn_v and ffn_down Q6_K in the use_more_bits layers, "
+            f"other linears {self.base}, rows that are not whole 256-value super-blocks fall back "
+            "as llama.cpp does)"
+        )
+
+    def check_rows(self, targets: list[tuple[str, nn.Parameter, bool, str]]) -> None:
+        for name, weight, _, _ in targets:
+            if weight.dim() != 2:
+                raise QuantizationError(
+                    f"{name} is not a matrix; GGUF {self.ftype} quantizes 2-D weights only"
+                )
+
+    def tensor_types(self, targets: list[tuple[str, nn.Parameter, bool, str]]) -> list[str]:
+        kinds = [_tensor_kind(name) if role == "linear" else "" for name, _, _, role in targets]
+        counts = {k: kinds.count(k) for k in ("attn_v", "ffn_down")}
+        seen = dict.fromkeys(counts, 0)
+        types = []
+        for (_, weight, transposed, role), kind in zip(targets, kinds, strict=True):
+            cols = _row_length(weight, transposed)
+            qtype = self.base
+            if role == "output":
+                qtype = _output_type(self.base, cols)
+            elif kind in counts:
+                if self.ftype.endswith("_M") and _use_more_bits(seen[kind], counts[kind]):
+                    qtype = "Q6_K"
+                seen[kind] += 1
+            elif kind == "attn_qkv":
+                qtype = {"Q4_K_M": "Q5_K", "Q5_K_M": "Q6_K"}.get(self.ftype, qtype)
+            if qtype in K_FALLBACK and cols % kquants.QK_K:
+                qtype = K_FALLBACK[qtype]
+            if qtype != "F16" and cols % GGUF_BLOCK:
+                qtype = "F16"
+            types.append(qtype)
+        return types
 
 
 # ---------------------------------------------------------------- bitsandbytes
@@ -431,26 +545,6 @@ class GPTQModelScheme(Quantizer):
         }
 
 
-# ---------------------------------------------------------------- named but not implemented
-
-
-@dataclass(frozen=True)
-class NotImplementedScheme(Quantizer):
-    reason: str = field(default="", repr=False)
-
-    @property
-    def method(self) -> str:
-        return "not implemented"
-
-    def available(self) -> bool:
-        return False
-
-    def check(self) -> None:
-        raise QuantizationError(f"--quantize {self.name} is not implemented in formless yet: {self.reason}")
-
-
-_FOUR_BIT = "for a 4-bit attack use gguf-q4_0, gguf-q4_1, bnb-nf4, gptq-4bit or awq-4bit"
-
 SCHEMES: dict[str, Quantizer] = {
     q.name: q
     for q in (
@@ -466,10 +560,9 @@ SCHEMES: dict[str, Quantizer] = {
         BnBInt8("bnb-int8"),
         GPTQModelScheme("gptq-4bit", algorithm="gptq"),
         GPTQModelScheme("awq-4bit", algorithm="awq"),
-        NotImplementedScheme(
-            "gguf-q4_k_m",
-            reason=f"K-quants need llama.cpp (pip install llama-cpp-python, a source build); {_FOUR_BIT}",
-        ),
+        GGUFKMix("gguf-q4_k_m", ftype="Q4_K_M"),
+        GGUFKMix("gguf-q5_k_m", ftype="Q5_K_M"),
+        GGUFKMix("gguf-q6_k", ftype="Q6_K"),
     )
 }
 ALIASES = {"8": "rtn8", "4": "rtn4"}
@@ -479,8 +572,8 @@ ALIASES = {"8": "rtn8", "4": "rtn4"}
 DEFAULT_SCHEMES = ("gguf-q8_0", "gguf-q4_1")
 
 
-def scheme_names(implemented: bool = True) -> list[str]:
-    return [n for n, q in SCHEMES.items() if implemented != isinstance(q, NotImplementedScheme)]
+def scheme_names() -> list[str]:
+    return list(SCHEMES)
 
 
 def get_quantizer(name: str | int, *, group_size: int | None = None) -> Quantizer:
