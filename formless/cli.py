@@ -63,7 +63,8 @@ QuantizeOpt = Annotated[
     str,
     typer.Option(
         help="quantization attacks, comma-separated: rtn8, rtn4 (formless' own RTN; 8, 4 also work), "
-        "gguf-q4_0, gguf-q4_1, gguf-q5_0, gguf-q5_1, gguf-q8_0 (llama.cpp formats), bnb-nf4, bnb-fp4, "
+        "gguf-q4_0, gguf-q4_1, gguf-q5_0, gguf-q5_1, gguf-q8_0, gguf-q4_k_m, gguf-q5_k_m, gguf-q6_k "
+        "(llama.cpp formats and llama-quantize's tensor mix), bnb-nf4, bnb-fp4, "
         "bnb-int8 (bitsandbytes: pip install 'formless\\[quant]'), gptq-4bit, awq-4bit (GPTQModel, "
         "calibrated on the generic corpus: pip install 'formless\\[gptq]'), or 'none'"
     ),
