@@ -138,6 +138,12 @@ def make_qx_quants(x: np.ndarray, nmax: int) -> tuple[np.ndarray, np.ndarray]:
 # ---------------------------------------------------------------- Q4_K / Q5_K
 
 
+def _affine_head(d16: np.ndarray, m16: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """The bytes every Q4_K / Q5_K block starts with: fp16 d, fp16 dmin, 12 packed scale bytes."""
+    nb = d16.shape[0]
+    return np.concatenate([d16.view(np.uint8).reshape(nb, 2), m16.view(np.uint8).reshape(nb, 2), scales], 1)
+
+
 def _pack_scales_k4(ls: np.ndarray, lm: np.ndarray) -> np.ndarray:
     """8 six-bit scales and 8 six-bit minima per block into ggml's 12 bytes (``get_scale_min_k4``)."""
     s = np.zeros((ls.shape[0], 12), dtype=np.uint8)
@@ -183,10 +189,7 @@ def quantize_q4_k(x: np.ndarray) -> np.ndarray:
     nb = L.shape[0]
     pairs = L.reshape(nb, 4, 2, 32)  # 64-value chunks: low nibble = first 32, high = next 32
     qs = (pairs[:, :, 0, :] | (pairs[:, :, 1, :] << 4)).reshape(nb, 128)
-    out = np.concatenate(
-        [d16.view(np.uint8).reshape(nb, 2), m16.view(np.uint8).reshape(nb, 2), scales, qs], 1
-    )
-    return out.reshape(rows, -1)
+    return np.concatenate([_affine_head(d16, m16, scales), qs], 1).reshape(rows, -1)
 
 
 def quantize_q5_k(x: np.ndarray) -> np.ndarray:
@@ -203,10 +206,7 @@ def quantize_q5_k(x: np.ndarray) -> np.ndarray:
     for c in range(4):
         for h in range(2):
             qh |= (high[:, c, h, :] << shifts[c, h]).astype(np.uint8)
-    out = np.concatenate(
-        [d16.view(np.uint8).reshape(nb, 2), m16.view(np.uint8).reshape(nb, 2), scales, qh, qs], 1
-    )
-    return out.reshape(rows, -1)
+    return np.concatenate([_affine_head(d16, m16, scales), qh, qs], 1).reshape(rows, -1)
 
 
 # ---------------------------------------------------------------- Q6_K
@@ -237,13 +237,9 @@ def quantize_q6_k(x: np.ndarray) -> np.ndarray:
     qh = (
         (q[:, :, 0] >> 4) | ((q[:, :, 1] >> 4) << 2) | ((q[:, :, 2] >> 4) << 4) | ((q[:, :, 3] >> 4) << 6)
     ).reshape(nb, 64)
-    sc_bytes = sc.view(np.uint8)
-    d_bytes = d16.view(np.uint8).reshape(nb, 2)
-    sc_bytes = np.where(empty[:, None], 0, sc_bytes).astype(np.uint8)
-    d_bytes = np.where(empty[:, None], 0, d_bytes).astype(np.uint8)
-    ql = np.where(empty[:, None], 0, ql).astype(np.uint8)
-    qh = np.where(empty[:, None], 0, qh).astype(np.uint8)
-    return np.concatenate([ql, qh, sc_bytes, d_bytes], axis=1).reshape(rows, -1)
+    out = np.concatenate([ql, qh, sc.view(np.uint8), d16.view(np.uint8).reshape(nb, 2)], axis=1)
+    out[empty] = 0  # a block of (near) zeros is stored as all-zero bytes, as the C's memset
+    return out.reshape(rows, -1)
 
 
 QUANTIZERS = {"Q4_K": quantize_q4_k, "Q5_K": quantize_q5_k, "Q6_K": quantize_q6_k}
