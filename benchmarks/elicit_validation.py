@@ -55,6 +55,7 @@ def run_concept(name: str, ref, kb, args) -> dict:
     from formless.errors import FormlessError
     from formless.knowledge import KnowledgeBase
     from formless.knowledge.elicit import resolve_concepts
+    from formless.rocr.edit import UnsafeEditError
 
     curated = kb.concept(name)
     row: dict = {
@@ -81,7 +82,12 @@ def run_concept(name: str, ref, kb, args) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "m"
         t = time.perf_counter()
-        forget(name, model=args.model, out=out, method="rocr")  # the default ROCR edit
+        try:
+            forget(name, model=args.model, out=out, method="rocr")  # the default ROCR edit
+        except UnsafeEditError as exc:  # the edit's own guard refused it: nothing to compare
+            row["skipped"] = str(exc)
+            print(f"{name}: skipped, the default ROCR edit refused it ({exc})", flush=True)
+            return row
         row["forget_seconds"] = round(time.perf_counter() - t, 2)
         audits = {"curated": kb, "generated": generated_kb}
         for label, knowledge in audits.items():
@@ -118,6 +124,8 @@ def run_concept(name: str, ref, kb, args) -> dict:
 def print_tables(rows: list[dict]) -> None:
     from formless.audit.forms import FORMS
 
+    skipped = [r for r in rows if "skipped" in r]
+    rows = [r for r in rows if "skipped" not in r]
     n = len(rows)
     pooled = {label: {} for label in ("curated", "generated")}
     for r in rows:
@@ -183,6 +191,9 @@ def print_tables(rows: list[dict]) -> None:
             + (f"{pct(g['overall']['residual'])} {interval(g['overall'].get('interval'))}" if g else "–")
             + f" | {covered_forms(c['per_form'])} / {covered_forms(g['per_form']) if g else 0} |"
         )
+
+    for r in skipped:
+        print(f"skipped (the default ROCR edit refused the concept): {r['concept']}: {r['skipped']}")
 
     if disagree:
         print("\nWhere they disagree: the concepts behind each form's difference (still / known)\n")
