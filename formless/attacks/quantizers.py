@@ -166,7 +166,15 @@ _SKIPPED_TOWERS = ("vision_tower", "vision_model", "multi_modal_projector")  # m
 
 
 def _same(a: torch.Tensor | None, b: torch.Tensor | None) -> bool:
-    return a is not None and b is not None and (a is b or a.data_ptr() == b.data_ptr())
+    """The same tensor (tied weights). Meta tensors (offloaded layers, shape-only models) all have
+    data pointer 0, so for them only identity counts."""
+    if a is None or b is None:
+        return False
+    if a is b:
+        return True
+    if "meta" in (a.device.type, b.device.type) or a.data_ptr() == 0:
+        return False
+    return a.data_ptr() == b.data_ptr() and a.shape == b.shape
 
 
 def gguf_tensors(model: nn.Module) -> list[tuple[str, nn.Parameter, bool, str]]:
