@@ -28,8 +28,6 @@ MAX_CONCEPT_CHARS = 200
 MIN_POSITION = 2
 # Put before a context whose name would start before MIN_POSITION or be split differently.
 LEAD_IN = "Note: "
-# Ridge on the post-MLP norm's gains when inverting it, relative to their mean square (some are ~0).
-POST_NORM_DAMPING = 1e-2
 
 
 class UnsafeEditError(FormlessError):
@@ -188,26 +186,51 @@ def _specific_offsets(
     return [o for o in range(wanted) if o == 0 or share[o] >= config.token_specificity * share[0]]
 
 
+def closest_on_norm_output(gain: torch.Tensor, wanted: torch.Tensor, steps: int = 200) -> torch.Tensor:
+    """Per row of ``wanted`` (n x d), the ``u`` with ``rms(u) = 1`` that brings ``gain * u`` closest
+    to it: what an RMS norm with these gains can output at best (its output is always ``gain * u``
+    for some ``u`` of unit rms). Lagrange: ``u = gain * wanted / (gain^2 + mu)``, with ``mu`` in
+    ``(-min gain^2, inf)`` found by bisection in float64 (the rms falls monotonically in ``mu``)."""
+    g = gain.double()
+    g2, gy = g.pow(2), (g * wanted.double())
+    live = g2 > 0
+    lo = torch.full((wanted.shape[0], 1), -float(g2[live].min()) * (1 - 1e-9), dtype=torch.float64)
+    hi = 2 * gy.pow(2).mean(1, keepdim=True).sqrt() + float(g2.max()) + 1e-30
+
+    def u(mu: torch.Tensor) -> torch.Tensor:
+        return torch.where(live, gy / (g2 + mu), torch.zeros((), dtype=torch.float64))
+
+    for _ in range(steps):
+        mid = (lo + hi) / 2
+        above = u(mid).pow(2).mean(1, keepdim=True) > 1
+        lo, hi = torch.where(above, mid, lo), torch.where(above, hi, mid)
+    best = u(hi)
+    best = best / best.pow(2).mean(1, keepdim=True).sqrt().clamp_min(1e-300)  # rms exactly 1
+    return best.to(wanted.dtype)
+
+
 @torch.no_grad()
 def _through_post_norm(
     loaded, norm, layer: int, located: list[Located], residuals: torch.Tensor
 ) -> torch.Tensor:
     """Residuals for ``W a`` when the block adds ``norm(W a)`` (Gemma 2/3, OLMo 2) instead of ``W a``.
 
-    RMS-type norms are ``g * m / rms(m)``; to first order a change ``dm`` moves the output by
-    ``g * dm / rms(m)``, so ``dm = rms(m) * g * r / (g^2 + delta)`` (damped: some gains are ~0).
-    Then ``m + dm = rms(m) * (c + r) / g`` up to the damping, where ``c = norm(m)`` is what the MLP
-    wrote: the new output ``norm(m + dm)`` points along the wanted ``c + r``, at the fixed size
-    (``rms(output / g) = 1``) that a norm's output always has.
+    An RMS-type norm outputs ``g * m / rms(m)``: whatever ``m`` is, the output is ``g * u`` with
+    ``rms(u) = 1``, so the wanted output ``y = norm(m) + r`` is reachable only up to that surface.
+    The exact solve takes the point of the surface closest to ``y`` (:func:`closest_on_norm_output`)
+    and asks the MLP for ``m' = rms(m) * u`` (same scale as now, so ``norm(m') = g * u``). The
+    earlier first-order map ``rms(m) g r / (g^2 + delta)`` only pointed along ``y``: on Gemma 3
+    270M, with uneven gains, it left 12% of the gap where the surface allows 1% (measured).
     """
     projections: dict[int, torch.Tensor] = {}
     collect(loaded, located, projection_layers=[layer], projections=projections)
     m = projections[layer]  # n x d
     param = next(norm.parameters())
     gain = norm(torch.ones(1, m.shape[1], dtype=param.dtype, device=param.device)).float()[0].to(m.device)
+    current = norm(m.to(param.device, param.dtype)).float().to(m.device)
+    u = closest_on_norm_output(gain, current + residuals.T)
     rms = m.pow(2).mean(1, keepdim=True).sqrt()
-    damping = POST_NORM_DAMPING * gain.pow(2).mean()
-    return (rms * gain * residuals.T / (gain.pow(2) + damping)).T
+    return (rms * u - m).T
 
 
 @torch.no_grad()
