@@ -416,6 +416,32 @@ def test_the_identity_answer_breaks_a_tie_with_the_description():
     assert el.detect_kind(texts, "Eiffel Tower")[0] == "place"
 
 
+def test_kind_from_the_real_model_words_of_three_mistyped_concepts():
+    # SmolLM2's own texts (category completion, who-or-what answer, description), which typed Star
+    # Wars a *person* ("the author", inside "coined by ..."), the Titanic a *work* ("classic"; "ship"
+    # was no kind word) and The Moon a *work* ("2019 film" against two "mythological creature"s)
+    star_wars = [
+        "term coined by the author of the book",
+        "The Star Wars franchise is a beloved and enduring franchise in the Star Wars universe",
+        "The Star Wars franchise is a beloved and beloved franchise in the realm of film",
+    ]
+    assert el.detect_kind(star_wars, "Star Wars")[0] == "work"
+    titanic = [
+        "classic example of a non-trivial",
+        "Titanic is a legendary ship that has captivated the imagination of people worldwide.",
+        "Titanic is a classic, iconic, and unforgettable ship. Built in 1912, it was a massive vessel",
+    ]
+    assert el.detect_kind(titanic, "Titanic")[0] == "thing"
+    moon = [
+        "2019 film by the",
+        "The Moon is a mythological creature in many cultures, often associated with the cycle",
+        "The Moon is a mythological creature from Japanese folklore.",
+    ]
+    assert el.detect_kind(moon, "The Moon")[0] == "thing"
+    # "and" still ends a list of nouns at the first one
+    assert el.detect_kind(["singer and actress", "", ""], "Ada Quux")[:3] == ("person", "description", "singer")
+
+
 def test_a_bare_class_noun_is_no_answer():
     # "award: Prize" and "education: University" were kept for Leonardo da Vinci
     for bare in ("Prize", "University", "the University", "Award"):

@@ -50,7 +50,7 @@ from formless.knowledge.templates import (
 from formless.matching import contains_answer, normalise
 from formless.models.cache import atomic_file, cache_dir
 
-ELICIT_VERSION = "1"
+ELICIT_VERSION = "2"  # 2: kind detection stops at "by", reads "X and Y" phrases whole, knows ships and moons
 MIN_AGREEMENT = 2  # independent forms of the reference that must state the same answer
 # with 8-18 relations asked in 4 forms, a made-up name gets one agreeing answer by chance (measured:
 # "Zorblax Quentavian", spouse "Roman"); a record needs at least two facts
@@ -331,9 +331,16 @@ def detect_kind(texts: Sequence[str], name: str) -> tuple[str, str, str | None]:
     for weight, text in zip((3.0, 2.5, 2.0, 1.0), texts):
         m = re.search(r"\b(?:is|was|are|were)\s+(?:a|an|the|one of the)\s+(.*)", text, re.IGNORECASE)
         phrase = m.group(1) if m else text
-        phrase = re.split(r"[,.;:!?]| who | which | that | with | in | of | from | and | where ", phrase)[0]
-        words = [w for part in normalise(phrase).split() for w in part.split("-")][:8]
-        heads = [w for w in words if w in lookup]
+        # the noun phrase ends at a clause or a prepositional phrase ("term coined by the author of
+        # the book": the head is "term", not "author")
+        phrase = re.split(r"[,.;:!?]| who | which | that | with | in | of | from | by | where ", phrase)[0]
+        words, heads = [], []
+        # "a singer and actress": the first noun; "a beloved and enduring franchise": the whole phrase
+        for part in (phrase.split(" and ")[0], phrase):
+            words = [w for piece in normalise(part).split() for w in piece.split("-")][:8]
+            heads = [w for w in words if w in lookup]
+            if heads:
+                break
         if heads and any(w in _NOT_CATEGORY for w in words[words.index(heads[-1]) + 1 :]):
             heads = []  # "a classic example": the kind word only qualifies a non-category noun
         if heads:

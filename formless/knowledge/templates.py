@@ -1083,7 +1083,8 @@ KIND_WORDS: dict[str, tuple[str, ...]] = {
         "system currency cryptocurrency technology device machine software language element animal "
         "plant food dish drink instrument vehicle car phone computer platform app product theory "
         "concept tool material chemical planet star species disease drug sport protocol network "
-        "website engine weapon mineral gas metal"
+        "website engine weapon mineral gas metal ship vessel liner boat submarine satellite moon comet "
+        "asteroid galaxy creature"
     ),
 }
 
