@@ -194,6 +194,8 @@ def closest_on_norm_output(gain: torch.Tensor, wanted: torch.Tensor, steps: int 
     g = gain.double()
     g2, gy = g.pow(2), (g * wanted.double())
     live = g2 > 0
+    if not live.any():  # a norm with no gain outputs zeros whatever it is given: nothing to aim at
+        return torch.zeros_like(wanted)
     lo = torch.full((wanted.shape[0], 1), -float(g2[live].min()) * (1 - 1e-9), dtype=torch.float64)
     hi = 2 * gy.pow(2).mean(1, keepdim=True).sqrt() + float(g2.max()) + 1e-30
 
