@@ -267,6 +267,11 @@ def _llama(hidden: int, intermediate: int, layers: int, tied: bool) -> torch.nn.
     return AutoModelForCausalLM.from_config(config)
 
 
+def _q4_k_m_types(targets) -> dict[str, str]:
+    """Module name -> the type gguf-q4_k_m gives it."""
+    return dict(zip([n for n, *_ in targets], SCHEMES["gguf-q4_k_m"].tensor_types(targets), strict=True))
+
+
 def test_use_more_bits_layers():
     # llama.cpp's rule on 30 layers (SmolLM2): the first 3, the last 4, and every third from layer 5
     assert [i for i in range(30) if _use_more_bits(i, 30)] == [
@@ -290,7 +295,7 @@ def test_use_more_bits_layers():
 def test_q4_k_m_mix_on_super_block_widths():
     model = _llama(256, 512, 8, tied=False)
     targets = gguf_tensors(model)
-    types = dict(zip([n for n, *_ in targets], SCHEMES["gguf-q4_k_m"].tensor_types(targets), strict=True))
+    types = _q4_k_m_types(targets)
     more = [i for i in range(8) if _use_more_bits(i, 8)]
     assert more == [0, 3, 6, 7]
     for i in range(8):
@@ -322,7 +327,7 @@ def test_q4_k_m_falls_back_where_rows_are_not_super_blocks():
     down_proj input, tied embedding: most tensors fall back to Q5_0, v_proj's Q6_K to Q8_0."""
     model = _llama(96, 256, 8, tied=True)
     targets = gguf_tensors(model)
-    types = dict(zip([n for n, *_ in targets], SCHEMES["gguf-q4_k_m"].tensor_types(targets), strict=True))
+    types = _q4_k_m_types(targets)
     assert types["model.embed_tokens"] == "Q8_0"  # tied: the output's type, 96 wide -> Q8_0
     assert (
         types["model.layers.0.self_attn.v_proj"] == "Q8_0"
@@ -383,7 +388,7 @@ def test_q4_k_m_mix_equals_the_published_gemma3_270m_file():
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config)
     targets = gguf_tensors(model)
-    types = dict(zip([n for n, *_ in targets], SCHEMES["gguf-q4_k_m"].tensor_types(targets), strict=True))
+    types = _q4_k_m_types(targets)
     want = {"model.embed_tokens": "Q8_0"}  # tied output: Q6_K, 640-wide rows -> Q8_0 (as the file)
     for part, row in published.items():
         want |= {f"model.layers.{i}.{part}": letters[c] for i, c in enumerate(row)}
