@@ -90,6 +90,11 @@ def run_concept(name: str, ref, kb, args) -> dict:
             return row
         row["forget_seconds"] = round(time.perf_counter() - t, 2)
         audits = {"curated": kb, "generated": generated_kb}
+        reused = args.curated_rows.get(name, {}).get("curated")
+        if reused is not None:  # the same edit and curated record: that audit is not run again
+            row["curated"] = reused
+            row["curated_from"] = str(args.curated_from)
+            del audits["curated"]
         for label, knowledge in audits.items():
             if knowledge is None:
                 continue
@@ -251,7 +256,17 @@ def main() -> None:
         "--from", dest="sources", type=Path, action="append", default=[],
         help="only merge these results (shards' --json) and print the tables; loads no model",
     )  # fmt: skip
+    parser.add_argument(
+        "--curated-from", type=Path, default=None,
+        help="take each concept's curated-record audit from this earlier --json instead of re-running it "
+        "(valid while the ROCR edit and the curated records are unchanged: check one concept first)",
+    )  # fmt: skip
     args = parser.parse_args()
+    args.curated_rows = (
+        {r["concept"]: r for r in json.loads(args.curated_from.read_text())["rows"]}
+        if args.curated_from
+        else {}
+    )
 
     if args.sources:
         rows: dict[str, dict] = {}

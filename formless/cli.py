@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from formless.errors import FormlessError
+from formless.knowledge.templates import LANGUAGES
 from formless.models.registry import DEFAULT_MODEL
 
 app = typer.Typer(
@@ -321,8 +322,12 @@ def probes(
         Path, typer.Option("--out", "-o", help="YAML knowledge file to write (review it, then --knowledge)")
     ] = Path("formless-knowledge.yaml"),
     languages: Annotated[
-        str, typer.Option(help="also ask the kept questions in these languages, e.g. 'fr,es,de'")
-    ] = "",
+        str,
+        typer.Option(
+            help="also ask the kept questions in these languages (kept where the model answers them); "
+            "'none' asks none"
+        ),
+    ] = ",".join(LANGUAGES),
     cache_dir: CacheOpt = None,
 ) -> None:
     """What MODEL knows about CONCEPTS, as knowledge-base records built from its own consistent answers."""
@@ -332,7 +337,7 @@ def probes(
 
     kb = load()
     loaded = load_model(model, cache=cache_dir)
-    langs = tuple(x.strip() for x in languages.split(",") if x.strip())
+    langs = tuple(x.strip() for x in languages.split(",") if x.strip() and x.strip().lower() != "none")
     made, failed = [], []
     for name in concepts:
         try:

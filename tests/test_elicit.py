@@ -471,3 +471,63 @@ def test_control_answers_are_cached_on_disk_per_model_and_kind(tiny, monkeypatch
     assert second == first
     # another kind is another entry, keyed by the weights too
     assert el._priors_path(tiny, "place", el.RELATIONS["place"]) != files[0]
+
+
+def test_alias_candidates_from_the_name_and_the_models_words():
+    assert el.alias_candidates("Albert Einstein", "person", []) == ["Einstein"]
+    assert el.alias_candidates("Leonardo da Vinci", "person", []) == ["da Vinci"]
+    assert el.alias_candidates("Sahara Desert", "place", []) == ["the Sahara"]
+    assert el.alias_candidates("Great Wall of China", "place", []) == ["the Great Wall"]
+    assert el.alias_candidates("Mount Everest", "place", []) == ["Everest"]
+    assert el.alias_candidates("The Beatles", "organisation", []) == ["Beatles"]
+    said = ["Mars, also known as the Red Planet, is the fourth planet.", "He was nicknamed \"Boz\"."]
+    assert el.alias_candidates("Mars", "place", said) == ["Red Planet", "Boz"]
+    assert el.alias_candidates("Mars", "place", ["Mars is also known as Mars."]) == []  # the name itself
+
+
+def test_an_alias_is_kept_only_where_the_reference_answers_under_it(tiny, monkeypatch):
+    script = {
+        **SCRIPT,
+        "another name for": f"{NAME} is also known as the Bead Master.",
+        # under "Ardley" the reference still knows where he was born and his occupation ...
+        "Where was Ardley born?": "Ardley was born in Ulmtown.",
+        "What is Ardley's occupation?": "Ardley is a physicist.",
+    }
+    fake = scripted(tiny, script)
+
+    def unknown_under_bead_master(loaded, prompts, **kw):  # ... under "Bead Master" it knows nothing
+        said = fake(loaded, prompts, **kw)
+        return {p: "I do not know." if "Bead Master" in p else o for p, o in said.items()}
+
+    monkeypatch.setattr(el, "_generate", unknown_under_bead_master)
+    concept, report = el.elicit_concept(tiny, NAME, kind="person", kb=builtin())
+    assert concept.aliases == ("Ardley",), report.notes
+    assert any("not kept: ['Bead Master']" in n for n in report.notes), report.notes
+    from formless.audit.forms import FORMS
+    from formless.audit.forms.base import FormContext
+
+    probes = FORMS["synonym"]().probes(concept, FormContext())
+    assert probes and all("Ardley" in p.prompt and NAME not in p.prompt for p in probes)
+
+
+def test_translations_kept_where_the_reference_answers_them(tiny, monkeypatch):
+    script = {**SCRIPT, "Où est né(e)": "Il est né à Ulmtown.", "¿Dónde nació": "No lo sé."}
+    monkeypatch.setattr(el, "_generate", scripted(tiny, script))
+    concept, report = el.elicit_concept(tiny, NAME, kind="person", kb=builtin())  # default languages
+    birthplace = next(f for f in concept.facts if f.relation == "birthplace")
+    assert set(birthplace.translations) == {"fr"}, report.notes
+    assert birthplace.translations["fr"].question == f"Où est né(e) {NAME} ?"
+    none, _ = el.elicit_concept(tiny, NAME, kind="person", kb=builtin(), languages=())
+    assert all(not f.translations for f in none.facts)
+
+
+def test_every_added_translation_names_a_relation_with_answers_alike_in_every_language():
+    from formless.knowledge import templates
+
+    for (kind, name), questions in templates._TRANSLATIONS.items():
+        relation = next((r for r in RELATIONS[kind] if r.name == name), None)
+        assert relation is not None, (kind, name)
+        assert not relation.generic, (kind, name)  # "physicien" would never match "physicist"
+        assert set(questions) == set(templates.LANGUAGES)
+        assert all(q.count("{n}") == 1 for q in questions.values())
+        assert relation.translations == questions or set(relation.translations) >= set(questions)

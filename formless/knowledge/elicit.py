@@ -44,6 +44,7 @@ from formless.knowledge.templates import (
     KIND_NOUN,
     KIND_WORDS,
     KINDS,
+    LANGUAGES,
     RELATIONS,
     Relation,
 )
@@ -760,6 +761,87 @@ def _translations(loaded, name: str, facts: dict[str, Fact], relations, language
     return out
 
 
+# the name's last word alone names a person ("Einstein"); places and works drop a trailing type
+# word ("the Sahara" of "Sahara Desert") or what follows "of" ("the Great Wall" of "... of China")
+_TYPE_WORDS = _words(
+    "desert river ocean sea lake mountains mountain island islands tower bridge palace castle "
+    "cathedral canal falls forest park square museum temple wall statue series band games"
+)
+_ALSO_KNOWN = re.compile(
+    r"\b(?:also|commonly|often|popularly|sometimes|affectionately) (?:known|called|referred to) as "
+    r"(?:the )?[\"“']?((?:[A-Z][\w'.-]*)(?: (?:of |the )?[A-Z][\w'.-]*){0,3})"
+    r"|\bnicknamed [\"“']?((?:[A-Z][\w'.-]*)(?: [A-Z][\w'.-]*){0,3})"
+)
+ALIAS_PROMPT = "What is another name for {n}?"
+MAX_ALIASES = 3
+
+
+def alias_candidates(name: str, kind: str, texts: Sequence[str]) -> list[str]:
+    """Other names the concept may go by: sub-names of its own name and names the model's own
+    texts give it ("also known as the Red Planet"). Only candidates: :func:`_aliases` keeps those
+    the reference answers the concept's questions under."""
+    words = name.split()
+    found: list[str] = []
+    bare = words[1:] if words[0].lower() == "the" else words
+    if kind == "person" and len(bare) >= 2:
+        last = bare[-1]
+        # "da Vinci", "van Gogh": the particle belongs to the surname
+        found.append(f"{bare[-2]} {last}" if bare[-2].lower() in _CONNECTORS else last)
+    elif bare and bare is not words:  # "Beatles" of "The Beatles"
+        found.append(" ".join(bare))
+    if kind != "person" and len(bare) >= 2:
+        if bare[0].lower() in ("mount", "lake", "saint", "st."):
+            found.append(" ".join(bare[1:]))
+        if "of" in bare[1:]:
+            found.append("the " + " ".join(bare[: bare.index("of", 1)]))
+        if bare[-1].lower() in _TYPE_WORDS:
+            found.append("the " + " ".join(bare[:-1]))
+    for text in texts:
+        for m in _ALSO_KNOWN.finditer(text):
+            found.append((m.group(1) or m.group(2)).rstrip(".,;'\""))
+    name_key = normalise(name)
+    out = []
+    for alias in found:
+        key = normalise(alias)
+        if key and key != name_key and len(key) > 2 and key not in map(normalise, out):
+            out.append(alias)
+    return out
+
+
+def _aliases(
+    loaded, name: str, kind: str, facts: Sequence[Fact], free_text: str
+) -> tuple[list[str], list[str]]:
+    """(aliases kept, notes): a candidate is kept when the reference answers at least half of the
+    kept facts' questions (and at least one) right with the name replaced by it, so the synonym
+    form only asks under names this model links to the concept."""
+    asked_about = [f for f in facts if name in f.question][:4]
+    if not asked_about:
+        return [], ["aliases: no kept question names the concept; none looked for"]
+    said = _generate(loaded, [ALIAS_PROMPT.format(n=name)], chat=True, max_new_tokens=QUESTION_TOKENS)
+    candidates = alias_candidates(name, kind, [free_text, *said.values()])[:6]
+    answers = {f.answer.lower() for f in facts} | {a.lower() for f in facts for a in f.aliases}
+    candidates = [c for c in candidates if normalise(c) not in answers]
+    if not candidates:
+        return [], ["aliases: no other name found"]
+    questions = {(c, i): f.question.replace(name, c) for c in candidates for i, f in enumerate(asked_about)}
+    replies = _generate(loaded, list(questions.values()), chat=True, max_new_tokens=QUESTION_TOKENS)
+    scored = []
+    for c in candidates:
+        right = sum(
+            contains_answer(replies[questions[c, i]], f.aliases or (f.answer,))
+            for i, f in enumerate(asked_about)
+        )
+        if right and 2 * right >= len(asked_about):
+            scored.append((right, c))
+    kept = [c for _, c in sorted(scored, key=lambda x: -x[0])][:MAX_ALIASES]
+    dropped = [c for c in candidates if c not in kept]
+    note = (
+        f"aliases: kept {kept or 'none'} (the reference answers >= half of "
+        f"{len(asked_about)} questions under them)"
+    )
+    return kept, [note + (f"; not kept: {dropped}" if dropped else "")]
+
+
 # --------------------------------------------------------------------------- the entry point
 
 
@@ -830,14 +912,15 @@ def elicit_concept(
     kb: KnowledgeBase | None = None,
     teacher=None,
     seed: int = 0,
-    languages: Sequence[str] = (),
+    languages: Sequence[str] = LANGUAGES,
 ) -> tuple[Concept, ElicitReport]:
     """What ``loaded`` (the reference) knows about ``name``, as a schema-valid :class:`Concept`.
 
     ``kind`` (person, work, place, organisation, thing, event) overrides the detected type.
     ``teacher`` (a model directory or loaded model) proposes candidate answers; only the
     reference's own answers decide what is kept. ``languages`` asks the kept facts' questions
-    translated and keeps the translations the reference answers right. Raises KnowledgeError when
+    translated (by default in the audit's languages) and keeps the translations the reference
+    answers right. Raises KnowledgeError when
     the reference states nothing consistently."""
     started = time.perf_counter()
     name = " ".join(str(name).split())
@@ -980,10 +1063,15 @@ def elicit_concept(
     hops, _ = _multihop(name, subject, facts, kb)
     if not hops:
         report.notes.append("multihop: no kept answer is a concept of the knowledge base")
+    t = time.perf_counter()
+    aliases, notes = _aliases(loaded, name, kind, [f for _, f in facts], free_text)
+    report.notes.extend(notes)
+    seconds["aliases"] = round(time.perf_counter() - t, 3)
     concept = Concept(
         name=name,
         kind=kind,
         description=description,
+        aliases=tuple(aliases),
         multihop=tuple(hops),
         facts=tuple(f for _, f in facts),
     )

@@ -9,7 +9,7 @@ hold wordings; which answers count is decided by the model's own agreement acros
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 # a free description of the concept, mined for statements and used to detect its kind
 DESCRIPTION_PROMPT = "Tell me about {n}."
@@ -24,6 +24,8 @@ def _words(text: str) -> tuple[str, ...]:
 
 
 KINDS = ("person", "work", "place", "organisation", "thing", "event")
+# the languages the audit's cross-lingual form asks in, and elicitation translates into
+LANGUAGES = ("fr", "es", "de")
 
 _CAP = r"((?:[A-Z][\w'.&-]*|\d{4})(?:,? (?:of |the |de |von |van |and |& )?(?:[A-Z][\w'.&-]*|\d{4})){0,4})"
 _YEAR = r"((?:1[0-9]|20)\d\d)"
@@ -1030,13 +1032,181 @@ EVENT = (
     ),
 )
 
+# The same questions in French, Spanish and German, for the relations whose answers read alike in
+# every language (names, titles, places, years), so a kept English answer can judge the reply.
+# Relations with generic answers ("physicist", "Europe") are not translated: "physicien" would miss.
+_TRANSLATIONS: dict[tuple[str, str], dict[str, str]] = {
+    ("person", "birth year"): {
+        "fr": "En quelle année {n} est-il né ?",
+        "es": "¿En qué año nació {n}?",
+        "de": "In welchem Jahr wurde {n} geboren?",
+    },
+    ("person", "death year"): {
+        "fr": "En quelle année {n} est-il mort ?",
+        "es": "¿En qué año murió {n}?",
+        "de": "In welchem Jahr ist {n} gestorben?",
+    },
+    ("person", "death place"): {
+        "fr": "Où {n} est-il mort ?",
+        "es": "¿Dónde murió {n}?",
+        "de": "Wo ist {n} gestorben?",
+    },
+    ("person", "notable work"): {
+        "fr": "Quelle est l'œuvre la plus célèbre de {n} ?",
+        "es": "¿Cuál es la obra más famosa de {n}?",
+        "de": "Was ist das berühmteste Werk von {n}?",
+    },
+    ("person", "spouse"): {
+        "fr": "Avec qui {n} était-il marié ?",
+        "es": "¿Con quién estaba casado {n}?",
+        "de": "Mit wem war {n} verheiratet?",
+    },
+    ("person", "education"): {
+        "fr": "Où {n} a-t-il étudié ?",
+        "es": "¿Dónde estudió {n}?",
+        "de": "Wo hat {n} studiert?",
+    },
+    ("person", "team"): {
+        "fr": "Dans quelle équipe {n} a-t-il joué ?",
+        "es": "¿En qué equipo jugó {n}?",
+        "de": "Für welche Mannschaft hat {n} gespielt?",
+    },
+    ("work", "year"): {
+        "fr": "En quelle année {n} a-t-il été publié ou sorti ?",
+        "es": "¿En qué año se publicó o estrenó {n}?",
+        "de": "In welchem Jahr wurde {n} veröffentlicht?",
+    },
+    ("work", "main character"): {
+        "fr": "Qui est le personnage principal de {n} ?",
+        "es": "¿Quién es el personaje principal de {n}?",
+        "de": "Wer ist die Hauptfigur von {n}?",
+    },
+    ("work", "setting"): {
+        "fr": "Où se déroule {n} ?",
+        "es": "¿Dónde transcurre {n}?",
+        "de": "Wo spielt {n}?",
+    },
+    ("work", "villain"): {
+        "fr": "Qui est le méchant de {n} ?",
+        "es": "¿Quién es el villano de {n}?",
+        "de": "Wer ist der Bösewicht in {n}?",
+    },
+    ("work", "location"): {
+        "fr": "Où {n} est-il exposé aujourd'hui ?",
+        "es": "¿Dónde se expone hoy {n}?",
+        "de": "Wo ist {n} heute ausgestellt?",
+    },
+    ("place", "landmark"): {
+        "fr": "Quel est le monument le plus célèbre de {n} ?",
+        "es": "¿Cuál es el monumento más famoso de {n}?",
+        "de": "Was ist das berühmteste Wahrzeichen von {n}?",
+    },
+    ("place", "city"): {
+        "fr": "Dans quelle ville se trouve {n} ?",
+        "es": "¿En qué ciudad está {n}?",
+        "de": "In welcher Stadt steht {n}?",
+    },
+    ("place", "year built"): {
+        "fr": "En quelle année {n} a-t-il été construit ?",
+        "es": "¿En qué año se construyó {n}?",
+        "de": "In welchem Jahr wurde {n} gebaut?",
+    },
+    ("place", "designer"): {
+        "fr": "Qui a conçu {n} ?",
+        "es": "¿Quién diseñó {n}?",
+        "de": "Wer hat {n} entworfen?",
+    },
+    ("place", "largest city"): {
+        "fr": "Quelle est la plus grande ville de {n} ?",
+        "es": "¿Cuál es la ciudad más grande de {n}?",
+        "de": "Was ist die größte Stadt in {n}?",
+    },
+    ("place", "river"): {
+        "fr": "Quel fleuve traverse {n} ?",
+        "es": "¿Qué río atraviesa {n}?",
+        "de": "Welcher Fluss fließt durch {n}?",
+    },
+    ("organisation", "headquarters"): {
+        "fr": "Où se trouve le siège de {n} ?",
+        "es": "¿Dónde tiene su sede {n}?",
+        "de": "Wo hat {n} seinen Hauptsitz?",
+    },
+    ("organisation", "product"): {
+        "fr": "Quel est le produit le plus connu de {n} ?",
+        "es": "¿Cuál es el producto más conocido de {n}?",
+        "de": "Was ist das bekannteste Produkt von {n}?",
+    },
+    ("organisation", "year founded"): {
+        "fr": "En quelle année {n} a-t-il été fondé ?",
+        "es": "¿En qué año se fundó {n}?",
+        "de": "In welchem Jahr wurde {n} gegründet?",
+    },
+    ("organisation", "leader"): {
+        "fr": "Qui dirige {n} ?",
+        "es": "¿Quién dirige {n}?",
+        "de": "Wer leitet {n}?",
+    },
+    ("organisation", "lead singer"): {
+        "fr": "Qui était le chanteur principal de {n} ?",
+        "es": "¿Quién era el cantante principal de {n}?",
+        "de": "Wer war der Leadsänger von {n}?",
+    },
+    ("thing", "inventor"): {
+        "fr": "Qui a inventé {n} ?",
+        "es": "¿Quién inventó {n}?",
+        "de": "Wer hat {n} erfunden?",
+    },
+    ("thing", "year"): {
+        "fr": "En quelle année {n} a-t-il été inventé ou introduit ?",
+        "es": "¿En qué año se inventó o introdujo {n}?",
+        "de": "In welchem Jahr wurde {n} erfunden oder eingeführt?",
+    },
+    ("event", "start year"): {
+        "fr": "En quelle année {n} a-t-il commencé ?",
+        "es": "¿En qué año comenzó {n}?",
+        "de": "In welchem Jahr begann {n}?",
+    },
+    ("event", "end year"): {
+        "fr": "En quelle année {n} s'est-il terminé ?",
+        "es": "¿En qué año terminó {n}?",
+        "de": "In welchem Jahr endete {n}?",
+    },
+    ("event", "place"): {
+        "fr": "Où {n} a-t-il eu lieu ?",
+        "es": "¿Dónde tuvo lugar {n}?",
+        "de": "Wo fand {n} statt?",
+    },
+    ("event", "key figure"): {
+        "fr": "Qui était la figure la plus importante de {n} ?",
+        "es": "¿Quién fue la figura más importante de {n}?",
+        "de": "Wer war die wichtigste Person in {n}?",
+    },
+    ("event", "winner"): {
+        "fr": "Qui a gagné {n} ?",
+        "es": "¿Quién ganó {n}?",
+        "de": "Wer hat {n} gewonnen?",
+    },
+}
+
+
+def _translated(kind: str, relations: tuple[Relation, ...]) -> tuple[Relation, ...]:
+    """``relations`` with the questions of ``_TRANSLATIONS`` added to those written inline."""
+    return tuple(
+        replace(r, translations={**_TRANSLATIONS.get((kind, r.name), {}), **r.translations})
+        for r in relations
+    )
+
+
 RELATIONS: dict[str, tuple[Relation, ...]] = {
-    "person": PERSON,
-    "work": WORK,
-    "place": PLACE,
-    "organisation": ORGANISATION,
-    "thing": THING,
-    "event": EVENT,
+    kind: _translated(kind, relations)
+    for kind, relations in (
+        ("person", PERSON),
+        ("work", WORK),
+        ("place", PLACE),
+        ("organisation", ORGANISATION),
+        ("thing", THING),
+        ("event", EVENT),
+    )
 }
 
 # category words of the model's own description -> kind (first match in its "X is a ..." wins)

@@ -7,6 +7,7 @@ from typing import ClassVar, Literal
 
 from formless.audit.probes import Probe
 from formless.knowledge import Concept, Fact
+from formless.knowledge.templates import LANGUAGES
 
 Group = Literal["forget", "context"]
 
@@ -15,7 +16,7 @@ Group = Literal["forget", "context"]
 class FormContext:
     seed: int = 0
     few_shot: tuple[Fact, ...] = ()  # general facts used as in-context examples
-    languages: tuple[str, ...] = ("fr", "es", "de")
+    languages: tuple[str, ...] = LANGUAGES
 
 
 @dataclass(frozen=True)
