@@ -480,7 +480,7 @@ def test_alias_candidates_from_the_name_and_the_models_words():
     assert el.alias_candidates("Great Wall of China", "place", []) == ["the Great Wall"]
     assert el.alias_candidates("Mount Everest", "place", []) == ["Everest"]
     assert el.alias_candidates("The Beatles", "organisation", []) == ["Beatles"]
-    said = ["Mars, also known as the Red Planet, is the fourth planet.", "He was nicknamed \"Boz\"."]
+    said = ["Mars, also known as the Red Planet, is the fourth planet.", 'He was nicknamed "Boz".']
     assert el.alias_candidates("Mars", "place", said) == ["Red Planet", "Boz"]
     assert el.alias_candidates("Mars", "place", ["Mars is also known as Mars."]) == []  # the name itself
 
