@@ -3,10 +3,11 @@ on the default model, then audited in every form (optionally after quantization 
 Prints a method × form table of residual knowledge pooled over concepts, the retain side, time.
 
     python benchmarks/audit_methods.py [--methods rocr,npo,...] [--concepts 5] [--quantize none]
-        [--relearn-steps 0] [--steps 20] [--train-form all] [--fast] [--json out.json [--append]]
-        [--smoke]
+        [--relearn-steps 0] [--steps 20] [--train-form all] [--preset paper] [--fast]
+        [--json out.json [--append]] [--smoke]
 
-A run with --train-form F (the baselines trained on one form only) is labelled "method[F]".
+A run with --train-form F (the baselines trained on one form only) is labelled "method[F]"; ROCR
+with --preset P (e.g. the paper's configuration) is labelled "rocr[P]".
 --smoke: one concept, at most 2 training steps, on a tiny random model (benchmarks/_smoke.py).
 """
 
@@ -23,7 +24,7 @@ from pathlib import Path
 import _smoke
 import torch
 
-from formless.api import forget
+from formless.api import forget, make_config
 from formless.attacks.quantizers import parse_schemes
 from formless.audit.forms import FORMS
 from formless.audit.report import AuditReport, Summary
@@ -131,6 +132,7 @@ def run_method(method: str, names: list[str], args, kb, done: dict, save) -> Non
                 method=method,
                 train_config=config,
                 train_form=args.train_form,
+                config=make_config(args.preset) if method == "rocr" else None,
             )
             forget_seconds = time.perf_counter() - started
             settings = AuditSettings(quantize=args.schemes, relearn_steps=args.relearn_steps, fast=args.fast)
@@ -235,6 +237,9 @@ def main() -> None:
     )
     parser.add_argument("--lr-from", type=Path, help="a tune_methods.py JSON: its chosen lr per method")
     parser.add_argument("--train-form", default="all")
+    parser.add_argument(
+        "--preset", default="formless", help="ROCR preset (formless.rocr.config.PRESETS), e.g. paper"
+    )
     parser.add_argument("--fast", action="store_true", help="audit in bf16 (reference too): ~1.4x faster")
     parser.add_argument("--json", type=Path, help="results so far, rewritten after each concept")
     parser.add_argument(
@@ -260,6 +265,8 @@ def main() -> None:
         m: m if args.train_form == "all" or m in ("rocr", "icu") else f"{m}[{args.train_form}]"
         for m in methods
     }
+    if args.preset != "formless" and "rocr" in label:  # "rocr[paper]" beside "rocr"
+        label["rocr"] = f"rocr[{args.preset}]"
     meta = {"concepts": names, "fast": args.fast, "schemes": list(args.schemes),
             "relearn_steps": args.relearn_steps, "steps": args.steps, "model": args.model,
             "torch": torch.__version__, "device": str(default_device())}  # fmt: skip

@@ -103,6 +103,36 @@ def compare(base: dict, new: dict) -> list[str]:
     return diffs
 
 
+def kinds(base: dict, new: dict) -> dict[str, list[str]]:
+    """The per-probe differences sorted by what changed: a judgement (hit or chosen option); an
+    output cut short where its answer was settled (the new text a prefix of the old, same hit); a
+    probability within 1e-4 relative (float rounding of another batch layout); anything else."""
+    a, b = probe_results(base), probe_results(new)
+    found: dict[str, list[str]] = {"judgement": [], "output cut": [], "probability rounding": [], "other": []}
+    for key in sorted(a.keys() | b.keys()):
+        for side in ("before", "after"):
+            x, y = (a.get(key) or {}).get(side), (b.get(key) or {}).get(side)
+            if x == y:
+                continue
+            line = f"{key} [{side}]"
+            if x is None or y is None or x.get("hit") != y.get("hit") or x.get("chosen") != y.get("chosen"):
+                found["judgement"].append(line)
+                continue
+            px, py = x.get("probability"), y.get("probability")
+            prob_ok = px == py or (px and py and abs(px - py) <= 1e-4 * max(abs(px), abs(py)))
+            out_same = x.get("output") == y.get("output")
+            cut = not out_same and (x.get("output") or "").startswith(y.get("output") or "\0")
+            if not prob_ok:
+                found["other"].append(f"{line}: probability {px} -> {py}")
+            elif cut:
+                found["output cut"].append(line)
+            elif out_same:
+                found["probability rounding"].append(line)
+            else:
+                found["other"].append(f"{line}: output {x.get('output')!r} -> {y.get('output')!r}")
+    return found
+
+
 def table(runs: dict[str, dict]) -> list[str]:
     """Per-phase seconds of baseline and current, cold and warm, and the ratios."""
     lines = []
@@ -161,12 +191,22 @@ def main() -> None:
         for state in ("cold", "warm")
     }
     n = len(runs["current cold"]["audit"]["probes"])
+    sorted_diffs = {
+        state: kinds(runs[f"baseline {state}"]["audit"], runs[f"current {state}"]["audit"])
+        for state in ("cold", "warm")
+    }
     for state, found in diffs.items():
-        if found:
-            print(f"{state}: {len(found)} per-probe differences of {n} probes:")
-            print("\n".join(f"  {d}" for d in found))
-        else:
+        if not found:
             print(f"{state}: per-probe results identical ({n} probes)")
+            continue
+        by_kind = sorted_diffs[state]
+        print(
+            f"{state}: {len(found)} per-probe differences of {n} probes (before and after each): "
+            + ", ".join(f"{k} {len(v)}" for k, v in by_kind.items())
+        )
+        for kind in ("judgement", "other"):  # the ones that matter, in full; the rest in --json
+            for line in by_kind[kind]:
+                print(f"  {kind}: {line}")
     if args.json:
         result = {
             "baseline": {"rev": rev, "commit": commit},
@@ -179,6 +219,7 @@ def main() -> None:
             },
             "probes": n,
             "differences": diffs,
+            "differences_by_kind": sorted_diffs,
         }
         with atomic_file(args.json) as out:
             out.write_text(json.dumps(result, indent=1), encoding="utf-8")

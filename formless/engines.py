@@ -47,6 +47,21 @@ class GenerationEngine(Protocol):
         """Geometric-mean token probability of each answer after its prompt (ORT's metric)."""
         ...
 
+    def generate_scored(
+        self,
+        prompts: Sequence[str],
+        answers: Sequence[str | None],
+        *,
+        chat: bool,
+        max_new_tokens: int,
+        stop_at: Sequence[Sequence[tuple[str, ...]] | None] | None = None,
+    ) -> tuple[list[str], list[float | None]]:
+        """``generate``, and each answer's ``answer_probability`` where the engine gets it from the
+        same pass (None elsewhere: the caller asks ``answer_probability`` for those). ``stop_at``
+        (alias sets per prompt) lets a generation end once its judgement is settled
+        (``formless.generation.answer_settled``); an engine may ignore it."""
+        ...
+
 
 class EngineFactory(Protocol):
     """A registry entry: builds an engine for a loaded model; ``check`` raises ``FormlessError`` with
@@ -87,6 +102,31 @@ class TransformersEngine:
             max_new_tokens=max_new_tokens,
             batch_size=self.batch_size,
             fast=self.fast,
+        )
+
+    def generate_scored(
+        self,
+        prompts: Sequence[str],
+        answers: Sequence[str | None],
+        *,
+        chat: bool,
+        max_new_tokens: int,
+        stop_at: Sequence[Sequence[tuple[str, ...]] | None] | None = None,
+    ) -> tuple[list[str], list[float | None]]:
+        """One pass per batch: the answers are scored on the prompt's own prefill (float32; in
+        ``fast`` mode, or where the cache cannot be rewound, they come back None)."""
+        from formless.generation import generate
+
+        return generate(
+            self.loaded.model,
+            self.loaded.tokenizer,
+            list(prompts),
+            chat=chat,
+            max_new_tokens=max_new_tokens,
+            batch_size=self.batch_size,
+            fast=self.fast,
+            answers=list(answers),
+            stop_at=stop_at,
         )
 
     def answer_probability(
@@ -175,6 +215,19 @@ class VllmEngine:
         outputs = llm.generate(inputs, sampling_params=params, use_tqdm=False)
         tok = self.loaded.tokenizer
         return [tok.decode(o.outputs[0].token_ids, skip_special_tokens=True).strip() for o in outputs]
+
+    def generate_scored(
+        self,
+        prompts: Sequence[str],
+        answers: Sequence[str | None],
+        *,
+        chat: bool,
+        max_new_tokens: int,
+        stop_at: Sequence[Sequence[tuple[str, ...]] | None] | None = None,
+    ) -> tuple[list[str], list[float | None]]:
+        """vLLM generates the full budget (``stop_at`` is not used); the answers are scored apart
+        (``answer_probability``) by the caller."""
+        return self.generate(prompts, chat=chat, max_new_tokens=max_new_tokens), [None] * len(prompts)
 
     def answer_probability(
         self, prompts: Sequence[str], answers: Sequence[str], *, chat: bool

@@ -6,19 +6,28 @@ still generating stop paying for it. Each remaining row's numbers are unchanged:
 one width (the key/value length), the linear layers treat rows independently, and positions come
 from the attention mask as in ``transformers``' ``generate``; tests check token-for-token equality
 with ``generate`` on every supported architecture. Anything else (a repetition penalty, forced
-tokens, an encoder-decoder) goes through ``model.generate`` as before."""
+tokens, an encoder-decoder) goes through ``model.generate`` as before.
+
+The same prefill also scores answers (``answers=``): the gold answer's tokens are fed once on top of
+the prompt's key/value cache, their log-probabilities read, and the cache cut back to the prompt
+before decoding, so the prompt is computed once for both the generation and ORT's answer
+probability, and the generated tokens are exactly those of a run without answers."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
 import inspect
-from collections.abc import Iterable
+import math
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from formless.models.prompts import add_special_tokens, render
+from formless.matching import contains_answer
+from formless.models.prompts import add_special_tokens, answer_token_ids, left_pad, render
 
 
 @functools.cache
@@ -74,28 +83,147 @@ def _eos_ids(model) -> list[int]:
     return [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
 
 
+def _cache_arg(model) -> str:
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+@dataclass(frozen=True)
+class SharedPrefix:
+    """The keys and values of the tokens every prompt of a call starts with (a chat template's
+    system turn), computed once and put in front of each batch's cache."""
+
+    tokens: tuple[int, ...]
+    layers: tuple[tuple[torch.Tensor, torch.Tensor], ...]
+
+    @property
+    def length(self) -> int:
+        return len(self.tokens)
+
+
+MIN_SHARED_PREFIX = 4  # fewer common tokens are not worth a separate pass
+
+
 @torch.no_grad()
-def greedy_new_tokens(
-    model, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, max_new_tokens: int, pad_token_id: int
-) -> torch.Tensor:
-    """The tokens ``model.generate(do_sample=False)`` appends to a left-padded batch (finished rows
-    filled with ``pad_token_id``, as ``generate`` returns them), computed with finished rows dropped."""
+def shared_prefix(model, sequences: Sequence[Sequence[int]]) -> SharedPrefix | None:
+    """The common leading tokens of ``sequences`` (each keeps at least its last token), computed
+    once; None when there are fewer than ``MIN_SHARED_PREFIX`` or the model's cache cannot hold
+    them apart (sliding-window layers)."""
     from transformers import DynamicCache
 
-    n = input_ids.shape[0]
-    eos = torch.tensor(_eos_ids(model), dtype=torch.long, device=input_ids.device)
-    mask = attention_mask.long()
-    positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)
+    if not sequences:
+        return None
+    first, n = sequences[0], min(len(s) for s in sequences) - 1
+    for seq in sequences[1:]:
+        n = next((i for i in range(n) if seq[i] != first[i]), n)
+    if n < MIN_SHARED_PREFIX:
+        return None
     cache = DynamicCache(config=model.config)
-    cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    device = next(model.parameters()).device
+    model(
+        input_ids=torch.tensor([list(first[:n])], device=device), use_cache=True, **{_cache_arg(model): cache}
+    )
+    if not can_rewind(cache):
+        return None
+    return SharedPrefix(tuple(first[:n]), tuple((layer.keys, layer.values) for layer in cache.layers))
+
+
+def prefill(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, prefix: SharedPrefix | None = None):
+    """(output with the last position's logits, cache, full attention mask, positions of the new
+    tokens) of a left-padded batch; with ``prefix`` the batch holds only what follows it and the
+    prefix's keys and values start every row's cache: [prefix][padding][rest of the prompt]. The
+    padding is masked and positions count real tokens only, so each row is computed as if alone."""
+    from transformers import DynamicCache
+
+    mask = attention_mask.long()
+    cache = DynamicCache(config=model.config)
+    if prefix is not None:
+        rows = input_ids.shape[0]
+        for i, (keys, values) in enumerate(prefix.layers):
+            cache.update(keys.expand(rows, -1, -1, -1), values.expand(rows, -1, -1, -1), i)
+        mask = torch.cat([mask.new_ones(rows, prefix.length), mask], dim=1)
+    positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)[:, -input_ids.shape[1] :]
     out = model(
         input_ids=input_ids,
         attention_mask=mask,
         position_ids=positions,
         use_cache=True,
         logits_to_keep=1,
-        **{cache_arg: cache},
+        **{_cache_arg(model): cache},
     )
+    return out, cache, mask, positions
+
+
+def can_rewind(cache) -> bool:
+    """True when every layer keeps all its keys and values (no sliding window), so tokens fed on
+    top of a prompt can be cut off again and leave the prompt's cache exactly as it was."""
+    from transformers.cache_utils import DynamicLayer
+
+    layers = getattr(cache, "layers", None)
+    return bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
+
+
+@torch.no_grad()
+def answer_log_probs(
+    model, cache, first_logits: torch.Tensor, mask: torch.Tensor, last: torch.Tensor, answers
+) -> list[float | None]:
+    """Mean log-probability of each row's answer tokens after its cached prompt (None for a row
+    without an answer). ``first_logits`` (rows x vocabulary) predict each answer's first token,
+    ``mask`` and ``last`` are the prompt's attention mask and last positions. The answers are fed
+    in one pass and then cut off: the cache is left as it was (``can_rewind`` must hold)."""
+    device = mask.device
+    width = max((len(a) for a in answers if a), default=0)
+    if not width:
+        return [None] * len(answers)
+    ids = torch.zeros((len(answers), width), dtype=torch.long, device=device)
+    fed = torch.zeros_like(ids)
+    for i, a in enumerate(answers):
+        if a:
+            ids[i, : len(a)] = torch.tensor(a, dtype=torch.long, device=device)
+            fed[i, : len(a)] = 1
+    out = model(
+        input_ids=ids,
+        attention_mask=torch.cat([mask.long(), fed], dim=1),
+        position_ids=last + 1 + torch.arange(width, device=device)[None],
+        use_cache=True,
+        **{_cache_arg(model): cache},
+    )
+    cache.crop(-width)
+    # position j's logits predict answer token j + 1; the prompt's last position predicts token 0
+    dtype = torch.promote_types(out.logits.dtype, torch.float32)  # float32 at least, as the metric
+    logits = torch.cat([first_logits[:, None].to(dtype), out.logits[:, :-1].to(dtype)], dim=1)
+    token_lp = torch.log_softmax(logits, dim=-1).gather(-1, ids[..., None])[..., 0]
+    return [float(token_lp[i, : len(a)].mean()) if a else None for i, a in enumerate(answers)]
+
+
+@torch.no_grad()
+def greedy_new_tokens(
+    model,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    *,
+    max_new_tokens: int,
+    pad_token_id: int,
+    answers=None,
+    prefix: SharedPrefix | None = None,
+    decided: Callable[[int, torch.Tensor], bool] | None = None,
+):
+    """The tokens ``model.generate(do_sample=False)`` appends to a left-padded batch (finished rows
+    filled with ``pad_token_id``, as ``generate`` returns them), computed with finished rows dropped.
+    With ``answers`` (token ids per row, or None) it returns ``(tokens, mean log-probabilities)``,
+    the answers scored on the prompt's own cache (None for every row where the cache cannot be
+    rewound: then nothing is fed). With ``prefix`` the batch holds what follows it (``prefill``).
+    ``decided(row, tokens so far)``: True stops that row there (its answer is settled)."""
+    n = input_ids.shape[0]
+    eos = torch.tensor(_eos_ids(model), dtype=torch.long, device=input_ids.device)
+    out, cache, mask, positions = prefill(model, input_ids, attention_mask, prefix)
+    cache_arg = _cache_arg(model)
+    scores = None
+    if answers is not None:
+        scores = (
+            answer_log_probs(model, cache, out.logits[:, -1], mask, positions[:, -1:], answers)
+            if can_rewind(cache)
+            else [None] * n
+        )
     rows = torch.arange(n, device=input_ids.device)
     new = torch.full((n, max_new_tokens), pad_token_id, dtype=torch.long, device=input_ids.device)
     last = positions[:, -1:]
@@ -105,6 +233,10 @@ def greedy_new_tokens(
         new[rows, steps] = token
         steps += 1
         running = ~torch.isin(token, eos)
+        if decided is not None:  # rows whose answer is already settled leave like finished ones
+            running &= torch.tensor(
+                [not decided(int(r), new[r, :steps]) for r in rows], device=running.device
+            )
         if steps == max_new_tokens or not bool(running.any()):
             break
         if not bool(running.all()):
@@ -120,7 +252,28 @@ def greedy_new_tokens(
             use_cache=True,
             **{cache_arg: cache},
         )
-    return new[:, :steps]
+    return new[:, :steps] if answers is None else (new[:, :steps], scores)
+
+
+_WORD_END = re.compile(r"^(.*\W)", re.DOTALL)
+
+
+def answer_settled(text: str, alias_sets: Sequence[tuple[str, ...]]) -> bool:
+    """True when every alias set is already matched (formless.matching.contains_answer) in the part
+    of ``text`` that ends at a non-word character: more text appended cannot undo such a match,
+    while a match at the very end could still grow into a longer word ("Paris" -> "Parisian")."""
+    closed = _WORD_END.match(text.rstrip("\ufffd"))  # a cut multi-byte character is no word end
+    return bool(closed) and all(contains_answer(closed.group(1), aliases) for aliases in alias_sets)
+
+
+def _settled_rows(tokenizer, stop_at: Sequence[Sequence[tuple[str, ...]] | None]):
+    """``decided`` for ``greedy_new_tokens``: row -> tokens so far -> answer settled."""
+
+    def decided(row: int, tokens: torch.Tensor) -> bool:
+        sets = stop_at[row]
+        return bool(sets) and answer_settled(tokenizer.decode(tokens, skip_special_tokens=True), sets)
+
+    return decided
 
 
 @torch.no_grad()
@@ -134,46 +287,90 @@ def generate(
     batch_size: int = 16,
     fast: bool = True,
     own_loop: bool = True,
-) -> list[str]:
+    answers: Sequence[str | None] | None = None,
+    share_prefix: bool = True,
+    stop_at: Sequence[Sequence[tuple[str, ...]] | None] | None = None,
+):
     """Greedy continuations of ``prompts`` (rendered with the chat template when ``chat``).
-    ``own_loop=False`` always uses ``model.generate`` (the reference the own loop is tested against)."""
+    ``own_loop=False`` always uses ``model.generate`` (the reference the own loop is tested against).
+
+    With ``answers`` (one gold answer or None per prompt) it returns ``(continuations,
+    probabilities)``: each answer's geometric-mean token probability, read off the prompt's own
+    prefill in float32 (``formless.audit.scoring.answer_probability``'s metric); None where it was
+    not computed here (no answer; ``fast``, whose head would run in bf16; a model outside the own
+    loop; a sliding-window cache), for the caller to score apart.
+
+    ``share_prefix``: the tokens all prompts start with (the chat template's system turn) are
+    computed once (``shared_prefix``). The same numbers up to float rounding (tested in float64);
+    in float32 a near-tie between two tokens can still break the other way, as batch padding can.
+
+    ``stop_at`` (per prompt: alias sets, or None): a prompt stops generating once every set has an
+    alias in the text so far, followed by a character that ends the word (``answer_settled``): the
+    judgement of the full generation cannot change any more, and its continuation is not needed.
+    The output is then that shorter text."""
     prompts = list(prompts)
-    texts = [render(tokenizer, p, chat=chat) for p in prompts]
+    scored = answers is not None
+    answers = list(answers) if scored else [None] * len(prompts)
+    if len(answers) != len(prompts):
+        raise ValueError("prompts and answers must pair up")
+    special = add_special_tokens(tokenizer, chat)
+    sequences = [
+        list(tokenizer(render(tokenizer, p, chat=chat), add_special_tokens=special)["input_ids"])
+        for p in prompts
+    ]
     device = next(model.parameters()).device
-    old_side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
-    outputs: list[str] = []
+    pad = tokenizer.pad_token_id
     own_loop = own_loop and _own_loop_applies(model)
-    try:
-        for start in range(0, len(texts), batch_size):
-            batch = tokenizer(
-                texts[start : start + batch_size],
-                return_tensors="pt",
-                padding=True,
-                add_special_tokens=add_special_tokens(tokenizer, chat),
-            ).to(device)
-            ctx = fast_inference_context(device) if fast else contextlib.nullcontext()
-            with ctx:
-                if own_loop:
-                    new = greedy_new_tokens(
-                        model,
-                        batch["input_ids"],
-                        batch["attention_mask"],
-                        max_new_tokens=max_new_tokens,
-                        pad_token_id=tokenizer.pad_token_id,
-                    )
-                else:
-                    out = model.generate(
-                        **batch,
-                        max_new_tokens=max_new_tokens,
-                        do_sample=False,
-                        pad_token_id=tokenizer.pad_token_id,
-                        temperature=None,
-                        top_p=None,
-                        top_k=None,
-                    )
-                    new = out[:, batch["input_ids"].shape[1] :]
+    ctx = fast_inference_context(device) if fast else contextlib.nullcontext()
+    outputs: list[str] = []
+    probabilities: list[float | None] = []
+    with ctx:
+        prefix = shared_prefix(model, sequences) if own_loop and share_prefix else None
+        skip = prefix.length if prefix else 0
+        for start in range(0, len(sequences), batch_size):
+            ids, mask = left_pad([seq[skip:] for seq in sequences[start : start + batch_size]], pad)
+            ids, mask = ids.to(device), mask.to(device)
+            chunk = answers[start : start + batch_size]
+            decided = _settled_rows(tokenizer, stop_at[start : start + batch_size]) if stop_at else None
+            if own_loop and scored and not fast and any(a is not None for a in chunk):
+                targets = [
+                    None if a is None else answer_token_ids(tokenizer, p, a, chat=chat)
+                    for p, a in zip(prompts[start : start + batch_size], chunk)
+                ]
+                new, log_probs = greedy_new_tokens(
+                    model,
+                    ids,
+                    mask,
+                    max_new_tokens=max_new_tokens,
+                    pad_token_id=pad,
+                    answers=targets,
+                    prefix=prefix,
+                    decided=decided,
+                )
+                probabilities += [None if lp is None else math.exp(lp) for lp in log_probs]
+            elif own_loop:
+                new = greedy_new_tokens(
+                    model,
+                    ids,
+                    mask,
+                    max_new_tokens=max_new_tokens,
+                    pad_token_id=pad,
+                    prefix=prefix,
+                    decided=decided,
+                )
+            else:
+                out = model.generate(
+                    input_ids=ids,
+                    attention_mask=mask,
+                    max_new_tokens=max_new_tokens,
+                    do_sample=False,
+                    pad_token_id=pad,
+                    temperature=None,
+                    top_p=None,
+                    top_k=None,
+                )
+                new = out[:, ids.shape[1] :]
             outputs.extend(tokenizer.batch_decode(new, skip_special_tokens=True))
-    finally:
-        tokenizer.padding_side = old_side
-    return [o.strip() for o in outputs]
+            probabilities += [None] * (len(outputs) - len(probabilities))
+    outputs = [o.strip() for o in outputs]
+    return (outputs, probabilities) if scored else outputs

@@ -292,5 +292,10 @@ def test_demo_speed_smoke(tmp_path, tiny_dir):
         cold, warm = data["runs"][f"{tree} cold"]["phases"], data["runs"][f"{tree} warm"]["phases"]
         assert warm["audit.reference"] < cold["audit.reference"]
     assert data["probes"] > 0 and number(data["ratio"]["cold"]) and number(data["ratio"]["warm"])
-    # both trees decode greedily token for token alike: the same audit, probe by probe
-    assert data["differences"] == {"cold": [], "warm": []}, data["differences"]
+    # both trees judge every probe alike: no hit, option or unexplained output differs (an output
+    # cut where its answer was settled, or a probability's last digits, may, between revisions)
+    for state in ("cold", "warm"):
+        found = data["differences_by_kind"][state]
+        assert found["judgement"] == [] and found["other"] == [], found
+        listed = sum(len(v) for v in found.values())
+        assert listed >= len(data["differences"][state])  # every difference is sorted somewhere

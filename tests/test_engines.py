@@ -119,9 +119,11 @@ def test_score_probes_goes_through_the_named_engine(tiny, monkeypatch):
     class Recording(TransformersEngine):
         name = "recording"
 
-        def generate(self, prompts, *, chat, max_new_tokens):
-            asked.append("generate")
-            return super().generate(prompts, chat=chat, max_new_tokens=max_new_tokens)
+        def generate_scored(self, prompts, answers, *, chat, max_new_tokens, stop_at=None):
+            asked.append("generate_scored")
+            return super().generate_scored(
+                prompts, answers, chat=chat, max_new_tokens=max_new_tokens, stop_at=stop_at
+            )
 
         def answer_probability(self, prompts, answers, *, chat):
             asked.append("answer_probability")
@@ -132,9 +134,11 @@ def test_score_probes_goes_through_the_named_engine(tiny, monkeypatch):
         Probe("direct", "c", f"item{i}", p, chat=i % 2 == 0, answer=a, aliases=(a,), max_new_tokens=6)
         for i, (p, a) in enumerate(zip(PROMPTS, ANSWERS))
     ]
-    default = score_probes(tiny, probes, batch_size=2)
-    recorded = score_probes(tiny, probes, batch_size=2, engine="recording")
-    assert sorted(set(asked)) == ["answer_probability", "generate"]
+    options = Probe("mc", "c", "mc", PROMPTS[0], answer=ANSWERS[0], options=("x", ANSWERS[0]), correct=1)
+    default = score_probes(tiny, [*probes, options], batch_size=2)
+    recorded = score_probes(tiny, [*probes, options], batch_size=2, engine="recording")
+    # generations and their answers in one pass; the options, which generate nothing, apart
+    assert sorted(set(asked)) == ["answer_probability", "generate_scored"]
     assert recorded == default
 
 
@@ -185,6 +189,12 @@ def test_audit_uses_the_engine_for_the_models_read_from_disk_only(tiny_dir, tmp_
         def generate(self, prompts, *, chat, max_new_tokens):
             served.append((self.loaded, max_new_tokens))
             return super().generate(prompts, chat=chat, max_new_tokens=max_new_tokens)
+
+        def generate_scored(self, prompts, answers, *, chat, max_new_tokens, stop_at=None):
+            served.append((self.loaded, max_new_tokens))
+            return super().generate_scored(
+                prompts, answers, chat=chat, max_new_tokens=max_new_tokens, stop_at=stop_at
+            )
 
         def answer_probability(self, prompts, answers, *, chat):
             served.append((self.loaded, 0))
@@ -278,8 +288,9 @@ def test_vllm_engine_feeds_the_transformers_prompt_tokens(tiny, chat, monkeypatc
     real = generation.greedy_new_tokens  # what the transformers path feeds the batch to
 
     def spy(model, input_ids, attention_mask, **kwargs):
+        prefix = kwargs.get("prefix")  # the tokens every prompt starts with, computed once
         for ids, mask in zip(input_ids, attention_mask):
-            fed.append(ids[mask.bool()].tolist())
+            fed.append([*(prefix.tokens if prefix else ()), *ids[mask.bool()].tolist()])
         return real(model, input_ids, attention_mask, **kwargs)
 
     monkeypatch.setattr(generation, "greedy_new_tokens", spy)

@@ -3,6 +3,8 @@ the same tokens on every supported architecture, with rows ending at different s
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from tiny import SUPPORTED, save_tiny_model
@@ -54,8 +56,12 @@ def test_own_loop_matches_generate(arch, chat, tmp_path):
     eos = torch.tensor(model.generation_config.eos_token_id)
     ended = [int(torch.isin(row, eos).nonzero()[0]) for row in ref if torch.isin(row, eos).any()]
     assert ended and min(ended) < ref.shape[1] - 1, "no row ended early: the test tests nothing"
-    # and through generate(), strings and all
-    assert generate(model, tok, PROMPTS, chat=chat, max_new_tokens=STEPS, batch_size=4) == generate(
+    # and through generate(), strings and all (the shared prefix is tested on its own, in float64:
+    # in bf16 its different rounding breaks the random model's near-ties either way)
+    own_strings = generate(
+        model, tok, PROMPTS, chat=chat, max_new_tokens=STEPS, batch_size=4, share_prefix=False
+    )
+    assert own_strings == generate(
         model, tok, PROMPTS, chat=chat, max_new_tokens=STEPS, batch_size=4, own_loop=False
     )
 
@@ -69,3 +75,107 @@ def test_processors_fall_back_to_generate(tiny):
     finally:
         model.generation_config.repetition_penalty = 1.0
     assert _own_loop_applies(model)
+
+
+def hand_probability(loaded, prompt: str, answer: str, chat: bool) -> float:
+    """ORT's metric by hand: one unbatched forward per answer token, softmax in float64."""
+    from formless.models.prompts import answer_token_ids
+
+    tok, model = loaded.tokenizer, loaded.model
+    context = tok(render(tok, prompt, chat=chat), add_special_tokens=add_special_tokens(tok, chat))[
+        "input_ids"
+    ]
+    target = answer_token_ids(tok, prompt, answer, chat=chat)
+    log_p = 0.0
+    for k, token in enumerate(target):
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([list(context) + target[:k]])).logits[0, -1]
+        log_p += float(torch.log_softmax(logits.double(), dim=-1)[token])
+    return math.exp(log_p / len(target))
+
+
+@pytest.mark.parametrize("arch", SUPPORTED)
+def test_answers_scored_on_the_prefill_change_no_token_and_match_the_metric(arch, tmp_path):
+    """generate(answers=...) returns the very tokens of a run without answers, and each answer's
+    probability equals ORT's metric computed by hand (float64 model: to rounding); where the cache
+    cannot be rewound (sliding-window layers) it scores nothing and says so with None."""
+    from formless.generation import can_rewind, prefill
+
+    loaded = load_model(str(save_tiny_model(arch, tmp_path / arch)), device="cpu", dtype=torch.float64)
+    model, tok = loaded.model, loaded.tokenizer
+    answers = ["Paris", None, "b c", "red and blue", "y"]
+    for chat in (True, False):
+        plain = generate(model, tok, PROMPTS, chat=chat, max_new_tokens=STEPS, batch_size=4, fast=False)
+        outputs, probs = generate(
+            model, tok, PROMPTS, chat=chat, max_new_tokens=STEPS, batch_size=4, fast=False, answers=answers
+        )
+        assert outputs == plain
+        ids, mask = tok([render(tok, "x", chat=chat)], return_tensors="pt").values()
+        if not can_rewind(prefill(model, ids, mask)[1]):
+            assert probs == [None] * len(PROMPTS)
+            continue
+        assert probs[1] is None
+        for prompt, answer, got in zip(PROMPTS, answers, probs):
+            if answer is not None:
+                assert got == pytest.approx(hand_probability(loaded, prompt, answer, chat), rel=1e-9)
+
+
+@pytest.mark.parametrize("arch", SUPPORTED)
+def test_the_shared_prefix_is_computed_once_and_changes_nothing(arch, tmp_path):
+    """The chat template's common leading tokens are computed once and put in front of every
+    batch's cache: in float64 the tokens are those of the plain left-padded run, rows ending at
+    different steps included; models whose cache cannot hold it apart (sliding windows) skip it."""
+    from formless.generation import shared_prefix
+
+    loaded = load_model(str(save_tiny_model(arch, tmp_path / arch)), device="cpu", dtype=torch.float64)
+    model, tok = loaded.model, loaded.tokenizer
+    sequences = [tok(render(tok, p, chat=True), add_special_tokens=False)["input_ids"] for p in PROMPTS]
+    prefix = shared_prefix(model, sequences)
+    common = 0
+    while all(len(s) > common + 1 and s[common] == sequences[0][common] for s in sequences):
+        common += 1
+    assert prefix is None or prefix.length == common
+    plain = generate(model, tok, PROMPTS, chat=True, max_new_tokens=STEPS, batch_size=4, share_prefix=False)
+    eos = sorted({tok.convert_tokens_to_ids(tok.tokenize(o)[:1])[0] for o in plain if o})[:2]
+    model.generation_config.eos_token_id = eos  # rows leave the batch at different steps
+    for chat in (True, False):
+        kwargs = dict(chat=chat, max_new_tokens=STEPS, batch_size=4, fast=False)
+        assert generate(model, tok, PROMPTS, **kwargs) == generate(
+            model, tok, PROMPTS, **kwargs, share_prefix=False
+        )
+
+
+def test_an_answer_is_settled_only_once_the_word_has_ended():
+    from formless.generation import answer_settled
+
+    assert answer_settled("The capital is Paris.", [("Paris",)])
+    assert answer_settled("The capital is Paris and", [("Paris",)])
+    assert not answer_settled("The capital is Paris", [("Paris",)])  # could become "Parisian"
+    assert not answer_settled("The capital is Parisian", [("Paris",)])
+    assert not answer_settled("It is Paris\ufffd", [("Paris",)])  # half of "Parisé"
+    assert not answer_settled("Paris, not Rome", [("Paris",), ("Lyon",)])  # every probe must be settled
+    assert answer_settled("Paris, not Lyon.", [("Paris",), ("Lyon", "Lugdunum")])
+
+
+def test_generation_stops_once_the_answer_is_settled(tiny):
+    """A row whose answer is settled stops there: its text is the prefix of the full generation
+    up to that point, and a row whose answer never comes runs the whole budget, as before."""
+    model, tok = tiny.model, tiny.tokenizer
+    full = generate(model, tok, PROMPTS, chat=True, max_new_tokens=STEPS, batch_size=5, fast=False)
+    words = [o.split() for o in full]
+    # an "alias" the random model did write, closed by the word after it; and one it never wrote
+    target = next(i for i, w in enumerate(words) if len(w) >= 3)
+    alias = words[target][0]
+    stop_at = [[(alias,)] if i == target else [("zzzz-never",)] for i in range(len(PROMPTS))]
+    cut = generate(
+        model, tok, PROMPTS, chat=True, max_new_tokens=STEPS, batch_size=5, fast=False, stop_at=stop_at
+    )
+    assert full[target].startswith(cut[target]) and len(cut[target]) < len(full[target])
+    assert answer_settled_in(cut[target], alias)
+    assert [c for i, c in enumerate(cut) if i != target] == [f for i, f in enumerate(full) if i != target]
+
+
+def answer_settled_in(text: str, alias: str) -> bool:
+    from formless.generation import answer_settled
+
+    return answer_settled(text + " ", [(alias,)])

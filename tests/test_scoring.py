@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from formless.audit.scoring import answer_probability
@@ -40,3 +41,30 @@ def test_plain_form_and_batching_do_not_change_scores(tiny_dir):
     ]
     for x, y in zip(together, alone):
         assert math.isclose(x, y, rel_tol=1e-4)
+
+
+def test_each_prompt_is_computed_once_for_all_its_answers(tmp_path, monkeypatch):
+    """Options of one question share the prompt's prefill (llama: the cache rewinds) and equal the
+    metric computed by hand (float64 model, to rounding); a sliding-window cache (gemma2) does not
+    rewind, and the pairs are scored whole instead, as close as its float32 vocabulary head allows."""
+    from test_generation import hand_probability
+    from tiny import save_tiny_model
+
+    from formless.audit import scoring
+
+    prompts = ["Which city? A) Paris B) Rome"] * 3 + ["Is water wet?"] * 2 + ["Name a colour."]
+    answers = ["Paris", "Rome", "Madrid", "True", "False", "red"]
+    for arch, shares, rel in (("llama", True, 1e-9), ("gemma2", False, 1e-5)):
+        loaded = load_model(str(save_tiny_model(arch, tmp_path / arch)), device="cpu", dtype=torch.float64)
+        shared: list = []
+        real = scoring._on_shared_prompts
+        monkeypatch.setattr(
+            scoring,
+            "_on_shared_prompts",
+            lambda *a, real=real, shared=shared, **k: shared.append(real(*a, **k)) or shared[-1],
+        )
+        got = scoring.answer_probability(loaded, prompts, answers, chat=True, batch_size=2, fast=False)
+        monkeypatch.undo()
+        assert (shared[0] is not None) == shares
+        hand = [hand_probability(loaded, p, a, True) for p, a in zip(prompts, answers)]
+        assert got == pytest.approx(hand, rel=rel)

@@ -32,15 +32,38 @@ def spelled_hit(generation: str, aliases: Sequence[str]) -> bool:
     return any(normalise(a).replace(" ", "") in joined for a in aliases if normalise(a))
 
 
-def _generations(engine: GenerationEngine, probes: Sequence[Probe]) -> dict[tuple, str]:
+def _generations(engine: GenerationEngine, probes: Sequence[Probe]) -> tuple[dict[tuple, str], dict]:
+    """({(prompt, chat, budget): generation}, {(prompt, answer, chat): probability}): each prompt is
+    generated once, and the engine scores one gold answer per prompt on the same pass where it can
+    (``generate_scored``: the prompt is then computed once for both)."""
     wanted = {(p.prompt, p.chat, p.max_new_tokens) for p in probes if p.generates}
+    # a generation may stop once every probe asking it has its answer settled (not for spelled-out
+    # answers, which are judged on the whole text joined up)
+    stops: dict[tuple, list[tuple[str, ...]] | None] = {}
+    for p in probes:
+        if p.generates:
+            key = (p.prompt, p.chat, p.max_new_tokens)
+            if p.match == "alias" and stops.get(key, []) is not None:
+                stops.setdefault(key, []).append(tuple(p.aliases))
+            else:
+                stops[key] = None
+    gold: dict[tuple[str, bool], str] = {}
+    for p in probes:
+        if p.generates and p.answer is not None and not p.options:
+            gold.setdefault((p.prompt, p.chat), p.answer)
     done: dict[tuple, str] = {}
+    scored: dict[tuple[str, str, bool], float] = {}
     for chat in (True, False):
         for budget in sorted({w[2] for w in wanted if w[1] == chat}):
             prompts = sorted({w[0] for w in wanted if w[1] == chat and w[2] == budget}, key=len)
-            outputs = engine.generate(prompts, chat=chat, max_new_tokens=budget)
+            answers = [gold.pop((p, chat), None) for p in prompts]  # scored with its first budget only
+            stop_at = [stops[p, chat, budget] for p in prompts]
+            outputs, probs = engine.generate_scored(
+                prompts, answers, chat=chat, max_new_tokens=budget, stop_at=stop_at
+            )
             done.update({(p, chat, budget): o for p, o in zip(prompts, outputs)})
-    return done
+            scored.update({(p, a, chat): v for p, a, v in zip(prompts, answers, probs) if v is not None})
+    return done, scored
 
 
 def _probabilities(engine: GenerationEngine, pairs: Sequence[tuple[str, str, bool]]) -> dict:
@@ -66,10 +89,10 @@ def score_probes(
     model in bf16 where the CPU has it: quicker, but answers then depend more on batch padding.
     ``engine`` (formless.engines) generates and scores; only the default suits an in-memory copy."""
     runner = make_engine(engine, loaded, batch_size=batch_size, fast=fast)
-    generations = _generations(runner, probes)
+    generations, probs = _generations(runner, probes)
     pairs = [(p.prompt, p.answer, p.chat) for p in probes if p.answer is not None and not p.options]
     pairs += [(p.prompt, o, p.chat) for p in probes for o in p.options]
-    probs = _probabilities(runner, pairs)
+    probs.update(_probabilities(runner, [pair for pair in pairs if pair not in probs]))
     results = []
     for p in probes:
         if p.options:

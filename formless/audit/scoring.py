@@ -9,13 +9,21 @@ penalised for their length; computed from log-softmax of the logits (never raw l
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Sequence
 
 import torch
 
-from formless.generation import fast_inference_context
+from formless.generation import (
+    _own_loop_applies,
+    answer_log_probs,
+    can_rewind,
+    fast_inference_context,
+    prefill,
+    shared_prefix,
+)
 from formless.models.loading import LoadedModel
-from formless.models.prompts import add_special_tokens, render, right_pad
+from formless.models.prompts import add_special_tokens, answer_token_ids, left_pad, render, right_pad
 
 
 @torch.no_grad()
@@ -36,14 +44,15 @@ def answer_probability(
         raise ValueError("prompts and answers must pair up")
     tok, model = loaded.tokenizer, loaded.model
     special = add_special_tokens(tok, chat)
-    pairs = []
-    for prompt, answer in zip(prompts, answers):
-        context = tok(render(tok, prompt, chat=chat), add_special_tokens=special)["input_ids"]
-        sep = "" if chat or prompt.endswith((" ", "\n")) else " "
-        target = tok(sep + answer, add_special_tokens=False)["input_ids"]
-        if not target:
-            raise ValueError(f"answer {answer!r} has no tokens")
-        pairs.append((list(context), list(target)))
+    contexts = {
+        p: list(tok(render(tok, p, chat=chat), add_special_tokens=special)["input_ids"]) for p in prompts
+    }
+    targets = [answer_token_ids(tok, p, a, chat=chat) for p, a in zip(prompts, answers)]
+    if not fast and _own_loop_applies(model):
+        shared = _on_shared_prompts(loaded, list(prompts), targets, contexts, batch_size)
+        if shared is not None:
+            return shared
+    pairs = [(contexts[p], t) for p, t in zip(prompts, targets)]
     scores: list[float] = []
     pad = tok.pad_token_id or 0
     device = loaded.device
@@ -64,6 +73,47 @@ def answer_probability(
             log_probs = torch.log_softmax(_softcap(model, logits), dim=-1)
             token_lp = log_probs[torch.arange(len(t)), torch.tensor(t, device=log_probs.device)]
             scores.append(float(token_lp.mean().exp()))
+    return scores
+
+
+@torch.no_grad()
+def _on_shared_prompts(
+    loaded: LoadedModel,
+    prompts: list[str],
+    targets: list[list[int]],
+    contexts: dict[str, list[int]],
+    batch_size: int,
+) -> list[float] | None:
+    """The same metric with each distinct prompt computed once: its cache is prefilled and every
+    answer asked after it (the options of a multiple-choice question) is fed on top and cut off
+    again (formless.generation.answer_log_probs); the tokens every prompt starts with (the chat
+    template's system turn) are computed once for all (formless.generation.shared_prefix). Float32
+    throughout; the numbers agree with the one-pass path to float rounding. None when the model's
+    cache cannot be rewound (sliding-window layers): the caller scores the pairs whole."""
+    asked: dict[str, list[int]] = {}
+    for i, p in enumerate(prompts):
+        asked.setdefault(p, []).append(i)
+    order = sorted(asked, key=lambda p: len(contexts[p]))
+    scores: list[float] = [0.0] * len(prompts)
+    pad = loaded.tokenizer.pad_token_id or 0
+    device = loaded.device
+    prefix = shared_prefix(loaded.model, [contexts[p] for p in order])
+    skip = prefix.length if prefix else 0
+    for start in range(0, len(order), batch_size):
+        batch = order[start : start + batch_size]
+        ids, mask = left_pad([contexts[p][skip:] for p in batch], pad)
+        out, cache, mask, positions = prefill(loaded.model, ids.to(device), mask.to(device), prefix)
+        if not can_rewind(cache):
+            return None
+        for k in range(max(len(asked[p]) for p in batch)):
+            kth = [asked[p][k] if k < len(asked[p]) else None for p in batch]
+            log_probs = answer_log_probs(
+                loaded.model, cache, out.logits[:, -1], mask, positions[:, -1:],
+                [None if i is None else targets[i] for i in kth],
+            )  # fmt: skip
+            for i, lp in zip(kth, log_probs):
+                if i is not None:
+                    scores[i] = math.exp(lp)
     return scores
 
 

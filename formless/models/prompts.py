@@ -32,3 +32,27 @@ def right_pad(sequences, pad_id: int):
         ids[i, : len(seq)] = torch.tensor(seq, dtype=torch.long)
         mask[i, : len(seq)] = 1
     return ids, mask
+
+
+def left_pad(sequences, pad_id: int):
+    """(input_ids, attention_mask) for token lists, left-padded as batched generation feeds them."""
+    import torch
+
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for i, seq in enumerate(sequences):
+        if seq:
+            ids[i, width - len(seq) :] = torch.tensor(seq, dtype=torch.long)
+            mask[i, width - len(seq) :] = 1
+    return ids, mask
+
+
+def answer_token_ids(tokenizer, prompt: str, answer: str, *, chat: bool) -> list[int]:
+    """The tokens of ``answer`` as they continue ``prompt``: a plain prompt that does not end in
+    a space gets one before the answer; a chat turn's answer starts the assistant's message."""
+    sep = "" if chat or prompt.endswith((" ", "\n")) else " "
+    ids = list(tokenizer(sep + answer, add_special_tokens=False)["input_ids"])
+    if not ids:
+        raise ValueError(f"answer {answer!r} has no tokens")
+    return ids
