@@ -132,10 +132,12 @@ def run_method(method: str, names: list[str], args, kb, done: dict, save) -> Non
                 method=method,
                 train_config=config,
                 train_form=args.train_form,
-                config=make_config(args.preset) if method == "rocr" else None,
+                config=make_config(args.preset, **args.rocr_options) if method == "rocr" else None,
             )
             forget_seconds = time.perf_counter() - started
-            settings = AuditSettings(quantize=args.schemes, relearn_steps=args.relearn_steps, fast=args.fast)
+            settings = AuditSettings(
+                quantize=args.schemes, relearn_steps=args.relearn_steps, fast=args.fast, forms=args.forms
+            )
             report = run_audit(Path(tmp) / "m", kb=kb, settings=settings)
         record = concept_record(report, forget_seconds, outcome)
         done[name] = record
@@ -147,6 +149,19 @@ def run_method(method: str, names: list[str], args, kb, done: dict, save) -> Non
             f"forget {forget_seconds:.1f}s",
             flush=True,
         )
+
+
+def rocr_option(text: str) -> tuple[str, object]:
+    """ "strength=1.5" -> ("strength", 1.5); "layers=4,5,6" -> ("layers", [4, 5, 6]); text stays text."""
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise SystemExit(f"--rocr-option {text!r}: expected FIELD=VALUE")
+    if "," in value:
+        return key.strip(), [int(v) for v in value.split(",")]
+    try:
+        return key.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip(), value
 
 
 def chosen_lrs(path: Path | None) -> dict[str, float]:
@@ -240,6 +255,11 @@ def main() -> None:
     parser.add_argument(
         "--preset", default="formless", help="ROCR preset (formless.rocr.config.PRESETS), e.g. paper"
     )
+    parser.add_argument(
+        "--rocr-option", dest="rocr_options", action="append", default=[], metavar="FIELD=VALUE",
+        help="an ROCRConfig field for an ablation, e.g. strength=1.5 or layers=4,5,6,7 (repeatable)",
+    )  # fmt: skip
+    parser.add_argument("--forms", default=None, help="audit only these forms (comma list); default all")
     parser.add_argument("--fast", action="store_true", help="audit in bf16 (reference too): ~1.4x faster")
     parser.add_argument("--json", type=Path, help="results so far, rewritten after each concept")
     parser.add_argument(
@@ -256,6 +276,8 @@ def main() -> None:
     if args.smoke:
         args.concepts, args.steps = 1, min(args.steps, 2)
     args.schemes = parse_schemes(args.quantize)
+    args.forms = [f.strip() for f in args.forms.split(",") if f.strip()] if args.forms else None
+    args.rocr_options = dict(rocr_option(text) for text in args.rocr_options)
     args.lrs = chosen_lrs(args.lr_from)
     kb = load()
     names = [kb.concept(n).name for n in DEFAULT_CONCEPTS[: args.concepts]]
@@ -265,11 +287,13 @@ def main() -> None:
         m: m if args.train_form == "all" or m in ("rocr", "icu") else f"{m}[{args.train_form}]"
         for m in methods
     }
-    if args.preset != "formless" and "rocr" in label:  # "rocr[paper]" beside "rocr"
-        label["rocr"] = f"rocr[{args.preset}]"
+    if (args.preset != "formless" or args.rocr_options) and "rocr" in label:  # "rocr[paper]" beside "rocr"
+        changed = [args.preset] if args.preset != "formless" else []
+        changed += [f"{k}={v}" for k, v in args.rocr_options.items()]
+        label["rocr"] = f"rocr[{','.join(changed)}]"
     meta = {"concepts": names, "fast": args.fast, "schemes": list(args.schemes),
             "relearn_steps": args.relearn_steps, "steps": args.steps, "model": args.model,
-            "torch": torch.__version__, "device": str(default_device())}  # fmt: skip
+            "torch": torch.__version__, "device": str(default_device()), "forms": args.forms}  # fmt: skip
     results: dict = {}
     for source in args.sources:
         old = json.loads(source.read_text())

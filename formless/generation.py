@@ -20,6 +20,7 @@ import functools
 import inspect
 import math
 import re
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ import torch
 
 from formless.matching import contains_answer
 from formless.models.prompts import add_special_tokens, answer_token_ids, left_pad, render
+from formless.progress import advance
 
 
 @functools.cache
@@ -327,7 +329,14 @@ def generate(
     with ctx:
         prefix = shared_prefix(model, sequences) if own_loop and share_prefix else None
         skip = prefix.length if prefix else 0
+        started = time.perf_counter()
         for start in range(0, len(sequences), batch_size):
+            advance(
+                start // batch_size,
+                -(-len(sequences) // batch_size),
+                started,
+                f"batches of {max_new_tokens}-token answers",
+            )
             ids, mask = left_pad([seq[skip:] for seq in sequences[start : start + batch_size]], pad)
             ids, mask = ids.to(device), mask.to(device)
             chunk = answers[start : start + batch_size]

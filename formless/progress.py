@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TypeVar
 
 from rich.console import Console
@@ -45,3 +47,32 @@ def status(message: str, enabled: bool | None = None) -> Iterator[None]:
         return
     with _console.status(message):
         yield
+
+
+# the phase a long job is in, and where to say how far it got: (label, say)
+_PHASE: ContextVar[tuple[str, Callable[[str], None]] | None] = ContextVar("formless_phase", default=None)
+
+
+@contextmanager
+def phase(label: str, say: Callable[[str], None]) -> Iterator[None]:
+    """While this is open, ``advance`` (called by the batched loops: generation, scoring) reports
+    through ``say`` how far the phase is and an estimate of the time left."""
+    token = _PHASE.set((label, say))
+    say(label)
+    try:
+        yield
+    finally:
+        _PHASE.reset(token)
+
+
+def advance(done: int, total: int, started: float, what: str = "batches") -> None:
+    """Report ``done`` of ``total`` units of the current loop (begun at ``started``,
+    ``time.perf_counter()``) to the open ``phase``, if any, with the time left at this pace."""
+    current = _PHASE.get()
+    if current is None or total <= 0:
+        return
+    label, say = current
+    elapsed = time.perf_counter() - started
+    left = elapsed / done * (total - done) if done else None
+    eta = f", ~{left:.0f}s left" if left is not None and done < total else ""
+    say(f"{label}: {done}/{total} {what}{eta}")

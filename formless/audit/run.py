@@ -41,6 +41,7 @@ from formless.checkpoint import read_manifest, versions
 from formless.errors import FormlessError
 from formless.knowledge import KnowledgeBase
 from formless.models.loading import LoadedModel, load_model
+from formless.progress import phase
 
 __all__ = [
     "AUDIT_VERSION",
@@ -162,10 +163,10 @@ def run_audit(
     say(f"{len(sets.forget)} forget, {len(sets.neighbour)} neighbour and {len(sets.general)} general probes")
 
     def score_ref(batch: list[Probe]) -> list[ProbeResult]:
-        say(f"scoring {len(batch)} probes on the reference (cached afterwards)")
-        return score_probes(
-            ref(), batch, batch_size=settings.batch_size, fast=settings.fast, engine=settings.engine
-        )
+        with phase(f"scoring {len(batch)} probes on the reference (cached afterwards)", say):
+            return score_probes(
+                ref(), batch, batch_size=settings.batch_size, fast=settings.fast, engine=settings.engine
+            )
 
     precision = settings.precision
     before = cached_scores(store, precision, probes, score_ref)
@@ -177,8 +178,8 @@ def run_audit(
     t = lap("reference", t)
 
     # residual knowledge is measured over what the reference knows, so only those probes are asked
-    say(f"scoring {sum(b.hit for b in before)} probes the reference knows on the audited model")
-    after = score_known(loaded, probes, before, settings, engine=settings.engine)
+    with phase(f"scoring {sum(b.hit for b in before)} probes the reference knows on the audited model", say):
+        after = score_known(loaded, probes, before, settings, engine=settings.engine)
     t = lap("audited_model", t)
     n_forget, n_neigh = len(sets.forget), len(sets.neighbour)
     f_before, f_after = before[:n_forget], after[:n_forget]
@@ -209,8 +210,8 @@ def run_audit(
         planned.append(RelearningAttack(kb, targets, settings.relearn_steps, seed=settings.seed))
     sections: dict[str, dict] = {"quantization": {}, "relearning": {}}
     for attack in [*planned, *attacks]:
-        say(attack.announce())
-        entry, seconds = run_attack(attack, loaded, ref, store, sets.forget, f_before, f_after, settings)
+        with phase(attack.announce(), say):
+            entry, seconds = run_attack(attack, loaded, ref, store, sets.forget, f_before, f_after, settings)
         sections[attack.section][attack.name] = entry
         timings.update(seconds)
         t = lap(attack.name if attack.section == "relearning" else f"quantized_{attack.name}", t)
