@@ -245,6 +245,9 @@ def main() -> None:
     _smoke.add_arguments(parser)
     parser.add_argument("--methods", default="rocr")
     parser.add_argument("--concepts", type=int, default=5)
+    parser.add_argument(
+        "--names", default=None, help="these concepts (comma list) instead of the first --concepts ones"
+    )
     parser.add_argument("--quantize", default="none", help="schemes, e.g. gguf-q8_0,gguf-q4_1,rtn4")
     parser.add_argument("--relearn-steps", type=int, default=0)
     parser.add_argument(
@@ -280,7 +283,8 @@ def main() -> None:
     args.rocr_options = dict(rocr_option(text) for text in args.rocr_options)
     args.lrs = chosen_lrs(args.lr_from)
     kb = load()
-    names = [kb.concept(n).name for n in DEFAULT_CONCEPTS[: args.concepts]]
+    chosen = args.names.split(",") if args.names else DEFAULT_CONCEPTS[: args.concepts]
+    names = [kb.concept(n.strip()).name for n in chosen if n.strip()]
     methods = [m for m in args.methods.split(",") if m]
     # A run trained on one form only is its own column: "ga[qa]" next to "ga".
     label = {
