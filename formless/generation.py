@@ -341,12 +341,17 @@ def generate(
             ids, mask = ids.to(device), mask.to(device)
             chunk = answers[start : start + batch_size]
             decided = _settled_rows(tokenizer, stop_at[start : start + batch_size]) if stop_at else None
-            if own_loop and scored and not fast and any(a is not None for a in chunk):
-                targets = [
-                    None if a is None else answer_token_ids(tokenizer, p, a, chat=chat)
-                    for p, a in zip(prompts[start : start + batch_size], chunk)
-                ]
-                new, log_probs = greedy_new_tokens(
+            if own_loop:
+                wants = scored and not fast and any(a is not None for a in chunk)
+                targets = (
+                    [
+                        None if a is None else answer_token_ids(tokenizer, p, a, chat=chat)
+                        for p, a in zip(prompts[start : start + batch_size], chunk)
+                    ]
+                    if wants
+                    else None
+                )
+                result = greedy_new_tokens(
                     model,
                     ids,
                     mask,
@@ -356,17 +361,8 @@ def generate(
                     prefix=prefix,
                     decided=decided,
                 )
+                new, log_probs = result if wants else (result, [])
                 probabilities += [None if lp is None else math.exp(lp) for lp in log_probs]
-            elif own_loop:
-                new = greedy_new_tokens(
-                    model,
-                    ids,
-                    mask,
-                    max_new_tokens=max_new_tokens,
-                    pad_token_id=pad,
-                    prefix=prefix,
-                    decided=decided,
-                )
             else:
                 out = model.generate(
                     input_ids=ids,
