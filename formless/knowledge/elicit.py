@@ -40,6 +40,8 @@ from formless.knowledge.schema import BLANK, Concept, Fact, Hop, KnowledgeFile, 
 from formless.knowledge.templates import (
     CATEGORY_COMPLETION,
     DESCRIPTION_PROMPT,
+    FACTS_PROMPT,
+    FAME_PROMPT,
     IDENTITY_PROMPT,
     KIND_NOUN,
     KIND_WORDS,
@@ -51,20 +53,23 @@ from formless.knowledge.templates import (
 from formless.matching import contains_answer, normalise
 from formless.models.cache import atomic_file, cache_dir
 
-ELICIT_VERSION = "2"  # 2: kind detection stops at "by", reads "X and Y" phrases whole, knows ships and moons
+ELICIT_VERSION = "3"  # 3: four free prompts mined (facts, fame), relations for rivers, planets, ships, bands
 MIN_AGREEMENT = 2  # independent forms of the reference that must state the same answer
 # with 8-18 relations asked in 4 forms, a made-up name gets one agreeing answer by chance (measured:
 # "Zorblax Quentavian", spouse "Roman"); a record needs at least two facts
 MIN_FACTS = 2
 QUESTION_TOKENS = 24  # chat answers restate the question first: 16 cut "J.K. Rowling" to "J.K. Row"
 COMPLETION_TOKENS = 8
-DESCRIPTION_TOKENS = 32
+DESCRIPTION_TOKENS = 48  # the free prompts' answers: long enough for two or three statements
 MAX_SPAN_WORDS = 5
 CHAT_FORMS = ("question", "paraphrase")  # two chat wordings of the relation's question
 ASKED_FORMS = (*CHAT_FORMS, "completion", "cloze")
 FORMS = (*ASKED_FORMS, "description")
-# the model's own words about the concept, asked once and mined together as the "description" form
-FREE_PROMPTS = (DESCRIPTION_PROMPT, IDENTITY_PROMPT)
+# the model's own words about the concept, asked once and mined together as the "description" form;
+# the first two also decide the concept's kind. Asking for facts and fame as well gives the mining
+# more of what the model states (measured on the built-in concepts: Mars's "fourth planet from the
+# Sun", Titanic's "sank ... 1912" appear only there)
+FREE_PROMPTS = (DESCRIPTION_PROMPT, IDENTITY_PROMPT, FACTS_PROMPT, FAME_PROMPT)
 
 Say = Callable[[str], None]
 
@@ -951,7 +956,11 @@ def elicit_concept(
         t = time.perf_counter()
     else:
         kind_source = "given"
-    relations = tuple(r for r in RELATIONS[kind] if not r.requires or category_word in (None, *r.requires))
+    relations = tuple(
+        r
+        for r in RELATIONS[kind]
+        if not r.requires or category_word in r.requires or (category_word is None and not r.specific)
+    )
     free_text = first.get(description_prompt, "")
     subject = subject_phrase(name, free_text)
     answers = {**first, **_ask(loaded, name, relations, True, first, subject)}

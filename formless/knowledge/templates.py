@@ -15,6 +15,8 @@ from dataclasses import dataclass, field, replace
 DESCRIPTION_PROMPT = "Tell me about {n}."
 # a short answer to this names the concept's category ("a British novelist"): it helps detect the kind
 IDENTITY_PROMPT = "Who or what is {n}?"
+FACTS_PROMPT = "Give me three facts about {n}."
+FAME_PROMPT = "What is {n} famous for?"
 # the first plain completion of every kind: its answer is the concept's category ("singer", "city")
 CATEGORY_COMPLETION = "{n} is a"
 
@@ -29,6 +31,7 @@ LANGUAGES = ("fr", "es", "de")
 
 _CAP = r"((?:[A-Z][\w'.&-]*|\d{4})(?:,? (?:of |the |de |von |van |and |& )?(?:[A-Z][\w'.&-]*|\d{4})){0,4})"
 _YEAR = r"((?:1[0-9]|20)\d\d)"
+_GENRES = r"(rock(?: and roll)?|pop|jazz|punk|heavy metal|metal|folk|soul|hip hop|blues|disco|reggae|grunge)"
 _CENTURY = r"\b\d{1,2}(?:st|nd|rd|th)\b"
 _PHRASE = r"((?:[\w'-]+ ){0,3}[\w'-]+)"
 
@@ -51,6 +54,9 @@ class Relation:
     pattern: str | None = None  # a regex every candidate answer must match ("19th century")
     proper: bool = False  # a name or title: candidates must hold a capitalised word or a number
     requires: tuple[str, ...] = ()  # asked only of concepts whose category is one of these
+    # with ``requires``: not asked when the category is unknown either ("In which year did the Moon
+    # sink?" gets a confident year from a 135M model)
+    specific: bool = False
     category: bool = False  # "X is a ___": the answer is the head noun of what follows
     translations: dict[str, str] = field(default_factory=dict)  # language -> question
 
@@ -453,6 +459,23 @@ WORK = (
         proper=True,
     ),
     Relation(
+        "character",
+        "Who is a famous character in {n}?",
+        "Name a character from {n}.",
+        "A famous character in {n} is",
+        "One of the characters of {n} is",
+        reverse="In which story does {a} appear?",
+        describe="with the character {a}",
+        role="a character of {n}",
+        mine=(
+            r"\b(?:characters?|friends?|hero|heroine|protagonist)"
+            r"(?: named| called| such as| like| including)? " + _CAP,
+        ),
+        similar=("main character", "villain", "hero", "heroine", "ring-bearer", "wizard"),
+        fallback=("Sherlock Holmes", "Hermione Granger", "Frodo Baggins", "Luke Skywalker", "Mr. Darcy"),
+        proper=True,
+    ),
+    Relation(
         "theme",
         "What is {n} about?",
         "What is the main theme of {n}?",
@@ -503,6 +526,11 @@ _LANDMARK = (
     *("landmark", "stadium", "temple", "church", "wall", "structure", "skyscraper", "site", "wonder"),
 )
 
+_NATURAL = (
+    *("river", "stream", "lake", "desert", "mountain", "volcano", "ocean", "sea", "forest", "canyon"),
+    *("valley", "waterfall", "island", "peninsula", "region"),
+)
+
 PLACE = (
     Relation(
         "type",
@@ -544,6 +572,46 @@ PLACE = (
         mine=(r"\b(Europe|Asia|Africa|North America|South America|Australia|Antarctica|Oceania)\b",),
         similar=("continent",),
         fallback=("Europe", "Asia", "Africa", "North America", "South America", "Australia"),
+        proper=True,
+    ),
+    Relation(
+        "region",
+        "In which region is {n} located?",
+        "Where exactly is {n}?",
+        "{n} is located in",
+        "{n} lies in",
+        generic=True,
+        describe="in {a}",
+        mine=(r"\b(?:located|lies|situated|found|stretching) (?:in|across) (?:the )?" + _CAP,),
+        similar=("region", "continent"),
+        fallback=("North Africa", "South America", "Central Asia", "the Middle East", "Siberia"),
+        proper=True,
+        requires=_NATURAL,
+    ),
+    Relation(
+        "flows into",
+        "Into which ocean or sea does {n} flow?",
+        "Where does {n} end?",
+        "{n} flows into the",
+        "The mouth of {n} opens into the",
+        generic=True,
+        mine=(r"\b(?:flows?|empties|drains) into (?:the )?" + _CAP,),
+        similar=("flows into",),
+        fallback=("Atlantic Ocean", "Pacific Ocean", "Mediterranean Sea", "Indian Ocean", "Black Sea"),
+        proper=True,
+        requires=("river", "stream"),
+        specific=True,
+    ),
+    Relation(
+        "nickname",
+        "What is {n} also known as?",
+        "What nickname does {n} have?",
+        "{n} is also known as the",
+        "{n} is often called the",
+        describe="known as {a}",
+        mine=(r"\b(?:also known as|nicknamed|often called|known as) (?:the )?" + _CAP,),
+        similar=("nickname",),
+        fallback=("City of Light", "Big Apple", "Eternal City", "Roof of the World", "Land of Fire"),
         proper=True,
     ),
     Relation(
@@ -820,6 +888,50 @@ ORGANISATION = (
         requires=("band", "group"),
     ),
     Relation(
+        "member",
+        "Who was a member of {n}?",
+        "Name a member of {n}.",
+        "A famous member of {n} was",
+        "{n} included the musician",
+        reverse="Which band was {a} a member of?",
+        describe="with {a}",
+        role="a member of {n}",
+        mine=(r"\b(?:members?(?: were| was| included)?|formed by|founded by|including|led by),? " + _CAP,),
+        similar=("lead singer", "member"),
+        fallback=("Mick Jagger", "Freddie Mercury", "Bono", "Kurt Cobain", "Jim Morrison", "Roger Waters"),
+        proper=True,
+        requires=("band", "group"),
+        specific=True,
+    ),
+    Relation(
+        "music genre",
+        "What kind of music did {n} play?",
+        "Which genre of music is {n} known for?",
+        "{n} was a famous band that played",
+        "The music of {n} is classic",
+        generic=True,
+        pattern=_GENRES,
+        mine=(r"\b" + _GENRES + r"\b",),
+        similar=("music genre", "genre"),
+        fallback=("rock", "pop", "jazz", "punk", "heavy metal", "folk", "hip hop"),
+        requires=("band", "group"),
+        specific=True,
+    ),
+    Relation(
+        "decade",
+        "In which decade did {n} become famous?",
+        "When was {n} at its most popular?",
+        "{n} became famous in the",
+        "{n} was most popular in the",
+        generic=True,
+        pattern=r"\b(?:19|20)\d0s\b",
+        mine=(r"\b((?:19|20)\d0s)\b",),
+        similar=("decade",),
+        fallback=("1950s", "1960s", "1970s", "1980s", "1990s", "2000s"),
+        requires=("band", "group"),
+        specific=True,
+    ),
+    Relation(
         "sport",
         "Which sport does {n} play?",
         "What sport is {n} known for?",
@@ -891,6 +1003,84 @@ THING = (
         mine=(r"\bmade (?:of|from) " + _PHRASE,),
         similar=("material",),
         fallback=("metal", "wood", "plastic", "stone", "glass", "paper", "rock and ice"),
+    ),
+    Relation(
+        "nickname",
+        "What is {n} also known as?",
+        "What nickname does {n} have?",
+        "{n} is also known as the",
+        "{n} is often called the",
+        describe="known as {a}",
+        mine=(r"\b(?:also known as|nicknamed|often called|known as|means) (?:the |\")?" + _CAP,),
+        similar=("nickname",),
+        fallback=("Blue Planet", "Evening Star", "Unsinkable Ship", "Iron Horse", "Big Blue", "Gas Giant"),
+        proper=True,
+    ),
+    Relation(
+        "orbits",
+        "What does {n} orbit?",
+        "Around which body does {n} revolve?",
+        "{n} orbits the",
+        "{n} revolves around the",
+        generic=True,
+        mine=(r"\b(?:orbits?|orbiting|revolves around|satellite of) (?:the |around the )?" + _CAP,),
+        similar=("orbits",),
+        fallback=("Sun", "Earth", "Jupiter", "Saturn", "Milky Way"),
+        proper=True,
+        requires=("planet", "moon", "satellite", "comet", "asteroid", "star"),
+        specific=True,
+    ),
+    Relation(
+        "position",
+        "Which planet from the Sun is {n}?",
+        "Counting from the Sun, which planet is {n}?",
+        "Counting from the Sun, {n} is the",
+        "In our solar system, {n} is the",
+        generic=True,
+        pattern=r"\b(?:first|second|third|fourth|fifth|sixth|seventh|eighth)\b",
+        mine=(r"\b(first|second|third|fourth|fifth|sixth|seventh|eighth) planet from the Sun",),
+        similar=("position",),
+        fallback=("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth"),
+        requires=("planet",),
+        specific=True,
+    ),
+    Relation(
+        "year sank",
+        "In which year did {n} sink?",
+        "When did {n} sink?",
+        "{n} sank in the year",
+        "{n} went down in",
+        mine=(r"\bsank\b[^.]{0,40}?" + _YEAR,),
+        similar=("year sank",),
+        year=True,
+        requires=("ship", "vessel", "liner", "boat", "submarine"),
+        specific=True,
+    ),
+    Relation(
+        "sank after hitting",
+        "What did {n} hit before it sank?",
+        "What did {n} collide with?",
+        "{n} sank after hitting an",
+        "{n} collided with an",
+        generic=True,
+        mine=(r"\b(?:collided with|hit|struck) (?:an? |the )?" + _PHRASE,),
+        similar=("sank after hitting",),
+        fallback=("iceberg", "rock", "reef", "mine", "another ship", "torpedo"),
+        requires=("ship", "vessel", "liner", "boat", "submarine"),
+        specific=True,
+    ),
+    Relation(
+        "ocean",
+        "In which ocean did {n} sink?",
+        "Where did {n} sink?",
+        "{n} sank in the",
+        "The wreck of {n} lies in the",
+        mine=(r"\bsank in (?:the )?" + _CAP,),
+        similar=("ocean", "flows into"),
+        fallback=("Pacific Ocean", "Indian Ocean", "Mediterranean Sea", "Arctic Ocean", "Baltic Sea"),
+        proper=True,
+        requires=("ship", "vessel", "liner", "boat", "submarine"),
+        specific=True,
     ),
     Relation(
         "origin country",
@@ -1000,6 +1190,33 @@ EVENT = (
         similar=("winner", "victor"),
         fallback=("the Allies", "France", "Brazil", "the United States", "England", "the Union"),
         proper=True,
+    ),
+    Relation(
+        "frequency",
+        "How often is {n} held?",
+        "How many years are there between two editions of {n}?",
+        "{n} is held every",
+        "{n} takes place once every",
+        generic=True,
+        pattern=r"\b(?:year|two|three|four|five|ten|\d+)\b",
+        mine=(r"\bevery ((?:\w+ )?years?)\b",),
+        similar=("frequency",),
+        fallback=("year", "two years", "three years", "five years", "ten years"),
+        requires=("games", "olympics", "cup", "festival", "championship", "tournament", "election", "event"),
+        specific=True,
+    ),
+    Relation(
+        "sides",
+        "Which alliance fought against the Allies in {n}?",
+        "Who were the main opponents of the Allies in {n}?",
+        "In {n}, the Allies fought against the",
+        "The opponents of the Allies in {n} were the",
+        mine=(r"\b(Axis(?: powers)?|Central Powers)\b",),
+        similar=("sides",),
+        fallback=("Central Powers", "Confederacy", "Warsaw Pact", "Ottoman Empire"),
+        proper=True,
+        requires=("war", "conflict"),
+        specific=True,
     ),
     Relation(
         "cause",
@@ -1185,6 +1402,21 @@ _TRANSLATIONS: dict[tuple[str, str], dict[str, str]] = {
         "fr": "Qui a gagné {n} ?",
         "es": "¿Quién ganó {n}?",
         "de": "Wer hat {n} gewonnen?",
+    },
+    ("work", "character"): {
+        "fr": "Qui est un personnage célèbre de {n} ?",
+        "es": "¿Quién es un personaje famoso de {n}?",
+        "de": "Wer ist eine berühmte Figur in {n}?",
+    },
+    ("organisation", "member"): {
+        "fr": "Qui était membre de {n} ?",
+        "es": "¿Quién era miembro de {n}?",
+        "de": "Wer war Mitglied von {n}?",
+    },
+    ("thing", "year sank"): {
+        "fr": "En quelle année {n} a-t-il coulé ?",
+        "es": "¿En qué año se hundió {n}?",
+        "de": "In welchem Jahr sank {n}?",
     },
 }
 
