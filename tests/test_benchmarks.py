@@ -299,3 +299,40 @@ def test_demo_speed_smoke(tmp_path, tiny_dir):
         assert found["judgement"] == [] and found["other"] == [], found
         listed = sum(len(v) for v in found.values())
         assert listed >= len(data["differences"][state])  # every difference is sorted somewhere
+
+
+def test_recognition_prior_smoke(tmp_path, tiny_dir):
+    out = tmp_path / "recognition_prior.json"
+    done = smoke("recognition_prior", "--model", str(tiny_dir), "--json", str(out), tmp_path=tmp_path)
+    data = json.loads(out.read_text())
+    (row,) = data["rows"]
+    assert row["concept"] == "Harry Potter" and row["probes"]
+    assert {p["form"] for p in row["probes"]} == {"multiple_choice", "multiple_choice_letter", "true_false"}
+    for p in row["probes"]:
+        assert all(
+            isinstance(p[w], bool) for w in ("reference", "edited", "reference_control", "edited_control")
+        )
+        assert (
+            "harry potter" not in p["control_prompt"].lower() and "Velmora Strunkett" in p["control_prompt"]
+        )
+    for form in ("multiple_choice", "multiple_choice_letter", "true_false"):
+        assert f"| {form} |" in done.stdout
+
+
+def test_recognition_prior_counts_over_the_probes_the_reference_knows():
+    sys.path.insert(0, str(BENCHMARKS))
+    import recognition_prior as rp
+
+    assert rp.with_control_name(
+        "Who wrote the harry potter books? (Harry Potter)", ["Harry Potter", "HP"]
+    ) == ("Who wrote the Velmora Strunkett books? (Velmora Strunkett)")
+
+    def probe(ref: bool, edited: bool, ctl: bool) -> dict:
+        ways = {"reference": ref, "edited": edited, "reference_control": ctl, "edited_control": ctl}
+        return {"form": "true_false", **ways}
+
+    rows = [{"probes": [probe(True, True, False), probe(True, False, True), probe(False, True, True)]}]
+    line = next(x for x in rp.table(rows).splitlines() if x.startswith("| true_false"))
+    # known 2 of 3; residual 1/2; prior over the known 1/2; prior over every probe 2/3
+    assert line.split(" | ")[1:3] == ["2/3", "50% [9–91%] (1/2)"]
+    assert line.rstrip(" |").endswith("67% [21–94%] (2/3)")

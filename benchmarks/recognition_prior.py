@@ -1,0 +1,148 @@
+"""How much of ROCR's recognition "leak" is knowledge, and how much is the options' own prior?
+
+The multiple-choice and true/false forms count a fact as still known when the right option wins.
+The audit's chance level is uniform (1/4, 1/2). But a model that never heard of the concept does
+not pick uniformly: "J.K. Rowling" may simply be the likeliest of four writer names whatever book
+is asked about. This benchmark measures that floor on the model itself. Each recognition probe is
+asked four ways:
+
+- reference, as written: what the reference knows (the audit's "known");
+- edited (the default ROCR edit of that concept), as written: the audit's residual;
+- reference with the concept's name (and aliases) replaced by a made-up name: the options' prior,
+  i.e. what the reference picks when it cannot know the answer;
+- edited with the made-up name: the same prior after the edit (it should not move).
+
+Probes whose prompt never names the concept (no made-up twin exists) are left out and counted.
+
+Printed per form, over the probes the reference knows: the residual and the prior, each with a 95%
+Wilson interval. A residual near the prior means the edit left about what a no-knowledge model
+gets; a residual well above it is real recognition left.
+
+    python benchmarks/recognition_prior.py --concepts 10 [--json out.json]
+    python benchmarks/recognition_prior.py --names "Harry Potter,Isaac Newton"
+    python benchmarks/recognition_prior.py --smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _smoke  # noqa: E402
+from audit_methods import DEFAULT_CONCEPTS, wilson  # noqa: E402
+
+FORMS = ("multiple_choice", "multiple_choice_letter", "true_false")
+CONTROL = "Velmora Strunkett"  # a made-up name (also a control name of the elicitation)
+WAYS = ("reference", "edited", "reference_control", "edited_control")
+
+
+def with_control_name(prompt: str, names: list[str]) -> str:
+    """``prompt`` with every spelling of the concept (longest first, any case) replaced by CONTROL."""
+    for name in sorted(names, key=len, reverse=True):
+        prompt = re.sub(re.escape(name), CONTROL, prompt, flags=re.IGNORECASE)
+    return prompt
+
+
+def run_concept(name: str, ref, kb, args) -> dict:
+    from dataclasses import replace
+
+    from formless.api import forget
+    from formless.audit.building import build_probes
+    from formless.audit.engine import score_probes
+    from formless.audit.settings import AuditSettings
+
+    concept = kb.concept(name)
+    settings = AuditSettings(forms=list(FORMS), neighbours=False, general=False, fluency=False)
+    probes = build_probes(kb, [concept], settings).forget
+    spellings = [concept.name, *concept.aliases]
+    controls = [replace(p, prompt=with_control_name(p.prompt, spellings)) for p in probes]
+    # a prompt that never names the concept ("Who is Harry's best friend?") has no name-less twin
+    kept = [i for i, (p, c) in enumerate(zip(probes, controls)) if c.prompt != p.prompt]
+    skipped = len(probes) - len(kept)
+    probes, controls = [probes[i] for i in kept], [controls[i] for i in kept]
+    with tempfile.TemporaryDirectory() as tmp:
+        edited = forget(name, model=args.model, out=Path(tmp) / "m").loaded
+
+    def score(loaded, batch):
+        return [r.hit for r in score_probes(loaded, batch, batch_size=64, fast=args.fast)]
+
+    hits = {
+        "reference": score(ref, probes),
+        "edited": score(edited, probes),
+        "reference_control": score(ref, controls),
+        "edited_control": score(edited, controls),
+    }
+    return {
+        "concept": name,
+        "skipped_unnamed": skipped,
+        "probes": [
+            {"form": p.form, "key": p.key, "control_prompt": c.prompt, **{w: hits[w][i] for w in WAYS}}
+            for i, (p, c) in enumerate(zip(probes, controls))
+        ],
+    }
+
+
+def cell(kept: int, known: int) -> str:
+    if not known:
+        return "– (0/0)"
+    low, high = wilson(kept, known)
+    return f"{100 * kept / known:.0f}% [{100 * low:.0f}–{100 * high:.0f}%] ({kept}/{known})"
+
+
+def table(rows: list[dict]) -> str:
+    lines = [
+        "| form | reference knows | residual after ROCR | prior (made-up name, reference) "
+        "| prior after ROCR | prior over every probe |",
+        "|---|---|---|---|---|---|",
+    ]
+    for form in FORMS:
+        probes = [p for r in rows for p in r["probes"] if p["form"] == form]
+        known = [p for p in probes if p["reference"]]
+        count = lambda items, way: sum(bool(p[way]) for p in items)  # noqa: E731
+        lines.append(
+            f"| {form} | {len(known)}/{len(probes)} | {cell(count(known, 'edited'), len(known))} "
+            f"| {cell(count(known, 'reference_control'), len(known))} "
+            f"| {cell(count(known, 'edited_control'), len(known))} "
+            f"| {cell(count(probes, 'reference_control'), len(probes))} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    _smoke.add_arguments(parser)
+    parser.add_argument("--concepts", type=int, default=10)
+    parser.add_argument("--names", default=None, help="these concepts (comma list)")
+    parser.add_argument("--fast", action="store_true", help="score in bf16")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    _smoke.resolve(args)
+    args.json = _smoke.output(args, args.json, "recognition_prior.json")
+    if args.smoke:
+        args.concepts = 1
+
+    from formless.knowledge import load
+    from formless.models import load_model
+    from formless.models.cache import atomic_file
+
+    kb = load()
+    chosen = args.names.split(",") if args.names else DEFAULT_CONCEPTS[: args.concepts]
+    ref = load_model(args.model)
+    rows = []
+    for name in (n.strip() for n in chosen if n.strip()):
+        rows.append(run_concept(name, ref, kb, args))
+        print(f"{name}: {len(rows[-1]['probes'])} probes", flush=True)
+        if args.json:
+            with atomic_file(args.json) as tmp:
+                tmp.write_text(json.dumps({"model": args.model, "fast": args.fast, "rows": rows}, indent=1))
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()
