@@ -14,12 +14,16 @@ asked four ways:
 
 Probes whose prompt never names the concept (no made-up twin exists) are left out and counted.
 
-Printed per form, over the probes the reference knows: the residual and the prior, each with a 95%
-Wilson interval. A residual near the prior means the edit left about what a no-knowledge model
-gets; a residual well above it is real recognition left.
+Printed per form, over the facts the reference knows (a true/false fact: both statements judged
+right, as the audit counts it): the residual and the prior, each with a 95% Wilson interval, and
+the residual over the facts the reference knows *and* does not get right with the made-up name
+(knowledge-dependent facts, the same rule the elicitation applies to its answers). A residual near
+the prior means the edit left about what a no-knowledge model gets; a residual over the
+knowledge-dependent facts is recognition that only knowledge of the concept explains.
 
     python benchmarks/recognition_prior.py --concepts 10 [--json out.json]
     python benchmarks/recognition_prior.py --names "Harry Potter,Isaac Newton"
+    python benchmarks/recognition_prior.py --from docs/recognition_prior_10.json   # reprint
     python benchmarks/recognition_prior.py --smoke
 """
 
@@ -95,21 +99,33 @@ def cell(kept: int, known: int) -> str:
     return f"{100 * kept / known:.0f}% [{100 * low:.0f}–{100 * high:.0f}%] ({kept}/{known})"
 
 
+def fact_units(rows: list[dict], form: str) -> list[dict[str, bool]]:
+    """One unit per fact, as the audit counts them: the true and the false statement of a fact
+    (true/false) must both be judged right, in each of the four ways."""
+    grouped: dict[str, list[dict]] = {}
+    for row in rows:
+        for p in row["probes"]:
+            if p["form"] == form:
+                grouped.setdefault(p["key"].rsplit("|", 1)[0], []).append(p)
+    return [{w: all(p[w] for p in members) for w in WAYS} for members in grouped.values()]
+
+
 def table(rows: list[dict]) -> str:
     lines = [
-        "| form | reference knows | residual after ROCR | prior (made-up name, reference) "
-        "| prior after ROCR | prior over every probe |",
-        "|---|---|---|---|---|---|",
+        "| form | reference knows | residual after ROCR | prior (made-up name) over the known "
+        "| prior after ROCR | known and not by prior | residual over those |",
+        "|---|---|---|---|---|---|---|",
     ]
     for form in FORMS:
-        probes = [p for r in rows for p in r["probes"] if p["form"] == form]
-        known = [p for p in probes if p["reference"]]
-        count = lambda items, way: sum(bool(p[way]) for p in items)  # noqa: E731
+        units = fact_units(rows, form)
+        known = [u for u in units if u["reference"]]
+        dependent = [u for u in known if not u["reference_control"]]
+        count = lambda items, way: sum(u[way] for u in items)  # noqa: E731
         lines.append(
-            f"| {form} | {len(known)}/{len(probes)} | {cell(count(known, 'edited'), len(known))} "
+            f"| {form} | {len(known)}/{len(units)} | {cell(count(known, 'edited'), len(known))} "
             f"| {cell(count(known, 'reference_control'), len(known))} "
             f"| {cell(count(known, 'edited_control'), len(known))} "
-            f"| {cell(count(probes, 'reference_control'), len(probes))} |"
+            f"| {len(dependent)}/{len(known)} | {cell(count(dependent, 'edited'), len(dependent))} |"
         )
     return "\n".join(lines)
 
@@ -121,7 +137,11 @@ def main() -> None:
     parser.add_argument("--names", default=None, help="these concepts (comma list)")
     parser.add_argument("--fast", action="store_true", help="score in bf16")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--from", dest="source", type=Path, help="print a saved --json's table (no model)")
     args = parser.parse_args()
+    if args.source:
+        print(table(json.loads(args.source.read_text())["rows"]))
+        return
     _smoke.resolve(args)
     args.json = _smoke.output(args, args.json, "recognition_prior.json")
     if args.smoke:

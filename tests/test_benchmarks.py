@@ -327,12 +327,19 @@ def test_recognition_prior_counts_over_the_probes_the_reference_knows():
         "Who wrote the harry potter books? (Harry Potter)", ["Harry Potter", "HP"]
     ) == ("Who wrote the Velmora Strunkett books? (Velmora Strunkett)")
 
-    def probe(ref: bool, edited: bool, ctl: bool) -> dict:
+    def probe(item: str, variant: str, ref: bool, edited: bool, ctl: bool) -> dict:
         ways = {"reference": ref, "edited": edited, "reference_control": ctl, "edited_control": ctl}
-        return {"form": "true_false", **ways}
+        return {"form": "true_false", "key": f"X|true_false|{item}|{variant}", **ways}
 
-    rows = [{"probes": [probe(True, True, False), probe(True, False, True), probe(False, True, True)]}]
+    facts = [  # (reference, edited, made-up name) for the true and the false statement
+        [(True, True, False), (True, True, True)],  # known, kept, prior wrong on one statement
+        [(True, False, True), (True, False, True)],  # known, forgotten, prior right
+        [(True, True, True), (False, True, True)],  # not known: one statement wrong
+        [(True, True, True), (True, True, True)],  # known, kept, prior right
+    ]
+    rows = [{"probes": [probe(str(i), v, *w) for i, f in enumerate(facts) for v, w in zip("tf", f)]}]
     line = next(x for x in rp.table(rows).splitlines() if x.startswith("| true_false"))
-    # known 2 of 3; residual 1/2; prior over the known 1/2; prior over every probe 2/3
-    assert line.split(" | ")[1:3] == ["2/3", "50% [9–91%] (1/2)"]
-    assert line.rstrip(" |").endswith("67% [21–94%] (2/3)")
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    # known 3 of 4 facts; residual 2/3; prior over the known 2/3; knowledge-dependent 1 (kept)
+    assert cells[1:4] == ["3/4", "67% [21–94%] (2/3)", "67% [21–94%] (2/3)"]
+    assert cells[5:] == ["1/3", "100% [21–100%] (1/1)"]
