@@ -73,18 +73,51 @@ def test_every_form_renders_probes(name):
 
 
 def test_choice_forms_put_the_answer_among_the_options_once():
-    (mc,) = [p for p in FORMS["multiple_choice"]().probes(CONCEPT, CTX) if p.item == "author"]
+    (mc,) = [
+        p for p in FORMS["multiple_choice"]().probes(CONCEPT, CTX) if p.item == "author" and not p.prior_twin
+    ]
     assert sorted(mc.options) == sorted(["J.K. Rowling", "Roald Dahl", "C.S. Lewis", "J.R.R. Tolkien"])
     assert mc.options[mc.correct] == "J.K. Rowling"
-    (letter,) = [p for p in FORMS["multiple_choice_letter"]().probes(CONCEPT, CTX) if p.item == "author"]
+    (letter,) = [
+        p
+        for p in FORMS["multiple_choice_letter"]().probes(CONCEPT, CTX)
+        if p.item == "author" and not p.prior_twin
+    ]
     assert letter.options == ("A", "B", "C", "D") and f"{letter.answer}. J.K. Rowling" in letter.prompt
-    tf = [p for p in FORMS["true_false"]().probes(CONCEPT, CTX) if p.item == "author"]
+    tf = [p for p in FORMS["true_false"]().probes(CONCEPT, CTX) if p.item == "author" and not p.prior_twin]
     assert [p.variant for p in tf] == ["true", "false"] and [p.correct for p in tf] == [0, 1]
     assert "written by J.K. Rowling." in tf[0].prompt and "J.K. Rowling" not in tf[1].prompt
     # the option order is a function of the seed
     orders = {FORMS["multiple_choice"]().probes(CONCEPT, FormContext(seed=s))[0].options for s in range(8)}
     assert len(orders) > 1
     assert FORMS["multiple_choice"]().probes(CONCEPT, CTX) == FORMS["multiple_choice"]().probes(CONCEPT, CTX)
+
+
+def test_recognition_probes_that_name_the_concept_get_a_prior_twin_about_a_made_up_name():
+    from formless.audit.forms.choice import PRIOR_NAME, prior_twin
+
+    for form in ("multiple_choice", "multiple_choice_letter", "true_false"):
+        probes = FORMS[form]().probes(CONCEPT, CTX)
+        named = [p for p in probes if not p.prior_twin]
+        twins = {p.fact_key: p for p in probes if p.prior_twin}
+        assert named and set(twins) == {p.key for p in named}  # every prompt here names the concept
+        for p in named:
+            twin = twins[p.key]
+            assert twin.key != p.key and twin.fingerprint() != p.fingerprint()
+            assert "harry potter" not in twin.prompt.lower() and PRIOR_NAME in twin.prompt
+            assert twin.prompt == p.prompt.replace("Harry Potter", PRIOR_NAME)
+            assert (twin.options, twin.correct, twin.answer) == (p.options, p.correct, p.answer)
+    # a prompt that never names the concept has none; an alias is replaced like the name, whole words only
+    plain = FORMS["multiple_choice"]().probes(CONCEPT, CTX)[0]
+    from dataclasses import replace
+
+    assert prior_twin(replace(plain, prompt="Who is Harry's best friend?"), CONCEPT) is None
+    assert prior_twin(replace(plain, prompt="Who wrote THE BOY WHO LIVED BOOKS?"), CONCEPT).prompt == (
+        f"Who wrote {PRIOR_NAME}?"
+    )
+    assert prior_twin(replace(plain, prompt="Who wrote Harry Potterish tales?"), CONCEPT) is None
+    # forms that generate their answer get no twin
+    assert not any(p.prior_twin for p in FORMS["question"]().probes(CONCEPT, CTX))
 
 
 def test_indirect_replaces_the_name_and_its_possessive():

@@ -137,3 +137,42 @@ def test_bias_interval_brackets_the_estimate():
     bias = form_dependent_bias(per_form, items, seed=0)
     lo, hi = bias["interval"]
     assert lo <= bias["std"] <= hi and 0 < lo < hi
+
+
+def test_prior_twins_set_the_residual_beyond_the_options_prior_by_hand():
+    from dataclasses import replace
+
+    opts = ("a", "b", "c", "d")
+    named = [q(i, "multiple_choice", options=opts, correct=0) for i in range(4)]
+    twins = [replace(p, prompt=p.prompt + " (made up)", prior_twin=True) for p in named[:3]]
+    tf = [*_tf(9), *[replace(p, prior_twin=True) for p in _tf(9)]]
+    probes = [*named, *twins, *tf]
+    # facts 0-2 known and twinned; fact 0's twin right (prior), 1 and 2 need the concept; fact 3
+    # known, no twin; the true/false fact known, its twins right on one statement only (not prior)
+    before = [
+        r(True),
+        r(True),
+        r(True),
+        r(True),
+        r(True),
+        r(False),
+        r(False),
+        r(True),
+        r(True),
+        r(True),
+        r(False),
+    ]
+    after = [r(True), r(True), r(False), r(True), None, None, None, r(True), r(True), None, None]
+    found = units(probes, before, after)
+    assert [(u.fact, u.prior) for u in found] == [
+        ("C|fact0", True), ("C|fact1", False), ("C|fact2", False), ("C|fact3", None), ("C|fact9", False),
+    ]  # fmt: skip
+    mc = summarise([u for u in found if u.form == "multiple_choice"])
+    # the plain figures ignore the twins: 4 facts, all known, 3 kept
+    assert (mc["probes"], mc["known"], mc["still_answered"], mc["residual"]) == (4, 4, 3, 0.75)
+    assert mc["chance"] == 0.25
+    # beyond the prior: facts 1 and 2 (fact 0 a made-up name gets right; fact 3 has no twin): 1 kept
+    assert (mc["known_by_prior"], mc["known_beyond_prior"], mc["still_answered_beyond_prior"]) == (1, 2, 1)
+    assert mc["residual_beyond_prior"] == 0.5
+    assert summarise([u for u in found if u.form == "true_false"])["residual_beyond_prior"] == 1.0
+    assert "residual_beyond_prior" not in summarise(units([q(0)], [r(True)], [r(True)]))

@@ -8,6 +8,11 @@ Why each piece exists:
 - *Chance.* Recognition forms are right by luck 1/k of the time. A form whose reference accuracy is
   not significantly above chance (one-sided exact binomial test, p < 0.05) measures nothing on
   this model: it is reported as "not measurable" and left out of totals and of the bias.
+- *The options' prior.* A model that does not know the concept does not guess uniformly: some
+  options are likelier whatever is asked. Each recognition probe that names the concept has a
+  prior twin about a made-up name (``formless.audit.forms.choice``); a known fact the twin also
+  gets right is right without the knowledge, so beside the plain residual each such form reports
+  the residual over the known facts its twin gets wrong (``residual_beyond_prior``).
 - *Intervals.* Residuals rest on a few dozen facts. Every figure carries a 95% percentile bootstrap
   interval, resampling facts (all probes of one fact move together, since they are not independent).
 """
@@ -43,6 +48,8 @@ class Unit:
     chance: float  # probability of a right answer by guessing (0 for generated answers)
     p_before: float | None = None
     p_after: float | None = None
+    # the reference also answers the fact's prior twin (made-up name) right; None: no twin
+    prior: bool | None = None
 
 
 def _product(values: Iterable[float | None]) -> float | None:
@@ -57,11 +64,16 @@ def _product(values: Iterable[float | None]) -> float | None:
 def units(
     probes: Sequence[Probe], before: Sequence[ProbeResult], after: Sequence[ProbeResult | None]
 ) -> list[Unit]:
-    """Probes → units; the variants of a paired form's fact collapse into one unit."""
+    """Probes → units; the variants of a paired form's fact collapse into one unit, and a prior
+    twin joins the unit of the probe it stands beside (it sets ``prior``, nothing else)."""
     grouped: dict[tuple[str, str, str], list[tuple[Probe, ProbeResult, ProbeResult | None]]] = {}
+    twins: dict[tuple[str, str, str], list[ProbeResult]] = defaultdict(list)
     order: list[tuple[str, str, str]] = []
     for p, b, a in zip(probes, before, after):
-        key = (p.form, p.concept, p.item) if p.form in PAIRED_FORMS else (p.form, p.concept, p.key)
+        key = (p.form, p.concept, p.item) if p.form in PAIRED_FORMS else (p.form, p.concept, p.fact_key)
+        if p.prior_twin:
+            twins[key].append(b)
+            continue
         if key not in grouped:
             grouped[key] = []
             order.append(key)
@@ -69,13 +81,15 @@ def units(
     out = []
     for key in order:
         members = grouped[key]
+        prior = all(b.hit for b in twins[key]) if key in twins else None
         known = all(b.hit for _, b, _ in members)
         kept = known and all(a is not None and a.hit for _, _, a in members)
         chance = math.prod(1 / len(p.options) if p.options else 0.0 for p, _, _ in members)
         p_before = _product(b.probability for _, b, _ in members)
         p_after = _product(a.probability if a else None for _, _, a in members) if known else None
         first = members[0][0]
-        out.append(Unit(first.form, f"{first.concept}|{first.item}", known, kept, chance, p_before, p_after))
+        fact = f"{first.concept}|{first.item}"
+        out.append(Unit(first.form, fact, known, kept, chance, p_before, p_after, prior))
     return out
 
 
@@ -153,6 +167,19 @@ def summarise(items: Sequence[Unit], *, seed: int = 0) -> dict:
         "probability_ratio": round(sum(pa) / sum(pb), 4) if pb and sum(pb) > 0 else None,
         "measurable": bool(known),
     }
+    twinned = [u for u in known if u.prior is not None]
+    if twinned:
+        beyond = [u for u in twinned if not u.prior]
+        kept_beyond = sum(u.kept for u in beyond)
+        out.update(
+            {
+                "known_by_prior": len(twinned) - len(beyond),  # a made-up name gets these right too
+                "known_beyond_prior": len(beyond),
+                "still_answered_beyond_prior": kept_beyond,
+                "residual_beyond_prior": round(kept_beyond / len(beyond), 4) if beyond else None,
+                "interval_beyond_prior": residual_interval(beyond, seed=seed),
+            }
+        )
     chance = statistics.fmean(u.chance for u in items) if items else 0.0
     if chance > 0:
         p_value = binomial_sf(len(known), len(items), chance)

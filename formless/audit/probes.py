@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 Match = Literal["alias", "spelled"]
+PRIOR_SUFFIX = "~prior"
 
 
 @dataclass(frozen=True)
@@ -24,9 +25,17 @@ class Probe:
     max_new_tokens: int = 24
     match: Match = "alias"
     variant: str = ""  # e.g. the language, or "true"/"false"
+    # the same probe about a made-up name: what the reference picks without knowing the concept
+    # (the options' own prior); asked of the reference, never counted as a fact itself
+    prior_twin: bool = False
 
     @property
     def key(self) -> str:
+        return self.fact_key + (PRIOR_SUFFIX if self.prior_twin else "")
+
+    @property
+    def fact_key(self) -> str:
+        """The key of the probe a prior twin stands beside (its own key otherwise)."""
         return f"{self.concept}|{self.form}|{self.item}|{self.variant}"
 
     @property

@@ -44,6 +44,14 @@ CHANCE_FIELDS = (
     "residual_above_chance",
 )
 
+PRIOR_FIELDS = (
+    "known_by_prior",
+    "known_beyond_prior",
+    "still_answered_beyond_prior",
+    "residual_beyond_prior",
+    "interval_beyond_prior",
+)
+
 
 class Summary(Record):
     """Residual knowledge of a set of probes (``formless.audit.metrics.summarise``): over the facts the
@@ -65,9 +73,15 @@ class Summary(Record):
     reference_above_chance: float | None = None
     reference_p_value: float | None = None
     residual_above_chance: float | None = None
+    # recognition forms: the known facts whose prior twin (a made-up name) the reference gets wrong
+    known_by_prior: int | None = None
+    known_beyond_prior: int | None = None
+    still_answered_beyond_prior: int | None = None
+    residual_beyond_prior: float | None = None
+    interval_beyond_prior: list[float] | None = None
 
     def _omitted(self) -> tuple[str, ...]:
-        return CHANCE_FIELDS if self.chance is None else ()
+        return (CHANCE_FIELDS if self.chance is None else ()) + PRIOR_FIELDS
 
     @property
     def comparable_residual(self) -> float | None:

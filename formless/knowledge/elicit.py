@@ -47,6 +47,7 @@ from formless.knowledge.templates import (
     KIND_WORDS,
     KINDS,
     LANGUAGES,
+    MADE_UP_NAMES,
     RELATIONS,
     Relation,
 )
@@ -865,7 +866,7 @@ def _load_teacher(teacher, cache=None):
 
 
 # made-up names (never real concepts): what the reference "knows" about them is its prior answer
-CONTROL_NAMES = ("Velmora Strunkett", "Quillan Drexbury")
+CONTROL_NAMES = MADE_UP_NAMES
 _PRIORS: dict[tuple[int, str, tuple[str, ...]], dict[str, tuple[str, ...]]] = {}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from formless.audit.probes import PRIOR_SUFFIX
 from formless.audit.report import AuditReport, ProbeRecord
 from formless.reports.tables import headline, pct, per_form_rows, retain_rows
 
@@ -11,7 +12,11 @@ def leaks(report: AuditReport, limit: int = 12) -> list[ProbeRecord]:
     out = [
         p
         for p in report.probes
-        if p.before.hit and p.after and p.after.hit and p.concept in report.forget.per_concept
+        if p.before.hit
+        and p.after
+        and p.after.hit
+        and p.concept in report.forget.per_concept
+        and not p.key.endswith(PRIOR_SUFFIX)  # a made-up name's answer is no leak
     ]
     return out[:limit]
 
@@ -34,13 +39,17 @@ def render_markdown(report: AuditReport, heatmap: str | None = "heatmap.png") ->
     ]
     if heatmap:
         lines += [f"![residual knowledge per form]({heatmap})", ""]
-    header = ["Form", "Known (reference)", "Residual [95% CI]", "Answer prob. ratio", *quant]
+    rows = per_form_rows(report)
+    prior = any(r["beyond_prior"] for r in rows)
+    header = ["Form", "Known (reference)", "Residual [95% CI]"]
+    header += [*(["Beyond the options' prior"] if prior else []), "Answer prob. ratio", *quant]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for r in per_form_rows(report):
+    for r in rows:
         name = r["title"] + (" *(context, reported apart)*" if r["group"] == "context" else "")
         ratio = "–" if r["probability_ratio"] is None else f"{r['probability_ratio']:.2f}"
+        extra = f"{r['beyond_prior'] or '–'} | " if prior else ""
         lines.append(
-            f"| {name} | {r['known']} | {r['residual_text']} | {ratio} | "
+            f"| {name} | {r['known']} | {r['residual_text']} | {extra}{ratio} | "
             + " | ".join(pct(r.get(q)) for q in quant)
             + " |"
         )
@@ -49,7 +58,9 @@ def render_markdown(report: AuditReport, heatmap: str | None = "heatmap.png") ->
         "Residual = share of the answers the reference gave that the audited model still gives; "
         "95% bootstrap intervals over facts. True/false counts a fact when both its true and its false "
         "statement are judged right; a recognition form whose reference accuracy is not significantly "
-        "above chance is not measurable on this model.",
+        "above chance is not measurable on this model. Beyond the options' prior: the residual over the "
+        "known facts that the same question about a made-up name does not also get right (facts "
+        "right without knowing the concept cannot show it forgotten or kept).",
         "",
     ]
     lines += ["## What must survive", "", "| Check | Result | Kept |", "|---|---|---|"]

@@ -21,6 +21,19 @@ def with_interval(stats: Summary) -> str:
     return f"{pct(stats.residual)} {interval(stats.interval)}".strip()
 
 
+def beyond_prior(stats: Summary) -> str:
+    """The residual over the known facts a made-up name does not also get ('' where no prior twin):
+    '28% [15–46%] (8/29)'."""
+    if stats.known_beyond_prior is None:
+        return ""
+    if not stats.known_beyond_prior:
+        return f"– (0 of {stats.known} known facts need the concept)"
+    return (
+        f"{pct(stats.residual_beyond_prior)} {interval(stats.interval_beyond_prior)} "
+        f"({stats.still_answered_beyond_prior}/{stats.known_beyond_prior})"
+    )
+
+
 def chance_note(stats: Summary) -> str:
     """Reference accuracy against chance for guessable forms ('' for generated answers)."""
     if not stats.chance:
@@ -57,6 +70,7 @@ def per_form_rows(report: AuditReport) -> list[dict]:
             "residual_text": with_interval(s),
             "measurable": s.measurable,
             "chance": chance_note(s),
+            "beyond_prior": beyond_prior(s) if s.measurable else "",
             "probability_ratio": s.probability_ratio,
         }
         for name, q in report.quantization.items():

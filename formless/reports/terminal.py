@@ -18,14 +18,18 @@ def _colour(value: float | None, text: str | None = None) -> str:
 
 def print_summary(report: AuditReport, console: Console) -> None:
     quant = list(report.quantization)
+    rows = per_form_rows(report)
+    prior = any(r["beyond_prior"] for r in rows)
     table = Table(title="Residual knowledge per form (after / before, over facts the reference knows)")
-    for column in ["Form", "Known", "Residual [95% CI]", "Prob. ratio", *quant]:
+    columns = ["Form", "Known", "Residual [95% CI]", *(["Beyond the options' prior"] if prior else [])]
+    for column in [*columns, "Prob. ratio", *quant]:
         table.add_column(column, justify="left" if column == "Form" else "right")
-    for r in per_form_rows(report):
+    for r in rows:
         ratio = "–" if r["probability_ratio"] is None else f"{r['probability_ratio']:.2f}"
         name = r["title"] + (" (context)" if r["group"] == "context" else "")
         residual = _colour(r["residual"], r["residual_text"])
-        table.add_row(name, r["known"], residual, ratio, *[_colour(r.get(q)) for q in quant])
+        extra = [r["beyond_prior"] or "–"] if prior else []
+        table.add_row(name, r["known"], residual, *extra, ratio, *[_colour(r.get(q)) for q in quant])
     console.print(table)
     retain = Table(title="What must survive")
     for column in ("Check", "Result", "Kept"):
