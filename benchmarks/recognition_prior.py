@@ -22,7 +22,7 @@ the prior means the edit left about what a no-knowledge model gets; a residual o
 knowledge-dependent facts is recognition that only knowledge of the concept explains.
 
     python benchmarks/recognition_prior.py --concepts 10 [--json out.json]
-    python benchmarks/recognition_prior.py --names "Harry Potter,Isaac Newton"
+    python benchmarks/recognition_prior.py --names "Harry Potter,Isaac Newton" --preset paper
     python benchmarks/recognition_prior.py --from docs/recognition_prior_10.json   # reprint
     python benchmarks/recognition_prior.py --smoke
 """
@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import tempfile
 from pathlib import Path
@@ -42,54 +41,33 @@ import _smoke  # noqa: E402
 from audit_methods import DEFAULT_CONCEPTS, wilson  # noqa: E402
 
 FORMS = ("multiple_choice", "multiple_choice_letter", "true_false")
-CONTROL = "Velmora Strunkett"  # a made-up name (also a control name of the elicitation)
 WAYS = ("reference", "edited", "reference_control", "edited_control")
 
 
-def with_control_name(prompt: str, names: list[str]) -> str:
-    """``prompt`` with every spelling of the concept (longest first, any case) replaced by CONTROL."""
-    for name in sorted(names, key=len, reverse=True):
-        prompt = re.sub(re.escape(name), CONTROL, prompt, flags=re.IGNORECASE)
-    return prompt
-
-
 def run_concept(name: str, ref, kb, args) -> dict:
-    from dataclasses import replace
-
-    from formless.api import forget
+    """The audit's own recognition probes and their prior twins (formless.audit.forms.choice), each
+    scored on the reference and on the edited model."""
+    from formless.api import forget, make_config
     from formless.audit.building import build_probes
     from formless.audit.engine import score_probes
     from formless.audit.settings import AuditSettings
 
-    concept = kb.concept(name)
     settings = AuditSettings(forms=list(FORMS), neighbours=False, general=False, fluency=False)
-    probes = build_probes(kb, [concept], settings).forget
-    spellings = [concept.name, *concept.aliases]
-    controls = [replace(p, prompt=with_control_name(p.prompt, spellings)) for p in probes]
-    # a prompt that never names the concept ("Who is Harry's best friend?") has no name-less twin
-    kept = [i for i, (p, c) in enumerate(zip(probes, controls)) if c.prompt != p.prompt]
-    skipped = len(probes) - len(kept)
-    probes, controls = [probes[i] for i in kept], [controls[i] for i in kept]
+    probes = build_probes(kb, [kb.concept(name)], settings).forget
     with tempfile.TemporaryDirectory() as tmp:
-        edited = forget(name, model=args.model, out=Path(tmp) / "m").loaded
-
-    def score(loaded, batch):
-        return [r.hit for r in score_probes(loaded, batch, batch_size=64, fast=args.fast)]
-
-    hits = {
-        "reference": score(ref, probes),
-        "edited": score(edited, probes),
-        "reference_control": score(ref, controls),
-        "edited_control": score(edited, controls),
-    }
-    return {
-        "concept": name,
-        "skipped_unnamed": skipped,
-        "probes": [
-            {"form": p.form, "key": p.key, "control_prompt": c.prompt, **{w: hits[w][i] for w in WAYS}}
-            for i, (p, c) in enumerate(zip(probes, controls))
-        ],
-    }
+        config = make_config(preset=args.preset)
+        edited = forget(name, model=args.model, out=Path(tmp) / "m", config=config).loaded
+    on_ref = score_probes(ref, probes, batch_size=64, fast=args.fast)
+    on_edited = score_probes(edited, probes, batch_size=64, fast=args.fast)
+    twins = {p.fact_key: i for i, p in enumerate(probes) if p.prior_twin}
+    named = [i for i, p in enumerate(probes) if not p.prior_twin]
+    rows = []
+    for i in named:  # a prompt that never names the concept has no twin: left out, counted
+        if (t := twins.get(probes[i].key)) is not None:
+            hits = (on_ref[i].hit, on_edited[i].hit, on_ref[t].hit, on_edited[t].hit)
+            rows.append({"form": probes[i].form, "key": probes[i].key, "control_prompt": probes[t].prompt})
+            rows[-1].update(zip(WAYS, hits))
+    return {"concept": name, "skipped_unnamed": len(named) - len(rows), "probes": rows}
 
 
 def cell(kept: int, known: int) -> str:
@@ -136,6 +114,7 @@ def main() -> None:
     parser.add_argument("--concepts", type=int, default=10)
     parser.add_argument("--names", default=None, help="these concepts (comma list)")
     parser.add_argument("--fast", action="store_true", help="score in bf16")
+    parser.add_argument("--preset", default="formless", help="ROCR preset, e.g. paper")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--from", dest="source", type=Path, help="print a saved --json's table (no model)")
     args = parser.parse_args()
@@ -160,7 +139,12 @@ def main() -> None:
         print(f"{name}: {len(rows[-1]['probes'])} probes", flush=True)
         if args.json:
             with atomic_file(args.json) as tmp:
-                tmp.write_text(json.dumps({"model": args.model, "fast": args.fast, "rows": rows}, indent=1))
+                tmp.write_text(
+                    json.dumps(
+                        {"model": args.model, "fast": args.fast, "preset": args.preset, "rows": rows},
+                        indent=1,
+                    )
+                )
     print(table(rows))
 
 

@@ -323,10 +323,6 @@ def test_recognition_prior_counts_over_the_probes_the_reference_knows():
     sys.path.insert(0, str(BENCHMARKS))
     import recognition_prior as rp
 
-    assert rp.with_control_name(
-        "Who wrote the harry potter books? (Harry Potter)", ["Harry Potter", "HP"]
-    ) == ("Who wrote the Velmora Strunkett books? (Velmora Strunkett)")
-
     def probe(item: str, variant: str, ref: bool, edited: bool, ctl: bool) -> dict:
         ways = {"reference": ref, "edited": edited, "reference_control": ctl, "edited_control": ctl}
         return {"form": "true_false", "key": f"X|true_false|{item}|{variant}", **ways}
