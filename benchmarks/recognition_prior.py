@@ -23,6 +23,7 @@ knowledge-dependent facts is recognition that only knowledge of the concept expl
 
     python benchmarks/recognition_prior.py --concepts 10 [--json out.json]
     python benchmarks/recognition_prior.py --names "Harry Potter,Isaac Newton" --preset paper
+    python benchmarks/recognition_prior.py --forms completion,background_hint   # generated forms too
     python benchmarks/recognition_prior.py --from docs/recognition_prior_10.json   # reprint
     python benchmarks/recognition_prior.py --smoke
 """
@@ -50,10 +51,19 @@ def run_concept(name: str, ref, kb, args) -> dict:
     from formless.api import forget, make_config
     from formless.audit.building import build_probes
     from formless.audit.engine import score_probes
+    from formless.audit.forms.choice import prior_twin
     from formless.audit.settings import AuditSettings
 
-    settings = AuditSettings(forms=list(FORMS), neighbours=False, general=False, fluency=False)
-    probes = build_probes(kb, [kb.concept(name)], settings).forget
+    concept = kb.concept(name)
+    settings = AuditSettings(forms=list(args.forms), neighbours=False, general=False, fluency=False)
+    probes = build_probes(kb, [concept], settings).forget
+    # forms the audit gives no twin (answers generated): the same made-up-name twin, built here
+    have = {p.fact_key for p in probes if p.prior_twin}
+    probes += [
+        t
+        for p in probes
+        if not p.prior_twin and p.key not in have and (t := prior_twin(p, concept)) is not None
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         config = make_config(preset=args.preset)
         edited = forget(name, model=args.model, out=Path(tmp) / "m", config=config).loaded
@@ -94,7 +104,8 @@ def table(rows: list[dict]) -> str:
         "| prior after ROCR | known and not by prior | residual over those |",
         "|---|---|---|---|---|---|---|",
     ]
-    for form in FORMS:
+    forms = dict.fromkeys(p["form"] for r in rows for p in r["probes"])
+    for form in forms:
         units = fact_units(rows, form)
         known = [u for u in units if u["reference"]]
         dependent = [u for u in known if not u["reference_control"]]
@@ -115,9 +126,13 @@ def main() -> None:
     parser.add_argument("--names", default=None, help="these concepts (comma list)")
     parser.add_argument("--fast", action="store_true", help="score in bf16")
     parser.add_argument("--preset", default="formless", help="ROCR preset, e.g. paper")
+    parser.add_argument(
+        "--forms", default=",".join(FORMS), help="audit forms (comma list); generated ones get a twin here"
+    )
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--from", dest="source", type=Path, help="print a saved --json's table (no model)")
     args = parser.parse_args()
+    args.forms = [f.strip() for f in args.forms.split(",") if f.strip()]
     if args.source:
         print(table(json.loads(args.source.read_text())["rows"]))
         return
