@@ -80,6 +80,22 @@ def _century(question: str, paraphrase: str, completion: str, cloze: str) -> Rel
     )
 
 
+def _nickname(fallback: tuple[str, ...], tail: str = r") (?:the )?") -> Relation:
+    """ "Also known as": the same questions for places and things; ``tail`` ends the mining regex."""
+    return Relation(
+        "nickname",
+        "What is {n} also known as?",
+        "What nickname does {n} have?",
+        "{n} is also known as the",
+        "{n} is often called the",
+        describe="known as {a}",
+        mine=(r"\b(?:also known as|nicknamed|often called|known as" + tail + _CAP,),
+        similar=("nickname",),
+        fallback=fallback,
+        proper=True,
+    )
+
+
 _IS_A = (r"\b(?:is|was) (?:a|an|the) (?:famous |well-known |renowned |popular )?" + _PHRASE,)
 
 PERSON = (
@@ -605,18 +621,7 @@ PLACE = (
         requires=("river", "stream"),
         specific=True,
     ),
-    Relation(
-        "nickname",
-        "What is {n} also known as?",
-        "What nickname does {n} have?",
-        "{n} is also known as the",
-        "{n} is often called the",
-        describe="known as {a}",
-        mine=(r"\b(?:also known as|nicknamed|often called|known as) (?:the )?" + _CAP,),
-        similar=("nickname",),
-        fallback=("City of Light", "Big Apple", "Eternal City", "Roof of the World", "Land of Fire"),
-        proper=True,
-    ),
+    _nickname(("City of Light", "Big Apple", "Eternal City", "Roof of the World", "Land of Fire")),
     Relation(
         "landmark",
         "What is the most famous landmark in {n}?",
@@ -1007,17 +1012,9 @@ THING = (
         similar=("material",),
         fallback=("metal", "wood", "plastic", "stone", "glass", "paper", "rock and ice"),
     ),
-    Relation(
-        "nickname",
-        "What is {n} also known as?",
-        "What nickname does {n} have?",
-        "{n} is also known as the",
-        "{n} is often called the",
-        describe="known as {a}",
-        mine=(r"\b(?:also known as|nicknamed|often called|known as|means) (?:the |\")?" + _CAP,),
-        similar=("nickname",),
-        fallback=("Blue Planet", "Evening Star", "Unsinkable Ship", "Iron Horse", "Big Blue", "Gas Giant"),
-        proper=True,
+    _nickname(
+        ("Blue Planet", "Evening Star", "Unsinkable Ship", "Iron Horse", "Big Blue", "Gas Giant"),
+        r"|means) (?:the |\")?",
     ),
     Relation(
         "orbits",
