@@ -144,3 +144,39 @@ def test_attack_loop_treats_any_attack_alike(tiny_dir, kb, cache):
     again = IdentityAttack()
     audit(again)
     assert again.seen == [model]  # the transformed reference's scores come from the cache
+
+
+def test_reports_show_the_residual_beyond_the_options_prior(tiny_dir, kb, cache):
+    from io import StringIO
+
+    from rich.console import Console
+
+    from formless.reports.markdown import render_markdown
+    from formless.reports.terminal import print_summary
+
+    report = _audit(tiny_dir, kb, cache, quantize=())
+    # the twins were asked: every multiple-choice probe of the tiny record names the concept
+    assert any(p.key.endswith("~prior") for p in report.probes)
+    mc = report.forget.per_form["multiple_choice"]
+    assert mc.known_beyond_prior is not None or mc.known == 0
+    figures = {"known_by_prior": 2, "known_beyond_prior": 2, "still_answered_beyond_prior": 1}
+    figures |= {"residual_beyond_prior": 0.5, "interval_beyond_prior": [0.0, 1.0]}
+    shown = mc.model_copy(update={"measurable": True, "known": 4, **figures})
+    report.forget.per_form["multiple_choice"] = shown
+    text = render_markdown(report, heatmap=None)
+    assert "| Beyond the options' prior |" in text and "| 50% [0–100%] (1/2) |" in text
+    out = StringIO()
+    print_summary(report, Console(file=out, width=200))
+    assert "Beyond the options' prior" in out.getvalue() and "50% [0–100%] (1/2)" in out.getvalue()
+    # a prior twin both models answer is no leak; the probe it stands beside is one
+    from formless.reports.markdown import leaks
+
+    twin = next(i for i, p in enumerate(report.probes) if p.key.endswith("~prior"))
+    stands_beside = report.probes[twin].key.removesuffix("~prior")
+    named = next(i for i, p in enumerate(report.probes) if p.key == stands_beside)
+    for i in (twin, named):
+        record = report.probes[i]
+        hit = record.before.model_copy(update={"hit": True})
+        report.probes[i] = record.model_copy(update={"before": hit, "after": hit})
+    found = {p.key for p in leaks(report, limit=10_000)}
+    assert report.probes[named].key in found and report.probes[twin].key not in found
