@@ -35,6 +35,7 @@ class IdentityAttack:
     section: ClassVar[str] = "quantization"
     run_on_reference: ClassVar[bool] = True
     seen: list[str] = field(default_factory=list)
+    asked: list = field(default_factory=list)
 
     def transform(self, loaded: LoadedModel) -> LoadedModel:
         self.seen.append(loaded.path)
@@ -53,6 +54,7 @@ class IdentityAttack:
         return list(range(len(probes)))
 
     def entry(self, scores: AttackScores):
+        self.asked = list(scores.probes)
         return quantization_entry(scores)
 
     def timings(self, seconds: dict[str, float]) -> dict[str, float]:
@@ -138,6 +140,9 @@ def test_attack_loop_treats_any_attack_alike(tiny_dir, kb, cache):
     assert entry.reference_quantized_keeps in (None, 1.0)
     assert entry.over_quantized_reference.overall.residual == report.forget.overall.residual
     assert entry.details == {"parameters": 0}
+    # the prior twins of the recognition forms are not asked of an attacked copy
+    assert any(p.key.endswith("~prior") for p in report.probes)
+    assert identity.asked and not any(p.prior_twin for p in identity.asked)
     assert {"identity_quantize", "identity_score", "identity_reference", "quantized_identity"} <= set(
         report.run.seconds
     )

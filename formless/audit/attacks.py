@@ -84,7 +84,9 @@ def run_attack(
     copy = attack.transform(audited)
     details = attack.details()
     transformed = time.perf_counter()
-    idx = attack.select(probes)
+    # prior twins (made-up names) only tell what the reference knows without the concept: the attack
+    # tables report no figure from them, so no attacked copy is asked them
+    idx = [i for i in attack.select(probes) if not probes[i].prior_twin]
     sub, b, a = [probes[i] for i in idx], [before[i] for i in idx], [after[i] for i in idx]
     attacked = score_known(copy, sub, b, settings)
     del copy
