@@ -40,8 +40,6 @@ from formless.knowledge.schema import BLANK, Concept, Fact, Hop, KnowledgeFile, 
 from formless.knowledge.templates import (
     CATEGORY_COMPLETION,
     DESCRIPTION_PROMPT,
-    FACTS_PROMPT,
-    FAME_PROMPT,
     IDENTITY_PROMPT,
     KIND_NOUN,
     KIND_WORDS,
@@ -54,23 +52,24 @@ from formless.knowledge.templates import (
 from formless.matching import contains_answer, normalise
 from formless.models.cache import atomic_file, cache_dir
 
-ELICIT_VERSION = "3"  # 3: four free prompts mined (facts, fame), relations for rivers, planets, ships, bands
+ELICIT_VERSION = "3"  # 3: relations for rivers, planets, ships, bands, characters, recurring events
 MIN_AGREEMENT = 2  # independent forms of the reference that must state the same answer
 # with 8-18 relations asked in 4 forms, a made-up name gets one agreeing answer by chance (measured:
 # "Zorblax Quentavian", spouse "Roman"); a record needs at least two facts
 MIN_FACTS = 2
 QUESTION_TOKENS = 24  # chat answers restate the question first: 16 cut "J.K. Rowling" to "J.K. Row"
 COMPLETION_TOKENS = 8
-DESCRIPTION_TOKENS = 48  # the free prompts' answers: long enough for two or three statements
+DESCRIPTION_TOKENS = 32
 MAX_SPAN_WORDS = 5
 CHAT_FORMS = ("question", "paraphrase")  # two chat wordings of the relation's question
 ASKED_FORMS = (*CHAT_FORMS, "completion", "cloze")
 FORMS = (*ASKED_FORMS, "description")
-# the model's own words about the concept, asked once and mined together as the "description" form;
-# the first two also decide the concept's kind. Asking for facts and fame as well gives the mining
-# more of what the model states (measured on the built-in concepts: Mars's "fourth planet from the
-# Sun", Titanic's "sank ... 1912" appear only there)
-FREE_PROMPTS = (DESCRIPTION_PROMPT, IDENTITY_PROMPT, FACTS_PROMPT, FAME_PROMPT)
+# the model's own words about the concept, asked once and mined together as the "description" form
+# (they also decide the concept's kind). Asking "Give me three facts about X." and "What is X
+# famous for?" as well (48 tokens) added a few facts to thin records but not one well-covered concept
+# (docs/elicit_validation_cpu_v4.json), and gave a made-up name ("Zorblax Quentavian") a second
+# consistent "fact" (country "TV", from "a character from the TV series"): a record of nothing.
+FREE_PROMPTS = (DESCRIPTION_PROMPT, IDENTITY_PROMPT)
 
 Say = Callable[[str], None]
 

@@ -15,11 +15,9 @@ from dataclasses import dataclass, field, replace
 DESCRIPTION_PROMPT = "Tell me about {n}."
 # a short answer to this names the concept's category ("a British novelist"): it helps detect the kind
 IDENTITY_PROMPT = "Who or what is {n}?"
-FACTS_PROMPT = "Give me three facts about {n}."
 # names of no one: what a model says of them is its prior, not knowledge (elicitation controls, the
 # audit's prior twins of recognition probes)
 MADE_UP_NAMES = ("Velmora Strunkett", "Quillan Drexbury")
-FAME_PROMPT = "What is {n} famous for?"
 # the first plain completion of every kind: its answer is the concept's category ("singer", "city")
 CATEGORY_COMPLETION = "{n} is a"
 
