@@ -531,3 +531,18 @@ def test_every_added_translation_names_a_relation_with_answers_alike_in_every_la
         assert set(questions) == set(templates.LANGUAGES)
         assert all(q.count("{n}") == 1 for q in questions.values())
         assert relation.translations == questions or set(relation.translations) >= set(questions)
+
+
+def test_category_specific_relations_are_asked_only_of_their_category():
+    ship = {r.name for r in el.relations_for("thing", "ship")}
+    unknown = {r.name for r in el.relations_for("thing", None)}
+    planet = {r.name for r in el.relations_for("thing", "planet")}
+    assert {"year sank", "sank after hitting", "ocean"} <= ship
+    assert not {"year sank", "orbits", "position"} & unknown  # specific: never on an unknown category
+    assert {"orbits", "position"} <= planet and "year sank" not in planet
+    assert {"type", "inventor", "nickname"} <= unknown & ship & planet  # the kind's general relations
+    # a relation that requires a category but is not specific is still asked when it is unknown
+    team = next(r for r in RELATIONS["organisation"] if r.name == "sport")
+    assert team.requires and not team.specific
+    assert "sport" in {r.name for r in el.relations_for("organisation", None)}
+    assert "sport" not in {r.name for r in el.relations_for("organisation", "company")}

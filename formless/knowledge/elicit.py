@@ -909,6 +909,17 @@ def _priors_path(loaded, kind: str, relations: Sequence[Relation]) -> Path | Non
     return cache_dir() / "elicit" / f"priors-{kind}-{digest}.json"
 
 
+def relations_for(kind: str, category: str | None) -> tuple[Relation, ...]:
+    """The relations asked of a concept of ``kind`` whose category word is ``category`` (None:
+    unknown): a relation that ``requires`` categories is asked when the category is one of them, or
+    unknown unless it is ``specific`` (a ship's sinking is never asked of an unknown thing)."""
+    return tuple(
+        r
+        for r in RELATIONS[kind]
+        if not r.requires or category in r.requires or (category is None and not r.specific)
+    )
+
+
 def elicit_concept(
     loaded,
     name: str,
@@ -956,11 +967,7 @@ def elicit_concept(
         t = time.perf_counter()
     else:
         kind_source = "given"
-    relations = tuple(
-        r
-        for r in RELATIONS[kind]
-        if not r.requires or category_word in r.requires or (category_word is None and not r.specific)
-    )
+    relations = relations_for(kind, category_word)
     free_text = first.get(description_prompt, "")
     subject = subject_phrase(name, free_text)
     answers = {**first, **_ask(loaded, name, relations, True, first, subject)}
