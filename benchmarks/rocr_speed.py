@@ -89,7 +89,9 @@ def main() -> None:
     try:
         multi_seconds = apply_rocr(loaded, concepts, config, stats).seconds
     except UnsafeEditError as error:
-        multi_seconds, refused = time.perf_counter() - start, str(error).split(":")[1].split(",")[0].strip()
+        multi_seconds = time.perf_counter() - start
+        refused = f"the update of layer {error.layer} would be {error.relative:.2f} of its weight's norm"
+        refused += f" (limit {error.limit:g})"
     note = f" (computed, then refused by the update-norm guard: {refused})" if refused else ""
     print(f"all {len(times)} concepts in one edit: {multi_seconds:.3f}s{note}")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20

@@ -31,7 +31,13 @@ LEAD_IN = "Note: "
 
 
 class UnsafeEditError(FormlessError):
-    """The closed-form update is too large relative to the weight it changes; nothing was edited."""
+    """The closed-form update is too large relative to the weight it changes; nothing was edited.
+    ``layer``, ``relative`` and ``limit`` say which update and by how much, for callers that report it."""
+
+    def __init__(self, message: str, *, layer: int | None = None, relative: float | None = None,
+                 limit: float | None = None) -> None:  # fmt: skip
+        super().__init__(message)
+        self.layer, self.relative, self.limit = layer, relative, limit
 
 
 @dataclass
@@ -358,7 +364,10 @@ def apply_rocr(
                 f"would be {relative:.2f} of its weight's norm (limit {config.max_relative_norm:g}), large "
                 "enough to break unrelated knowledge, so the concept cannot be edited safely; the model "
                 "is unchanged. Try the full, more specific name (e.g. 'Paris, France'), another "
-                "--redirect, or fewer name tokens; --max-relative-norm raises the limit at your own risk"
+                "--redirect, or fewer name tokens; --max-relative-norm raises the limit at your own risk",
+                layer=layer,
+                relative=relative,
+                limit=config.max_relative_norm,
             )
         originals.append((module, current.detach().clone()))
         add_to_weight(module, adapter.transposed, delta)
