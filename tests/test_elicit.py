@@ -101,6 +101,28 @@ def test_kept_only_where_two_forms_agree(fake_reference):
     assert concept.kind == "person" and report.kind_source == "given"
 
 
+def test_the_chat_wording_the_reference_answers_becomes_the_question(tiny, monkeypatch):
+    """The adversarial and in-context forms wrap a fact's question: where only the second chat
+    wording was answered, it leads, and the unanswered one is the paraphrase."""
+    script = {
+        **SCRIPT,
+        "Which country": "I am not sure about that.",
+        "home country?": f"{NAME}'s home country is Freedonia.",
+        "citizen of": "Freedonia.",
+    }
+    monkeypatch.setattr(el, "_generate", scripted(tiny, script))
+    concept, report = el.elicit_concept(tiny, NAME, kind="person", kb=builtin())
+    country = next(r for r in report.relations if r.relation == "country")
+    assert country.kept and country.answer == "Freedonia"
+    assert "question" not in country.forms and "paraphrase" in country.forms
+    fact = next(f for f in concept.facts if f.relation == "country")
+    assert fact.question == f"What is {NAME}'s home country?"
+    assert fact.paraphrase == f"Which country is {NAME} from?"
+    # a fact whose first wording was answered keeps the template's order
+    occupation = next(f for f in concept.facts if f.relation == "occupation")
+    assert occupation.question == f"What is {NAME}'s occupation?"
+
+
 def test_kind_is_detected_from_the_models_own_words(fake_reference):
     concept, report = el.elicit_concept(fake_reference, NAME, kb=builtin())
     assert (concept.kind, report.kind_source) == ("person", "description")

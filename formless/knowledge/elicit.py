@@ -1038,6 +1038,11 @@ def elicit_concept(
     facts: list[tuple[Relation, Fact]] = []
     for rel, res in kept:
         accepted = (res.answer, *res.aliases)
+        question, paraphrase = res.prompts["question"], res.prompts["paraphrase"]
+        if "paraphrase" in res.forms and "question" not in res.forms:
+            # the wording the reference answers leads: the adversarial and in-context forms wrap the
+            # fact's question, so a wording it never answered would leave them all unmeasured
+            question, paraphrase = paraphrase, question
         reverse = rel.reverse.format(a=_as_stated(res)) if rel.reverse and not rel.generic else None
         if reverse and (
             not _is_specific(res.answer) or _name_words(name) & set(normalise(res.answer).split())
@@ -1048,12 +1053,12 @@ def elicit_concept(
                 rel,
                 Fact(
                     relation=rel.name,
-                    question=res.prompts["question"],
+                    question=question,
                     completion=res.prompts["completion"],
                     answer=res.answer,
                     aliases=res.aliases,
                     cloze=f"{res.prompts['cloze']} {BLANK}.",
-                    paraphrase=_fill(rel.paraphrase, subject),
+                    paraphrase=paraphrase,
                     distractors=pick_distractors(rel, accepted, name, kb, seed=seed, kind=kind),
                     reverse=reverse,
                 ),
