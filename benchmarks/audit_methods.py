@@ -156,12 +156,13 @@ def rocr_option(text: str) -> tuple[str, object]:
     key, sep, value = text.partition("=")
     if not sep:
         raise SystemExit(f"--rocr-option {text!r}: expected FIELD=VALUE")
-    if "," in value:
-        return key.strip(), [int(v) for v in value.split(",")]
     try:
         return key.strip(), json.loads(value)
     except json.JSONDecodeError:
-        return key.strip(), value
+        pass
+    if "," in value:
+        return key.strip(), [int(v) for v in value.split(",")]
+    return key.strip(), value
 
 
 def chosen_lrs(path: Path | None) -> dict[str, float]:

@@ -58,6 +58,28 @@ def test_redirect_reaches_target_representation_when_unconstrained(setup):
     torch.testing.assert_close(after, target, atol=2e-3, rtol=2e-3)
 
 
+def test_an_averaged_redirect_lands_on_the_mean_of_its_targets(setup):
+    """``redirect_average``: v* is the mean of the targets' representations, per key group."""
+    loaded, stats = setup
+    others = ["Orlin Vasquire", "Temra Kolbeck"]
+    config = make_config(
+        layers=[2],
+        lam=1e-6,
+        threshold=1e9,
+        prefixes=[""],
+        plain_templates=["{s}."],
+        redirect="a random person",
+        redirect_average=others,
+        **UNGUARDED,
+    )
+    targets = [_representations(loaded, t, 2)[1] for t in ["a random person", *others]]
+    mean = torch.stack(targets).mean(0)
+    apply_rocr(loaded, ["Harry Potter"], config, stats)
+    _, after = _representations(loaded, "Harry Potter", 2)
+    assert (targets[0] - mean).norm() > 1.0  # not the first target's alone
+    torch.testing.assert_close(after, mean, atol=2e-3, rtol=2e-3)
+
+
 def test_residual_moves_by_dense_solution(setup):
     """With the real null space, the output change at each key equals X^T k from a dense float64 solve."""
     loaded, stats = setup

@@ -151,3 +151,54 @@ def test_every_form_scores_on_a_tiny_model(tiny_dir):
     # probes sharing a prompt (free generation) share one generation
     free = [r.output for p, r in zip(probes, results) if p.form == "free_generation"]
     assert len(set(free)) == 1
+
+
+def test_a_probe_whose_prompt_states_its_answer_is_not_asked():
+    """The description "the wizard from the boy-wizard books by J.K. Rowling" gives the author away in
+    every form that shows it (indirect reference, background hint): those probes are set aside and
+    counted, the other facts' probes and every choice probe are asked as before."""
+    from formless.audit.building import build_probes
+    from formless.audit.forms.base import gives_away
+    from formless.audit.settings import AuditSettings
+    from formless.knowledge.base import KnowledgeBase
+
+    telling = CONCEPT.model_copy(update={"description": "the boy-wizard books by J.K. Rowling"})
+    kb = KnowledgeBase(concepts={telling.name: telling}, general=tuple(GENERAL.facts))
+    settings = AuditSettings(forms=["indirect", "background_hint", "question", "multiple_choice"])
+    sets = build_probes(kb, [telling], settings)
+    assert sets.given_away_per_form() == {"indirect": 1, "background_hint": 1}
+    assert {(p.form, p.item) for p in sets.given_away} == {
+        ("indirect", "author"),
+        ("background_hint", "author"),
+    }
+    asked = {(p.form, p.item) for p in sets.forget if not p.prior_twin}
+    assert ("indirect", "villain") in asked and ("background_hint", "villain") in asked
+    assert {
+        ("question", "author"),
+        ("multiple_choice", "author"),
+    } <= asked  # options hold the answer by design
+    # with the original description nothing is set aside
+    plain = build_probes(
+        KnowledgeBase(concepts={CONCEPT.name: CONCEPT}, general=tuple(GENERAL.facts)), [CONCEPT], settings
+    )
+    assert plain.given_away == [] and len(plain.forget) == len(sets.forget) + 2
+    # the context form states the fact on purpose
+    in_context = FORMS["in_context"]().probes(CONCEPT, CTX)[0]
+    assert in_context.answer in in_context.prompt and not gives_away(in_context, "context")
+
+
+def test_few_shot_examples_never_hold_the_facts_answer():
+    shots = [
+        *GENERAL.facts,
+        GENERAL.facts[0].model_copy(
+            update={"question": "Who wrote the Cormoran Strike novels?", "answer": "J.K. Rowling"}
+        ),
+    ]
+    for seed in range(20):
+        probes = FORMS["few_shot"]().probes(CONCEPT, FormContext(seed=seed, few_shot=tuple(shots)))
+        author = next(p for p in probes if p.item == "author")
+        assert "Rowling" not in author.prompt
+    # fewer than three clean examples: no few-shot probe for that fact
+    assert [p.item for p in FORMS["few_shot"]().probes(CONCEPT, FormContext(few_shot=tuple(shots[1:])))] == [
+        "villain"
+    ]

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from formless.audit.forms import FORMS, RETAIN_FORMS, FormContext, select
+from formless.audit.forms.base import gives_away
 from formless.audit.probes import Probe
 from formless.audit.settings import AuditSettings
 from formless.knowledge import Concept, Fact, KnowledgeBase
@@ -17,9 +18,27 @@ class ProbeSets:
     forget: list[Probe] = field(default_factory=list)
     neighbour: list[Probe] = field(default_factory=list)
     general: list[Probe] = field(default_factory=list)
+    # probes whose prompt states their answer: built, never asked (forget forms; neighbours apart)
+    given_away: list[Probe] = field(default_factory=list)
+    neighbour_given_away: list[Probe] = field(default_factory=list)
 
     def all(self) -> list[Probe]:
         return self.forget + self.neighbour + self.general
+
+    def given_away_per_form(self) -> dict[str, int]:
+        """Form -> forget probes not asked because their prompt states the answer."""
+        out: dict[str, int] = {}
+        for p in self.given_away:
+            out[p.form] = out.get(p.form, 0) + 1
+        return out
+
+
+def _keep(probes: list[Probe], group, set_aside: list[Probe]) -> list[Probe]:
+    """``probes`` less those that give their answer away (appended to ``set_aside``)."""
+    kept = []
+    for p in probes:
+        (set_aside if gives_away(p, group) else kept).append(p)
+    return kept
 
 
 def general_probes(facts: Sequence[Fact]) -> list[Probe]:
@@ -41,7 +60,7 @@ def build_probes(kb: KnowledgeBase, concepts: Sequence[Concept], settings: Audit
     sets = ProbeSets()
     for form in select(settings.forms):
         for concept in concepts:
-            sets.forget.extend(form.probes(concept, ctx))
+            sets.forget.extend(_keep(form.probes(concept, ctx), form.group, sets.given_away))
     if settings.neighbours:
         targets = {c.name for c in concepts}
         seen: set[str] = set()
@@ -49,7 +68,11 @@ def build_probes(kb: KnowledgeBase, concepts: Sequence[Concept], settings: Audit
             for neighbour in kb.neighbours(concept, exclude=targets | seen):
                 seen.add(neighbour.name)
                 for name in RETAIN_FORMS:
-                    sets.neighbour.extend(FORMS[name]().probes(neighbour, ctx))
+                    sets.neighbour.extend(
+                        _keep(
+                            FORMS[name]().probes(neighbour, ctx), FORMS[name].group, sets.neighbour_given_away
+                        )
+                    )
     if settings.general:
         few_shot = {id(f) for f in ctx.few_shot}
         sets.general = general_probes([f for f in kb.general if id(f) not in few_shot])

@@ -257,7 +257,9 @@ class AuditReport(Record):
     probes: list[ProbeRecord]
     run: RunInfo
     external_probes: ExternalProbes | None = None  # --probes FILE: where they came from
-    omit_none = ("generated_knowledge", "relearning", "external_probes")
+    # form -> probes not asked because their prompt states the answer (formless.audit.forms.base)
+    given_away: dict[str, int] | None = None
+    omit_none = ("generated_knowledge", "relearning", "external_probes", "given_away")
 
     def to_json(self) -> dict[str, Any]:
         """The JSON-ready dict ``audit.json`` holds."""

@@ -229,6 +229,7 @@ def run_audit(
         seed=settings.seed,
         versions=versions(),
         generated_knowledge=generated or None,
+        given_away=sets.given_away_per_form() or None,
         forget=forget,
         retain=retain,
         quantization=sections["quantization"],

@@ -105,6 +105,11 @@ def headline(report: AuditReport) -> list[str]:
             "Not measurable on this model (the reference is not above chance; left out of totals): "
             + ", ".join(title(report, f) for f in skipped)
         )
+    if report.given_away:
+        lines.append(
+            "Not asked (the prompt states the answer, so a hit would show reading, not memory): "
+            + ", ".join(f"{title(report, f)} {n}" for f, n in report.given_away.items())
+        )
     if bias.std is not None:
         spread = bias.interval
         ci = f" [{spread[0]:.3f}–{spread[1]:.3f}]" if spread else ""

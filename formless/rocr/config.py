@@ -76,6 +76,11 @@ class ROCRConfig(BaseModel):
     lam: float = Field(1.0, gt=0, description="ridge term lambda of the closed-form solve")
     threshold: float = Field(2e-2, gt=0, description="eigenvalue cut-off of the null-space projector")
     redirect: str = Field(DEFAULT_REDIRECT, description="harmless concept the target is redirected to")
+    redirect_average: list[str] = Field(
+        default_factory=list,
+        description="more targets whose representations are averaged with the redirect's (e.g. several "
+        "made-up names: an 'unknown entity' rather than one particular stand-in)",
+    )
     prefixes: list[str] = Field(default_factory=lambda: list(REFERENCE_PREFIXES))
     plain_templates: list[str] = Field(default_factory=lambda: list(PLAIN_TEMPLATES))
     strength: float = Field(

@@ -316,7 +316,8 @@ def apply_rocr(
     an update that large changes what the matrix does for every input, not just the concept's keys.
     """
     start = time.perf_counter()
-    concepts = validate_concepts(concepts, config.redirect)
+    for redirect in [config.redirect, *config.redirect_average]:
+        concepts = validate_concepts(concepts, redirect)
     model, adapter = loaded.model, loaded.adapter
     layers = config.resolved_layers(adapter.num_layers(model))
     last = layers[-1]
@@ -332,9 +333,14 @@ def apply_rocr(
             columns += [
                 (c, g, o) for o in _specific_offsets(loaded, canonical[c, g], wanted, stats, layers, config)
             ]
-    # Targets v*: the redirect's own representation (its last token) per group.
-    _, v_out = collect(loaded, [_canonical(loaded, config.redirect, g) for g in groups], output_layers=[last])
-    target = {g: v_out[last][i] for i, g in enumerate(groups)}
+    # Targets v*: the redirect's own representation (its last token) per group, averaged with those
+    # of ``redirect_average`` where it names more targets.
+    redirects = [config.redirect, *config.redirect_average]
+    _, v_out = collect(
+        loaded, [_canonical(loaded, r, g) for g in groups for r in redirects], output_layers=[last]
+    )
+    per_group = v_out[last].split(len(redirects))
+    target = {g: per_group[i].mean(0) for i, g in enumerate(groups)}
     result = EditResult(concepts, config.redirect, layers, config)
     originals: list[tuple[torch.nn.Module, torch.Tensor]] = []  # (layer, its weight before the edit)
     for i, layer in enumerate(layers):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from formless.audit.forms.base import Form
 from formless.audit.forms.reach import describe
 from formless.audit.probes import rng_for
+from formless.matching import contains_answer
 
 
 class PrefixInjection(Form):
@@ -67,10 +68,12 @@ class FewShot(Form):
     name, title = "few_shot", "Few-shot in context"
 
     def fact_probe(self, concept, fact, ctx):
-        if len(ctx.few_shot) < 3:
+        # an example answered with this fact's answer ("Newton's apple") would hand it over
+        pool = [s for s in ctx.few_shot if not contains_answer(f"{s.question} {s.answer}", fact.aliases)]
+        if len(pool) < 3:
             return None
         rng = rng_for(ctx.seed, concept.name, fact.relation, "shots")
-        shots = rng.sample(list(ctx.few_shot), 3)
+        shots = rng.sample(pool, 3)
         lines = [f"Q: {s.question}\nA: {s.answer}" for s in shots]
         return self.make(
             concept, fact, "\n".join([*lines, f"Q: {fact.question}\nA:"]), chat=False, max_new_tokens=16

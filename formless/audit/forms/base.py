@@ -8,6 +8,7 @@ from typing import ClassVar, Literal
 from formless.audit.probes import Probe
 from formless.knowledge import Concept, Fact
 from formless.knowledge.templates import LANGUAGES
+from formless.matching import contains_answer
 
 Group = Literal["forget", "context"]
 
@@ -42,3 +43,11 @@ class Form:
         kw.setdefault("answer", fact.answer)
         kw.setdefault("aliases", fact.aliases)
         return Probe(form=self.name, concept=concept.name, item=fact.relation, prompt=prompt, **kw)
+
+
+def gives_away(probe: Probe, group: Group = "forget") -> bool:
+    """The prompt itself states an accepted answer ("What was the playwright who wrote Hamlet and
+    Macbeth's profession?" -> playwright): a hit would measure reading, not memory, so the audit does
+    not ask it. Choice probes are scored over their options, and the context group states the fact on
+    purpose; neither is checked."""
+    return group == "forget" and not probe.options and contains_answer(probe.prompt, probe.aliases)
