@@ -185,3 +185,27 @@ def test_reports_show_the_residual_beyond_the_options_prior(tiny_dir, kb, cache)
         report.probes[i] = record.model_copy(update={"before": hit, "after": hit})
     found = {p.key for p in leaks(report, limit=10_000)}
     assert report.probes[named].key in found and report.probes[twin].key not in found
+
+
+def test_reports_say_which_probes_were_not_asked_because_they_state_the_answer(tiny_dir, kb, cache):
+    from io import StringIO
+
+    from rich.console import Console
+
+    from formless.audit.report import AuditReport
+    from formless.reports.markdown import render_markdown
+    from formless.reports.terminal import print_summary
+
+    report = _audit(tiny_dir, kb, cache, quantize=())
+    assert "given_away" not in report.to_json() or report.given_away
+    told = report.model_copy(update={"given_away": {"indirect": 3, "background_hint": 2}})
+    again = AuditReport.model_validate_json(told.dumps())
+    assert again.given_away == {"indirect": 3, "background_hint": 2}
+    line = "Not asked (the prompt states the answer"
+    assert line in render_markdown(
+        again, heatmap=None
+    ) and f"{again.form_title('indirect')} 3" in render_markdown(again, heatmap=None)
+    out = StringIO()
+    print_summary(again, Console(file=out, width=300))
+    assert line in out.getvalue() and f"{again.form_title('background_hint')} 2" in out.getvalue()
+    assert line not in render_markdown(report.model_copy(update={"given_away": None}), heatmap=None)
