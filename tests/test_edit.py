@@ -80,6 +80,23 @@ def test_an_averaged_redirect_lands_on_the_mean_of_its_targets(setup):
     torch.testing.assert_close(after, mean, atol=2e-3, rtol=2e-3)
 
 
+def test_an_unknown_name_redirect_averages_the_made_up_names(setup):
+    from formless.rocr.config import UNKNOWN_NAMES, UNKNOWN_REDIRECT
+
+    loaded, stats = setup
+    options = {"layers": [2], "lam": 1e-6, "threshold": 1e9, "prefixes": [""], "plain_templates": ["{s}."]}
+    config = make_config(redirect=UNKNOWN_REDIRECT, **options, **UNGUARDED)
+    assert config.redirect_targets() == list(UNKNOWN_NAMES)
+    mean = torch.stack([_representations(loaded, t, 2)[1] for t in UNKNOWN_NAMES]).mean(0)
+    apply_rocr(loaded, ["Harry Potter"], config, stats)
+    torch.testing.assert_close(_representations(loaded, "Harry Potter", 2)[1], mean, atol=2e-3, rtol=2e-3)
+    # a made-up name of the redirect cannot be the concept edited
+    from formless.errors import FormlessError
+
+    with pytest.raises(FormlessError, match="is the concept itself"):
+        apply_rocr(loaded, [UNKNOWN_NAMES[2]], config, stats)
+
+
 def test_residual_moves_by_dense_solution(setup):
     """With the real null space, the output change at each key equals X^T k from a dense float64 solve."""
     loaded, stats = setup

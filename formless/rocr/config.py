@@ -29,6 +29,11 @@ PLAIN_TEMPLATES = [
 ]
 
 DEFAULT_REDIRECT = "a random person"
+# ``--redirect "an unknown name"``: v* is the averaged representation of made-up names, an entity the
+# model knows nothing about, rather than one particular stand-in. None of these names is one the
+# audit's prior twins or the elicitation's controls use (knowledge.templates.MADE_UP_NAMES).
+UNKNOWN_REDIRECT = "an unknown name"
+UNKNOWN_NAMES = ("Orlin Vasquire", "Temra Kolbeck", "Dunstan Ferreau", "Ysolde Brannick", "Corvin Maltrey")
 
 # Above this ||dW|| / ||W|| on any edited matrix the edit is refused (formless.rocr.edit.UnsafeEditError).
 # Measured on SmolLM2-135M (layers 4-6) after the first-position fix: Paris, Donald Trump, Harry
@@ -137,6 +142,11 @@ class ROCRConfig(BaseModel):
         if not v:
             raise ValueError("key_groups must name at least one of 'chat', 'plain'")
         return [g for g in ("chat", "plain") if g in v]  # canonical order, no repeats
+
+    def redirect_targets(self) -> list[str]:
+        """The strings whose representations are averaged into v*."""
+        first = list(UNKNOWN_NAMES) if self.redirect == UNKNOWN_REDIRECT else [self.redirect]
+        return [*first, *self.redirect_average]
 
     def resolved_layers(self, n_layers: int) -> list[int]:
         layers = self.layers or default_layers(n_layers)

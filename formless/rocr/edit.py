@@ -316,7 +316,8 @@ def apply_rocr(
     an update that large changes what the matrix does for every input, not just the concept's keys.
     """
     start = time.perf_counter()
-    for redirect in [config.redirect, *config.redirect_average]:
+    concepts = validate_concepts(concepts, config.redirect)
+    for redirect in config.redirect_targets():
         concepts = validate_concepts(concepts, redirect)
     model, adapter = loaded.model, loaded.adapter
     layers = config.resolved_layers(adapter.num_layers(model))
@@ -333,9 +334,9 @@ def apply_rocr(
             columns += [
                 (c, g, o) for o in _specific_offsets(loaded, canonical[c, g], wanted, stats, layers, config)
             ]
-    # Targets v*: the redirect's own representation (its last token) per group, averaged with those
-    # of ``redirect_average`` where it names more targets.
-    redirects = [config.redirect, *config.redirect_average]
+    # Targets v*: the redirect's own representation (its last token) per group, averaged over the
+    # targets where there are several ("an unknown name": made-up names; ``redirect_average``).
+    redirects = config.redirect_targets()
     _, v_out = collect(
         loaded, [_canonical(loaded, r, g) for g in groups for r in redirects], output_layers=[last]
     )
