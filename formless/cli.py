@@ -84,7 +84,13 @@ def forget(
             "name token only, chat keys only); options given as well override it"
         ),
     ] = "formless",
-    redirect: Annotated[str | None, typer.Option(help="harmless concept to redirect to")] = None,
+    redirect: Annotated[
+        str | None,
+        typer.Option(
+            help="harmless concept to redirect to; default 'an unknown name' (the mean of five made-up "
+            "names' representations); the paper preset uses 'a random person'"
+        ),
+    ] = None,
     layers: Annotated[str | None, typer.Option(help="edited layers, e.g. '4,5,6' or '4-6'")] = None,
     lam: Annotated[float | None, typer.Option(help="ridge term lambda")] = None,
     threshold: Annotated[float | None, typer.Option(help="null-space eigenvalue threshold")] = None,

@@ -73,6 +73,7 @@ def test_edit_redirects_the_key_to_the_target(arch, tmp_path, corpus_file):
         prefixes=[""],
         plain_templates=["{s}."],
         concept_tokens=1,
+        redirect="a random person",
         **UNGUARDED,
     )
     v_star, _, _ = _reads(loaded, config.redirect, layer)

@@ -65,7 +65,12 @@ def assert_one_line_error(code, err, pattern):
 
 @pytest.mark.parametrize(
     ("concept", "pattern"),
-    [("   ", "empty or blank"), ("", "empty or blank"), ("a random person", "is the concept itself")],
+    [
+        ("   ", "empty or blank"),
+        ("", "empty or blank"),
+        ("an unknown name", "is the concept itself"),
+        ("Orlin Vasquire", "is the concept itself"),
+    ],
 )
 def test_bad_concepts(concept, pattern, tiny_dir, corpus_file, tmp_path, capsys):
     out = tmp_path / "out"

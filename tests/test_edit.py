@@ -108,6 +108,7 @@ def test_residual_moves_by_dense_solution(setup):
         prefixes=[""],
         plain_templates=["{s}."],
         concept_tokens=1,
+        redirect="a random person",
         **UNGUARDED,
     )
     keys, before = _representations(loaded, "Harry Potter", 2)
@@ -161,6 +162,7 @@ def test_post_mlp_norm_architecture_moves_toward_target(tmp_path, corpus_file):
         prefixes=[""],
         plain_templates=["{s}."],
         concept_tokens=1,
+        redirect="a random person",
         **UNGUARDED,
     )
     _, target = _representations(loaded, config.redirect, 2)
@@ -242,9 +244,17 @@ def test_refusal_at_a_later_layer_puts_back_the_earlier_layers(tiny_dir, corpus_
 
 def test_paper_preset_differs_from_the_default_exactly_where_documented():
     """The reference's choices (config.PRESETS): last name token only, chat keys only; the same
-    fixed redirect, contexts, layers rule and update settings as formless' default."""
+    fixed redirect "a random person" (formless: "an unknown name"); the same contexts, layers rule
+    and update settings as formless' default."""
     from formless.errors import FormlessError
-    from formless.rocr.config import DEFAULT_REDIRECT, PRESETS, REFERENCE_PREFIXES, ROCRConfig
+    from formless.rocr.config import (
+        DEFAULT_REDIRECT,
+        PAPER_REDIRECT,
+        PRESETS,
+        REFERENCE_PREFIXES,
+        UNKNOWN_REDIRECT,
+        ROCRConfig,
+    )
 
     default, paper = make_config().model_dump(), make_config(preset="paper").model_dump()
     changed = {k: (default[k], paper[k]) for k in default if default[k] != paper[k]}
@@ -252,8 +262,10 @@ def test_paper_preset_differs_from_the_default_exactly_where_documented():
         "preset": ("formless", "paper"),
         "concept_tokens": (0, 1),
         "key_groups": (["chat", "plain"], ["chat"]),
+        "redirect": (DEFAULT_REDIRECT, PAPER_REDIRECT),
     }
-    assert paper["redirect"] == DEFAULT_REDIRECT and paper["prefixes"] == REFERENCE_PREFIXES
+    assert DEFAULT_REDIRECT == UNKNOWN_REDIRECT and PAPER_REDIRECT == "a random person"
+    assert paper["prefixes"] == REFERENCE_PREFIXES
     assert make_config() == ROCRConfig() == PRESETS["formless"]
     # an explicit option overrides the preset, and the preset's name stays
     custom = make_config(preset="paper", redirect="a random place")

@@ -28,12 +28,15 @@ PLAIN_TEMPLATES = [
     "Everyone knows that {s}",
 ]
 
-DEFAULT_REDIRECT = "a random person"
-# ``--redirect "an unknown name"``: v* is the averaged representation of made-up names, an entity the
-# model knows nothing about, rather than one particular stand-in. None of these names is one the
-# audit's prior twins or the elicitation's controls use (knowledge.templates.MADE_UP_NAMES).
+# The default redirect, "an unknown name": v* is the averaged representation of made-up names, an
+# entity the model knows nothing about, rather than one particular stand-in. None of these names is
+# one the audit's prior twins or the elicitation's controls use (knowledge.templates.MADE_UP_NAMES).
+# Measured against "a random person" on the designed-on concepts, then on held-out ones (README).
 UNKNOWN_REDIRECT = "an unknown name"
 UNKNOWN_NAMES = ("Orlin Vasquire", "Temra Kolbeck", "Dunstan Ferreau", "Ysolde Brannick", "Corvin Maltrey")
+DEFAULT_REDIRECT = UNKNOWN_REDIRECT
+# the paper preset's fixed s' (the reference's own is not given in the spec)
+PAPER_REDIRECT = "a random person"
 
 # Above this ||dW|| / ||W|| on any edited matrix the edit is refused (formless.rocr.edit.UnsafeEditError).
 # Measured on SmolLM2-135M (layers 4-6) after the first-position fix: Paris, Donald Trump, Harry
@@ -161,12 +164,13 @@ class ROCRConfig(BaseModel):
 # "paper" is the reference implementation's choice where it differs from formless' default:
 #   concept_tokens=1   the key is read at the name's last token only (formless: every specific token)
 #   key_groups=[chat]  keys in the six chat-turn contexts only (formless: chat + plain text)
-# The redirect is one fixed s' for every target in both ("a random person"; the reference's own s'
-# is not given in the spec). Every other field is the same, including the layers by relative depth.
+#   redirect           one fixed s' for every target, "a random person" (formless: "an unknown name",
+#                      the mean of made-up names' representations)
+# Every other field is the same, including the layers by relative depth.
 # Not reproduced: the reference reads z(s) in the plain string "<s>." -- on a tokenizer that adds no
 # BOS that is position 0, the outlier position keys are never read at here (edit.MIN_POSITION), so
 # the paper preset reads z(s), like v*, in the chat turn " <s>.".
 PRESETS: dict[str, ROCRConfig] = {
     "formless": ROCRConfig(),
-    "paper": ROCRConfig(preset="paper", concept_tokens=1, key_groups=["chat"]),
+    "paper": ROCRConfig(preset="paper", concept_tokens=1, key_groups=["chat"], redirect=PAPER_REDIRECT),
 }
