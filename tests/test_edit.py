@@ -16,6 +16,8 @@ from formless.rocr.stats import layer_statistics
 # A wide null space on random tiny weights gives updates near the weights' norm: the tests of the
 # maths lift the size guard, which has tests of its own below.
 UNGUARDED = {"max_relative_norm": 1e9}
+# every direction free (P = I), lambda -> 0, one context per group: z(s) lands on v*
+UNCONSTRAINED = {"layers": [2], "lam": 1e-6, "threshold": 1e9, "prefixes": [""], "plain_templates": ["{s}."]}
 
 
 def _canonical(loaded, concept, chat):
@@ -41,15 +43,7 @@ def setup(tiny_dir, corpus_file, cache):
 def test_redirect_reaches_target_representation_when_unconstrained(setup):
     """With every direction free (P = I) and lambda -> 0, z(s) lands exactly on v* = z(s')."""
     loaded, stats = setup
-    config = make_config(
-        layers=[2],
-        lam=1e-6,
-        threshold=1e9,
-        prefixes=[""],
-        plain_templates=["{s}."],
-        redirect="a random person",
-        **UNGUARDED,
-    )
+    config = make_config(redirect="a random person", **UNCONSTRAINED, **UNGUARDED)
     _, target = _representations(loaded, "a random person", 2)
     _, before = _representations(loaded, "Harry Potter", 2)
     apply_rocr(loaded, ["Harry Potter"], config, stats)
@@ -62,16 +56,7 @@ def test_an_averaged_redirect_lands_on_the_mean_of_its_targets(setup):
     """``redirect_average``: v* is the mean of the targets' representations, per key group."""
     loaded, stats = setup
     others = ["Orlin Vasquire", "Temra Kolbeck"]
-    config = make_config(
-        layers=[2],
-        lam=1e-6,
-        threshold=1e9,
-        prefixes=[""],
-        plain_templates=["{s}."],
-        redirect="a random person",
-        redirect_average=others,
-        **UNGUARDED,
-    )
+    config = make_config(redirect="a random person", redirect_average=others, **UNCONSTRAINED, **UNGUARDED)
     targets = [_representations(loaded, t, 2)[1] for t in ["a random person", *others]]
     mean = torch.stack(targets).mean(0)
     apply_rocr(loaded, ["Harry Potter"], config, stats)
@@ -84,8 +69,7 @@ def test_an_unknown_name_redirect_averages_the_made_up_names(setup):
     from formless.rocr.config import UNKNOWN_NAMES, UNKNOWN_REDIRECT
 
     loaded, stats = setup
-    options = {"layers": [2], "lam": 1e-6, "threshold": 1e9, "prefixes": [""], "plain_templates": ["{s}."]}
-    config = make_config(redirect=UNKNOWN_REDIRECT, **options, **UNGUARDED)
+    config = make_config(redirect=UNKNOWN_REDIRECT, **UNCONSTRAINED, **UNGUARDED)
     assert config.redirect_targets() == list(UNKNOWN_NAMES)
     mean = torch.stack([_representations(loaded, t, 2)[1] for t in UNKNOWN_NAMES]).mean(0)
     apply_rocr(loaded, ["Harry Potter"], config, stats)

@@ -3,6 +3,7 @@ retain forms, and general knowledge."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -18,26 +19,25 @@ class ProbeSets:
     forget: list[Probe] = field(default_factory=list)
     neighbour: list[Probe] = field(default_factory=list)
     general: list[Probe] = field(default_factory=list)
-    # probes whose prompt states their answer: built, never asked (forget forms; neighbours apart)
+    # forget probes whose prompt states their answer: built, never asked
     given_away: list[Probe] = field(default_factory=list)
-    neighbour_given_away: list[Probe] = field(default_factory=list)
 
     def all(self) -> list[Probe]:
         return self.forget + self.neighbour + self.general
 
     def given_away_per_form(self) -> dict[str, int]:
         """Form -> forget probes not asked because their prompt states the answer."""
-        out: dict[str, int] = {}
-        for p in self.given_away:
-            out[p.form] = out.get(p.form, 0) + 1
-        return out
+        return dict(Counter(p.form for p in self.given_away))
 
 
-def _keep(probes: list[Probe], group, set_aside: list[Probe]) -> list[Probe]:
-    """``probes`` less those that give their answer away (appended to ``set_aside``)."""
+def _keep(probes: list[Probe], group, set_aside: list[Probe] | None = None) -> list[Probe]:
+    """``probes`` less those that give their answer away (appended to ``set_aside`` if given)."""
     kept = []
     for p in probes:
-        (set_aside if gives_away(p, group) else kept).append(p)
+        if not gives_away(p, group):
+            kept.append(p)
+        elif set_aside is not None:
+            set_aside.append(p)
     return kept
 
 
@@ -68,11 +68,7 @@ def build_probes(kb: KnowledgeBase, concepts: Sequence[Concept], settings: Audit
             for neighbour in kb.neighbours(concept, exclude=targets | seen):
                 seen.add(neighbour.name)
                 for name in RETAIN_FORMS:
-                    sets.neighbour.extend(
-                        _keep(
-                            FORMS[name]().probes(neighbour, ctx), FORMS[name].group, sets.neighbour_given_away
-                        )
-                    )
+                    sets.neighbour.extend(_keep(FORMS[name]().probes(neighbour, ctx), FORMS[name].group))
     if settings.general:
         few_shot = {id(f) for f in ctx.few_shot}
         sets.general = general_probes([f for f in kb.general if id(f) not in few_shot])

@@ -316,8 +316,7 @@ def apply_rocr(
     an update that large changes what the matrix does for every input, not just the concept's keys.
     """
     start = time.perf_counter()
-    concepts = validate_concepts(concepts, config.redirect)
-    for redirect in config.redirect_targets():
+    for redirect in dict.fromkeys([config.redirect, *config.redirect_targets()]):
         concepts = validate_concepts(concepts, redirect)
     model, adapter = loaded.model, loaded.adapter
     layers = config.resolved_layers(adapter.num_layers(model))
