@@ -152,18 +152,15 @@ class _CopyAttack:
     run_on_reference: ClassVar[bool] = True
     copies: list[LoadedModel] = field(default_factory=list)
 
-    def transform(self, loaded: LoadedModel) -> LoadedModel:
+    def transform(self, loaded: LoadedModel) -> tuple[LoadedModel, dict[str, Any]]:
         copy = LoadedModel(
             loaded.model, loaded.tokenizer, loaded.name, loaded.source, loaded.path, loaded.adapter
         )
         self.copies.append(copy)
-        return copy
+        return copy, {"scheme": "copy", "method": "none", "parameters": 0}
 
     def announce(self) -> str:
         return "copy"
-
-    def details(self) -> dict[str, Any]:
-        return {"scheme": "copy", "method": "none", "parameters": 0}
 
     def cache_key(self) -> str:
         return "copy"

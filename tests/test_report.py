@@ -37,15 +37,12 @@ class IdentityAttack:
     seen: list[str] = field(default_factory=list)
     asked: list = field(default_factory=list)
 
-    def transform(self, loaded: LoadedModel) -> LoadedModel:
+    def transform(self, loaded: LoadedModel) -> tuple[LoadedModel, dict[str, Any]]:
         self.seen.append(loaded.path)
-        return loaded
+        return loaded, {"scheme": "identity", "method": "none", "parameters": 0}
 
     def announce(self) -> str:
         return "identity"
-
-    def details(self) -> dict[str, Any]:
-        return {"scheme": "identity", "method": "none", "parameters": 0}
 
     def cache_key(self) -> str:
         return "identity"

@@ -1,12 +1,12 @@
 """Attacks the audit re-runs the forget probes under: each is one object that makes a modified copy
-of a model, and one loop (``run_attack``) treats them all alike.
+of a model, and one loop (``run_attacks``) treats them all alike.
 
 An attack has a ``name`` (its report key), a ``section`` of the report it goes to, ``transform(loaded)
--> LoadedModel`` (a modified copy; the original is untouched) and ``run_on_reference``: whether the
-transformed reference is scored too (cached per ``cache_key``), so that what the transformation
-itself loses is not counted as forgotten. ``select`` chooses the forget probes it asks (after the
-transform, which may decide them), ``details`` says what the last transform did, and ``entry`` turns
-the scores into the report's entry."""
+-> (copy, details)`` (a modified copy, the original untouched, and what was done to it) and
+``run_on_reference``: whether the transformed reference is scored too (cached per ``cache_key``), so
+that what the transformation itself loses is not counted as forgotten. ``select`` chooses the forget
+probes it asks (after the audited model's transform, which may decide them) and ``entry`` turns the
+scores into the report's entry. The copies are independent jobs and run side by side."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
+import torch
 from pydantic import BaseModel
 
 from formless.attacks.quantizers import Quantizer
@@ -25,6 +26,8 @@ from formless.audit.reference import ReferenceCache
 from formless.audit.report import Quantization, QuantizedTables, Relearning
 from formless.audit.settings import AuditSettings
 from formless.audit.tables import forget_tables, grouped, is_forget_form, residuals, summarise_probes
+from formless.concurrent import side_by_side
+from formless.engines import DEFAULT_ENGINE
 from formless.knowledge import Concept, KnowledgeBase
 from formless.models.loading import LoadedModel
 
@@ -52,14 +55,16 @@ class Attack(Protocol):
     section: ClassVar[str]  # "quantization" or "relearning"
     run_on_reference: ClassVar[bool]
 
-    def transform(self, loaded: LoadedModel) -> LoadedModel: ...
+    # a modified copy and what was done to it (the copy of the reference may be made side by side
+    # with the audited model's, so nothing about one transform may be kept on the attack)
+    def transform(self, loaded: LoadedModel) -> tuple[LoadedModel, dict[str, Any]]: ...
 
     def announce(self) -> str: ...
 
-    def details(self) -> dict[str, Any]: ...
-
     def cache_key(self) -> str: ...
 
+    # which forget probes to ask; called after the audited model's transform (relearning decides
+    # there which facts it held out) and, for the reference, without one: it must then not need it
     def select(self, probes: Sequence[Probe]) -> list[int]: ...
 
     def entry(self, scores: AttackScores) -> BaseModel: ...
@@ -67,8 +72,70 @@ class Attack(Protocol):
     def timings(self, seconds: dict[str, float]) -> dict[str, float]: ...
 
 
-def run_attack(
+def _asked(attack: Attack, probes: Sequence[Probe]) -> list[int]:
+    # prior twins (made-up names) only tell what the reference knows without the concept: the attack
+    # tables report no figure from them, so no attacked copy is asked them
+    return [i for i in attack.select(probes) if not probes[i].prior_twin]
+
+
+def _on_audited(
     attack: Attack,
+    audited: LoadedModel,
+    probes: Sequence[Probe],
+    before: Sequence[ProbeResult],
+    settings: AuditSettings,
+) -> tuple[list[int], list[ProbeResult | None], dict[str, Any], dict[str, float]]:
+    started = time.perf_counter()
+    copy, details = attack.transform(audited)
+    transformed = time.perf_counter()
+    idx = _asked(attack, probes)
+    attacked = score_known(copy, [probes[i] for i in idx], [before[i] for i in idx], settings)
+    del copy
+    seconds = {"quantize": transformed - started, "score": time.perf_counter() - transformed}
+    return idx, attacked, details, seconds
+
+
+def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    """True when both models hold bitwise the same parameters and buffers under the same names."""
+    ta = dict(a.state_dict(keep_vars=True))
+    tb = dict(b.state_dict(keep_vars=True))
+    try:
+        return ta.keys() == tb.keys() and all(
+            ta[k].shape == tb[k].shape and ta[k].dtype == tb[k].dtype and torch.equal(ta[k], tb[k])
+            for k in ta
+        )
+    except (RuntimeError, NotImplementedError):  # offloaded ("meta") or unlike tensors: not provably equal
+        return False
+
+
+def _on_reference(
+    attack: Attack,
+    reference: Callable[[], LoadedModel],
+    store: ReferenceCache,
+    probes: Sequence[Probe],
+    before: Sequence[ProbeResult],
+    settings: AuditSettings,
+) -> tuple[list[ProbeResult], float]:
+    """The transformed reference's results over the probes it knew untransformed (cached)."""
+    started = time.perf_counter()
+    asked = [i for i in _asked(attack, probes) if before[i].hit]
+    own = {probes[i].fingerprint(): before[i] for i in asked}
+
+    def score_reference(batch: list[Probe]) -> list[ProbeResult]:
+        copy, _ = attack.transform(reference())
+        if settings.engine == DEFAULT_ENGINE and same_weights(copy.model, reference().model):
+            # the transform left every weight as it was (the default model ships on the Q4_1 grid,
+            # so its Q4_1 copy is itself): the copy answers what the reference answered
+            return [own[p.fingerprint()] for p in batch]
+        return score_probes(copy, batch, batch_size=settings.batch_size, fast=settings.fast)
+
+    known = [probes[i] for i in asked]
+    prefix = f"{settings.precision}{attack.cache_key()}:"
+    return cached_scores(store, prefix, known, score_reference), time.perf_counter() - started
+
+
+def run_attacks(
+    attacks: Sequence[Attack],
     audited: LoadedModel,
     reference: Callable[[], LoadedModel],
     store: ReferenceCache,
@@ -76,38 +143,29 @@ def run_attack(
     before: Sequence[ProbeResult],
     after: Sequence[ProbeResult | None],
     settings: AuditSettings,
-) -> tuple[BaseModel, dict[str, float]]:
-    """The forget probes on ``attack.transform(audited)`` (only those the reference knows) and, where
-    the attack asks for it, on ``attack.transform(reference)`` (cached); the entry, and seconds to
-    transform, to score and for the reference (~0 once cached)."""
-    started = time.perf_counter()
-    copy = attack.transform(audited)
-    details = attack.details()
-    transformed = time.perf_counter()
-    # prior twins (made-up names) only tell what the reference knows without the concept: the attack
-    # tables report no figure from them, so no attacked copy is asked them
-    idx = [i for i in attack.select(probes) if not probes[i].prior_twin]
-    sub, b, a = [probes[i] for i in idx], [before[i] for i in idx], [after[i] for i in idx]
-    attacked = score_known(copy, sub, b, settings)
-    del copy
-    scored = time.perf_counter()
-    reference_known = None
-    if attack.run_on_reference:
-
-        def score_reference(batch: list[Probe]) -> list[ProbeResult]:
-            copy = attack.transform(reference())
-            return score_probes(copy, batch, batch_size=settings.batch_size, fast=settings.fast)
-
-        known = [sub[i] for i, x in enumerate(b) if x.hit]
-        prefix = f"{settings.precision}{attack.cache_key()}:"
-        reference_known = cached_scores(store, prefix, known, score_reference)
-    scores = AttackScores(sub, b, a, attacked, reference_known, details, settings.seed)
-    seconds = {
-        "quantize": round(transformed - started, 3),
-        "score": round(scored - transformed, 3),
-        "reference": round(time.perf_counter() - scored, 3),
-    }
-    return attack.entry(scores), attack.timings(seconds)
+) -> list[tuple[BaseModel, dict[str, float]]]:
+    """Per attack, its report entry and its jobs' seconds (transform, score, reference): the
+    forget probes on ``attack.transform(audited)`` (only those the reference knows) and, where the
+    attack asks for it, on ``attack.transform(reference)`` (cached per ``cache_key``). Every copy is
+    made and scored as an independent job, side by side (formless.concurrent); the entries do not
+    depend on the order."""
+    jobs: list[Callable[[], Any]] = []
+    for attack in attacks:
+        jobs.append(lambda a=attack: _on_audited(a, audited, probes, before, settings))
+        if attack.run_on_reference:
+            jobs.append(lambda a=attack: _on_reference(a, reference, store, probes, before, settings))
+    results = iter(side_by_side(jobs))
+    out = []
+    for attack in attacks:
+        idx, attacked, details, seconds = next(results)
+        reference_known, seconds["reference"] = next(results) if attack.run_on_reference else (None, 0.0)
+        sub = [probes[i] for i in idx]
+        scores = AttackScores(
+            sub, [before[i] for i in idx], [after[i] for i in idx], attacked, reference_known, details,
+            settings.seed,
+        )  # fmt: skip
+        out.append((attack.entry(scores), {k: round(v, 3) for k, v in seconds.items()}))
+    return out
 
 
 @dataclass
@@ -120,17 +178,12 @@ class QuantizationAttack:
     scheme: Quantizer
     section: ClassVar[str] = "quantization"
     run_on_reference: ClassVar[bool] = True
-    _details: dict[str, Any] = field(default_factory=dict, repr=False)
 
-    def transform(self, loaded: LoadedModel) -> LoadedModel:
-        copy, self._details = self.scheme.quantize_with_summary(loaded)
-        return copy
+    def transform(self, loaded: LoadedModel) -> tuple[LoadedModel, dict[str, Any]]:
+        return self.scheme.quantize_with_summary(loaded)
 
     def announce(self) -> str:
         return f"re-auditing the forget probes on a {self.scheme.name} copy"
-
-    def details(self) -> dict[str, Any]:
-        return dict(self._details)
 
     def cache_key(self) -> str:
         return self.scheme.cache_key()
@@ -183,21 +236,17 @@ class RelearningAttack:
     section: ClassVar[str] = "relearning"
     run_on_reference: ClassVar[bool] = False
     _held_out: dict[str, set[str]] = field(default_factory=dict, repr=False)
-    _details: dict[str, Any] = field(default_factory=dict, repr=False)
 
-    def transform(self, loaded: LoadedModel) -> LoadedModel:
+    def transform(self, loaded: LoadedModel) -> tuple[LoadedModel, dict[str, Any]]:
         from formless.attacks.relearn import relearned_copy
 
-        copy, self._held_out, self._details = relearned_copy(
+        copy, self._held_out, details = relearned_copy(
             loaded, self.kb, self.targets, seed=self.seed, steps=self.steps
         )
-        return copy
+        return copy, {**details, "held_out": {c: sorted(r) for c, r in self._held_out.items()}}
 
     def announce(self) -> str:
         return f"relearning probe: {self.steps} fine-tuning steps on half of the facts"
-
-    def details(self) -> dict[str, Any]:
-        return {**self._details, "held_out": {c: sorted(r) for c, r in self._held_out.items()}}
 
     def cache_key(self) -> str:
         return f"relearn{self.steps}"

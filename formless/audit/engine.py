@@ -3,10 +3,11 @@ probabilities, and option likelihoods."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 from formless.audit.probes import Probe
+from formless.concurrent import halves, side_by_side
 from formless.engines import DEFAULT_ENGINE, GenerationEngine, make_engine
 from formless.matching import contains_answer, normalise
 from formless.models.loading import LoadedModel
@@ -112,3 +113,53 @@ def score_probes(
         prob = probs[(p.prompt, p.answer, p.chat)] if p.answer is not None else None
         results.append(ProbeResult(hit, prob, output))
     return results
+
+
+Scores = list[ProbeResult]
+
+
+def scoring_jobs(
+    loaded: LoadedModel,
+    probes: Sequence[Probe],
+    *,
+    batch_size: int = 32,
+    fast: bool = False,
+    engine: str = DEFAULT_ENGINE,
+) -> tuple[list[Callable[[], Scores]], Callable[[Sequence[Scores]], Scores]]:
+    """``score_probes`` as independent jobs for ``formless.concurrent.side_by_side`` (two halves of
+    the probes for a CPU model: ~1.4x faster on 2 cores; one job for another engine or device) and
+    the function that merges their results back into probe order. The split is by prompt and fixed,
+    so the results do not depend on how many jobs run at once."""
+    parts = (
+        [list(range(len(probes)))]
+        if engine != DEFAULT_ENGINE or loaded.device.type != "cpu"
+        else [part for part in halves([p.prompt for p in probes]) if part]
+    )
+    jobs = [
+        lambda part=part: score_probes(
+            loaded, [probes[i] for i in part], batch_size=batch_size, fast=fast, engine=engine
+        )
+        for part in parts
+    ]
+
+    def merge(results: Sequence[Scores]) -> Scores:
+        merged: list[ProbeResult | None] = [None] * len(probes)
+        for part, scored in zip(parts, results):
+            for i, result in zip(part, scored):
+                merged[i] = result
+        return merged  # type: ignore[return-value]
+
+    return jobs, merge
+
+
+def score_probes_halved(
+    loaded: LoadedModel,
+    probes: Sequence[Probe],
+    *,
+    batch_size: int = 32,
+    fast: bool = False,
+    engine: str = DEFAULT_ENGINE,
+) -> Scores:
+    """``score_probes`` with its ``scoring_jobs`` run side by side."""
+    jobs, merge = scoring_jobs(loaded, probes, batch_size=batch_size, fast=fast, engine=engine)
+    return merge(side_by_side(jobs))

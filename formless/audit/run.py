@@ -10,14 +10,15 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import statistics
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from formless.audit.attacks import Attack, QuantizationAttack, RelearningAttack, run_attack
+from formless.audit.attacks import Attack, QuantizationAttack, RelearningAttack, run_attacks
 from formless.audit.building import ProbeSets, build_probes, general_probes
-from formless.audit.cached import cached_scores, score_known
-from formless.audit.engine import ProbeResult, score_probes
+from formless.audit.cached import cached_scores, rounded
+from formless.audit.engine import ProbeResult, score_probes_halved, scoring_jobs
 from formless.audit.forms import FORMS
 from formless.audit.probes import Probe
 from formless.audit.reference import ReferenceCache
@@ -38,6 +39,7 @@ from formless.audit.tables import (
     summarise_probes,
 )
 from formless.checkpoint import read_manifest, versions
+from formless.concurrent import side_by_side
 from formless.errors import FormlessError
 from formless.knowledge import KnowledgeBase
 from formless.models.loading import LoadedModel, load_model
@@ -92,6 +94,13 @@ def _known(kb: KnowledgeBase, name: str) -> bool:
     return True
 
 
+def _reference_fluency(reference: LoadedModel, settings: AuditSettings) -> dict:
+    """The reference's free text on the neutral prompts and its next-token distribution over it."""
+    gens = fluency_generations(reference, fast=settings.fast, engine=settings.engine)
+    texts = [f"{p} {g}" for p, g in zip(NEUTRAL_PROMPTS, gens)]
+    return {"generations": gens, "distribution": reference_distribution(reference, texts)}
+
+
 def run_audit(
     model: str | Path,
     *,
@@ -131,12 +140,14 @@ def run_audit(
     wanted = [n for n in names if _known(kb, n) or _subject_key(n) not in external_subjects]
     ref_name = _reference_name(manifest, reference)
     ref_loaded: LoadedModel | None = None
+    ref_lock = threading.Lock()  # jobs running side by side may ask for it at once: loaded once
 
     def ref() -> LoadedModel:
         nonlocal ref_loaded
-        if ref_loaded is None:
-            say(f"loading reference model {ref_name}")
-            ref_loaded = load_model(ref_name, cache=cache)
+        with ref_lock:
+            if ref_loaded is None:
+                say(f"loading reference model {ref_name}")
+                ref_loaded = load_model(ref_name, cache=cache)
         return ref_loaded
 
     # a concept the knowledge base does not know: what the reference itself states about it
@@ -164,22 +175,34 @@ def run_audit(
 
     def score_ref(batch: list[Probe]) -> list[ProbeResult]:
         with phase(f"scoring {len(batch)} probes on the reference (cached afterwards)", say):
-            return score_probes(
+            return score_probes_halved(
                 ref(), batch, batch_size=settings.batch_size, fast=settings.fast, engine=settings.engine
             )
 
     precision = settings.precision
     before = cached_scores(store, precision, probes, score_ref)
-    fluency_key = f"{precision}fluency:" + hashlib.sha256(repr(NEUTRAL_PROMPTS).encode()).hexdigest()[:16]
-    if settings.fluency and store.get_raw(fluency_key) is None:
-        gens = fluency_generations(ref(), fast=settings.fast, engine=settings.engine)
-        texts = [f"{p} {g}" for p, g in zip(NEUTRAL_PROMPTS, gens)]
-        store.put(fluency_key, {"generations": gens, "distribution": reference_distribution(ref(), texts)})
     t = lap("reference", t)
 
-    # residual knowledge is measured over what the reference knows, so only those probes are asked
-    with phase(f"scoring {sum(b.hit for b in before)} probes the reference knows on the audited model", say):
-        after = score_known(loaded, probes, before, settings, engine=settings.engine)
+    # residual knowledge is measured over what the reference knows, so only those probes are asked;
+    # the fluency texts of both models are independent passes and run beside them
+    known = [i for i, b in enumerate(before) if b.hit]
+    jobs, merge = scoring_jobs(
+        loaded, [probes[i] for i in known], batch_size=settings.batch_size, fast=settings.fast,
+        engine=settings.engine,
+    )  # fmt: skip
+    fluency_key = f"{precision}fluency:" + hashlib.sha256(repr(NEUTRAL_PROMPTS).encode()).hexdigest()[:16]
+    fluency_jobs: list[Callable[[], object]] = []
+    if settings.fluency:
+        if store.get_raw(fluency_key) is None:
+            fluency_jobs.append(lambda: _reference_fluency(ref(), settings))
+        fluency_jobs.append(lambda: fluency_generations(loaded, fast=settings.fast, engine=settings.engine))
+    with phase(f"scoring {len(known)} probes the reference knows on the audited model", say):
+        results = side_by_side([*jobs, *fluency_jobs])
+    after: list[ProbeResult | None] = [None] * len(probes)
+    for i, result in zip(known, merge(results[: len(jobs)])):
+        after[i] = rounded(result)
+    if len(fluency_jobs) == 2:
+        store.put(fluency_key, results[len(jobs)])
     t = lap("audited_model", t)
     n_forget, n_neigh = len(sets.forget), len(sets.neighbour)
     f_before, f_after = before[:n_forget], after[:n_forget]
@@ -196,7 +219,7 @@ def run_audit(
     )
     if settings.fluency:
         ref_fluency = store.get_raw(fluency_key)
-        gens = fluency_generations(loaded, fast=settings.fast, engine=settings.engine)
+        gens = results[-1]
         retain.fluency = Fluency(
             entropy_before=round(statistics.fmean(map(ngram_entropy, ref_fluency["generations"])), 4),
             entropy_after=round(statistics.fmean(map(ngram_entropy, gens)), 4),
@@ -208,13 +231,17 @@ def run_audit(
     planned: list[Attack] = [QuantizationAttack(key, scheme) for key, scheme in schemes]
     if settings.relearn_steps and targets:
         planned.append(RelearningAttack(kb, targets, settings.relearn_steps, seed=settings.seed))
+    planned += attacks
     sections: dict[str, dict] = {"quantization": {}, "relearning": {}}
-    for attack in [*planned, *attacks]:
-        with phase(attack.announce(), say):
-            entry, seconds = run_attack(attack, loaded, ref, store, sets.forget, f_before, f_after, settings)
-        sections[attack.section][attack.name] = entry
-        timings.update(seconds)
-        t = lap(attack.name if attack.section == "relearning" else f"quantized_{attack.name}", t)
+    if planned:
+        with phase("; ".join(a.announce() for a in planned) + " (side by side)", say):
+            outcomes = run_attacks(planned, loaded, ref, store, sets.forget, f_before, f_after, settings)
+        for attack, (entry, seconds) in zip(planned, outcomes):
+            sections[attack.section][attack.name] = entry
+            timings.update(attack.timings(seconds))
+            own = attack.name if attack.section == "relearning" else f"quantized_{attack.name}"
+            timings[own] = round(sum(seconds.values()), 3)  # its jobs' own time, overlapping the others'
+        t = lap("attacks", t)
     store.save()
 
     timings["total"] = round(time.perf_counter() - started, 3)
