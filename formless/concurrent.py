@@ -10,7 +10,8 @@ relearned copy) to ``side_by_side``.
 Rules that keep this safe and reproducible: every job returns its own result (nothing is shared but
 read-only models and tokenizers); a job that itself asks for side-by-side work runs it in sequence
 (no nested pools); the results come back in the jobs' order whatever finishes first; a job's
-exception is raised in the caller once the others are done. ``FORMLESS_WORKERS=1`` runs every job
+exception is raised in the caller once the running ones are done (jobs not yet started are
+dropped). ``FORMLESS_WORKERS=1`` runs every job
 in sequence with the process's torch threads (the way to compare, or a machine where it does not
 pay)."""
 
@@ -21,7 +22,7 @@ import os
 import threading
 import zlib
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TypeVar
 
 import torch
@@ -65,16 +66,32 @@ def side_by_side(jobs: Sequence[Callable[[], T]]) -> list[T]:
             _INSIDE.active = False
 
     torch.set_num_threads(max(1, threads // n))
+    results: list = [None] * len(jobs)
+    failure: BaseException | None = None
     try:
         with ThreadPoolExecutor(max_workers=n, thread_name_prefix="formless") as pool:
-            futures = [pool.submit(run, job, contextvars.copy_context()) for job in jobs]
-            errors = [f.exception() for f in futures]  # waits for every job
+            waiting = list(enumerate(jobs))
+            running: dict[Future, int] = {}
+            while waiting or running:
+                # only this thread starts jobs, so none starts once a failure is seen
+                while waiting and len(running) < n and failure is None:
+                    i, job = waiting.pop(0)
+                    running[pool.submit(run, job, contextvars.copy_context())] = i
+                if not running:
+                    break
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    i = running.pop(future)
+                    error = future.exception()
+                    if error is not None:
+                        failure = failure or error
+                    else:
+                        results[i] = future.result()
     finally:
         torch.set_num_threads(threads)
-    for error in errors:
-        if error is not None:
-            raise error
-    return [f.result() for f in futures]
+    if failure is not None:
+        raise failure
+    return results
 
 
 def halves(keys: Sequence[str]) -> tuple[list[int], list[int]]:

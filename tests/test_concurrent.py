@@ -56,7 +56,7 @@ def test_side_by_side_inside_a_job_runs_in_sequence_on_the_jobs_thread(two_threa
         assert inner == [here, here]  # no pool inside a pool
 
 
-def test_a_failing_job_raises_in_the_caller_after_the_others_finish(two_threads):
+def test_a_failing_job_raises_in_the_caller_after_the_running_ones_finish(two_threads):
     done = threading.Event()
 
     def slow():
@@ -65,10 +65,11 @@ def test_a_failing_job_raises_in_the_caller_after_the_others_finish(two_threads)
         return 1
 
     def fails():
+        time.sleep(0.05)  # the slow job has started by now
         raise ValueError("boom")
 
     with pytest.raises(ValueError, match="boom"):
-        side_by_side([fails, slow])
+        side_by_side([slow, fails])
     assert done.is_set()
     assert torch.get_num_threads() == 2
 
@@ -228,3 +229,22 @@ def test_a_transform_that_changes_no_weight_reuses_the_references_answers(tiny_d
     with torch.no_grad():
         b.bias[0] += 1e-7
     assert not same_weights(a, b)
+
+
+def test_after_a_failure_the_jobs_not_yet_started_never_start(two_threads):
+    started: list[str] = []
+
+    def fails():
+        started.append("fails")
+        raise ValueError("boom")
+
+    def slow():
+        started.append("slow")
+        time.sleep(0.3)
+
+    def later():
+        started.append("later")
+
+    with pytest.raises(ValueError, match="boom"):
+        side_by_side([fails, slow, later, later])
+    assert "later" not in started

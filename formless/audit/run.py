@@ -54,6 +54,7 @@ __all__ = [
     "build_probes",
     "general_probes",
     "quantization_attacks",
+    "reference_jobs",
     "run_audit",
 ]
 
@@ -99,6 +100,52 @@ def _reference_fluency(reference: LoadedModel, settings: AuditSettings) -> dict:
     gens = fluency_generations(reference, fast=settings.fast, engine=settings.engine)
     texts = [f"{p} {g}" for p, g in zip(NEUTRAL_PROMPTS, gens)]
     return {"generations": gens, "distribution": reference_distribution(reference, texts)}
+
+
+def reference_jobs(
+    reference: LoadedModel,
+    *,
+    kb: KnowledgeBase,
+    concepts: Sequence[str],
+    settings: AuditSettings | None = None,
+    cache: str | Path | None = None,
+) -> tuple[list[Callable[[], object]], Callable[[], None]]:
+    """The reference's half of an audit of ``concepts`` (its scores on every probe and its fluency
+    text, whatever is not cached yet) as independent jobs, and a function that saves their results
+    to the reference cache once they ran. An audit that follows finds them there: a caller can run
+    these beside the edit itself (``formless demo`` runs them beside ``forget``)."""
+    settings = settings or AuditSettings()
+    validate(settings)
+    sets = build_probes(kb, [kb.concept(n) for n in concepts], settings)
+    store = ReferenceCache(reference.weights_hash(), cache)
+    probes = [p for p in sets.all() if store.get(f"{settings.precision}{p.fingerprint()}") is None]
+    jobs, merge = scoring_jobs(
+        reference, probes, batch_size=settings.batch_size, fast=settings.fast, engine=settings.engine
+    )
+    fluency_key = _fluency_key(settings)
+    wants_fluency = settings.fluency and store.get_raw(fluency_key) is None
+    results: list[object] = []
+
+    def run(i: int, job: Callable[[], object]) -> object:
+        results.append((i, job()))
+        return None
+
+    every = [*jobs, *([lambda: _reference_fluency(reference, settings)] if wants_fluency else [])]
+
+    def save() -> None:
+        done = dict(results)
+        if probes:
+            for p, r in zip(probes, merge([done[i] for i in range(len(jobs))])):
+                store.put(f"{settings.precision}{p.fingerprint()}", r)
+        if wants_fluency:
+            store.put(fluency_key, done[len(jobs)])
+        store.save()
+
+    return [lambda i=i, job=job: run(i, job) for i, job in enumerate(every)], save
+
+
+def _fluency_key(settings: AuditSettings) -> str:
+    return f"{settings.precision}fluency:" + hashlib.sha256(repr(NEUTRAL_PROMPTS).encode()).hexdigest()[:16]
 
 
 def run_audit(
@@ -190,7 +237,7 @@ def run_audit(
         loaded, [probes[i] for i in known], batch_size=settings.batch_size, fast=settings.fast,
         engine=settings.engine,
     )  # fmt: skip
-    fluency_key = f"{precision}fluency:" + hashlib.sha256(repr(NEUTRAL_PROMPTS).encode()).hexdigest()[:16]
+    fluency_key = _fluency_key(settings)
     fluency_jobs: list[Callable[[], object]] = []
     if settings.fluency:
         if store.get_raw(fluency_key) is None:
