@@ -35,7 +35,8 @@ _INSIDE = threading.local()
 
 
 def workers() -> int:
-    """How many jobs run at once: ``FORMLESS_WORKERS`` if set, else 2 where torch has at least 2
+    """How many jobs run at once: ``FORMLESS_WORKERS`` if set; else 1 on a machine with a GPU (the
+    jobs are CPU work only where the models are on the CPU), else 2 where torch has at least 2
     threads (one core each at least), else 1."""
     raw = os.environ.get("FORMLESS_WORKERS", "").strip()
     if raw:
@@ -46,6 +47,8 @@ def workers() -> int:
         if value < 1:
             raise FormlessError(f"FORMLESS_WORKERS must be a whole number >= 1, got {raw!r}")
         return value
+    if torch.cuda.is_available():
+        return 1  # models sit on the GPU: side by side would only hold two copies in its memory
     return 2 if torch.get_num_threads() >= 2 else 1
 
 

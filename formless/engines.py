@@ -80,6 +80,8 @@ class TransformersEngine:
     model the audit holds, in-memory attack copies included."""
 
     name: ClassVar[str] = "transformers"
+    # generate_scored takes one token budget per prompt: a call holds every budget of one template
+    mixed_budgets: ClassVar[bool] = True
 
     def __init__(self, loaded: LoadedModel, *, batch_size: int = 16, fast: bool = False, seed: int = 0):
         self.loaded = loaded
@@ -110,11 +112,12 @@ class TransformersEngine:
         answers: Sequence[str | None],
         *,
         chat: bool,
-        max_new_tokens: int,
+        max_new_tokens: int | Sequence[int],
         stop_at: Sequence[Sequence[tuple[str, ...]] | None] | None = None,
     ) -> tuple[list[str], list[float | None]]:
         """One pass per batch: the answers are scored on the prompt's own prefill (float32; in
-        ``fast`` mode, or where the cache cannot be rewound, they come back None)."""
+        ``fast`` mode, or where the cache cannot be rewound, they come back None). ``max_new_tokens``
+        may give each prompt its own budget (``mixed_budgets``)."""
         from formless.generation import generate
 
         return generate(

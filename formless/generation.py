@@ -171,7 +171,59 @@ def answer_log_probs(
     """Mean log-probability of each row's answer tokens after its cached prompt (None for a row
     without an answer). ``first_logits`` (rows x vocabulary) predict each answer's first token,
     ``mask`` and ``last`` are the prompt's attention mask and last positions. The answers are fed
-    in one pass and then cut off: the cache is left as it was (``can_rewind`` must hold)."""
+    in one pass per group of like lengths (``length_groups``) and cut off again: the cache is left as
+    it was (``can_rewind`` must hold)."""
+    groups = length_groups([len(a) if a else 0 for a in answers])
+    if len(groups) > 1 or (groups and len(groups[0]) < len(answers)):
+        # answers of very different lengths (a one-token "True" beside a ten-token spelled-out name):
+        # each group is fed on a copy of its rows' cache, so no row computes another's padding
+        from transformers import DynamicCache
+
+        scores: list[float | None] = [None] * len(answers)
+        for group in groups:
+            idx = torch.tensor(group, device=mask.device)
+            sub = DynamicCache(config=model.config)
+            for i, layer in enumerate(cache.layers):
+                sub.update(layer.keys.index_select(0, idx), layer.values.index_select(0, idx), i)
+            got = _feed_answers(
+                model, sub, first_logits[idx], mask[idx], last[idx], [answers[i] for i in group]
+            )
+            for i, value in zip(group, got):
+                scores[i] = value
+        return scores
+    return _feed_answers(model, cache, first_logits, mask, last, answers, rewind=True)
+
+
+# a group of answers fed together pays for its longest answer on every row, and each extra group
+# pays a forward pass's overhead: about this many answer tokens' worth on a CPU
+GROUP_OVERHEAD_TOKENS = 48
+
+
+def length_groups(lengths: Sequence[int]) -> list[list[int]]:
+    """Rows with an answer (length > 0) split into groups by answer length so that rows x longest
+    answer, plus ``GROUP_OVERHEAD_TOKENS`` per group, is least (exact, over contiguous runs of the
+    rows sorted by length)."""
+    order = sorted((i for i, n in enumerate(lengths) if n > 0), key=lambda i: lengths[i])
+    if not order:
+        return []
+    best = [0.0] + [math.inf] * len(order)  # best[j]: cost of the first j rows
+    cut = [0] * (len(order) + 1)
+    for j in range(1, len(order) + 1):
+        for i in range(j):  # rows i..j-1 as one group, the longest being j-1
+            cost = best[i] + (j - i) * lengths[order[j - 1]] + GROUP_OVERHEAD_TOKENS
+            if cost < best[j]:
+                best[j], cut[j] = cost, i
+    groups, j = [], len(order)
+    while j:
+        groups.append(order[cut[j] : j])
+        j = cut[j]
+    return groups[::-1]
+
+
+@torch.no_grad()
+def _feed_answers(
+    model, cache, first_logits, mask, last, answers, rewind: bool = False
+) -> list[float | None]:
     device = mask.device
     width = max((len(a) for a in answers if a), default=0)
     if not width:
@@ -189,7 +241,8 @@ def answer_log_probs(
         use_cache=True,
         **{_cache_arg(model): cache},
     )
-    cache.crop(-width)
+    if rewind:
+        cache.crop(-width)
     # position j's logits predict answer token j + 1; the prompt's last position predicts token 0
     dtype = torch.promote_types(out.logits.dtype, torch.float32)  # float32 at least, as the metric
     logits = torch.cat([first_logits[:, None].to(dtype), out.logits[:, :-1].to(dtype)], dim=1)
@@ -208,9 +261,12 @@ def greedy_new_tokens(
     answers=None,
     prefix: SharedPrefix | None = None,
     decided: Callable[[int, torch.Tensor], bool] | None = None,
+    budgets: Sequence[int] | None = None,
 ):
     """The tokens ``model.generate(do_sample=False)`` appends to a left-padded batch (finished rows
     filled with ``pad_token_id``, as ``generate`` returns them), computed with finished rows dropped.
+    ``budgets`` (per row, each ≤ ``max_new_tokens``): a row stops after its own number of tokens,
+    so prompts with different budgets share one batch and each row reads as it would alone.
     With ``answers`` (token ids per row, or None) it returns ``(tokens, mean log-probabilities)``,
     the answers scored on the prompt's own cache (None for every row where the cache cannot be
     rewound: then nothing is fed). With ``prefix`` the batch holds what follows it (``prefill``).
@@ -227,6 +283,8 @@ def greedy_new_tokens(
             else [None] * n
         )
     rows = torch.arange(n, device=input_ids.device)
+    device = input_ids.device
+    limit = None if budgets is None else torch.tensor(list(budgets), dtype=torch.long, device=device)
     new = torch.full((n, max_new_tokens), pad_token_id, dtype=torch.long, device=input_ids.device)
     last = positions[:, -1:]
     steps = 0
@@ -235,6 +293,8 @@ def greedy_new_tokens(
         new[rows, steps] = token
         steps += 1
         running = ~torch.isin(token, eos)
+        if limit is not None:  # rows at their own budget leave like finished ones
+            running &= limit[rows] > steps
         if decided is not None:  # rows whose answer is already settled leave like finished ones
             running &= torch.tensor(
                 [not decided(int(r), new[r, :steps]) for r in rows], device=running.device
@@ -285,7 +345,7 @@ def generate(
     prompts: Iterable[str],
     *,
     chat: bool = True,
-    max_new_tokens: int = 32,
+    max_new_tokens: int | Sequence[int] = 32,
     batch_size: int = 16,
     fast: bool = True,
     own_loop: bool = True,
@@ -294,6 +354,8 @@ def generate(
     stop_at: Sequence[Sequence[tuple[str, ...]] | None] | None = None,
 ):
     """Greedy continuations of ``prompts`` (rendered with the chat template when ``chat``).
+    ``max_new_tokens``: one budget for all, or one per prompt (rows of one batch then stop at their
+    own budget: a long free generation does not hold a separate batch of its own).
     ``own_loop=False`` always uses ``model.generate`` (the reference the own loop is tested against).
 
     With ``answers`` (one gold answer or None per prompt) it returns ``(continuations,
@@ -315,6 +377,24 @@ def generate(
     answers = list(answers) if scored else [None] * len(prompts)
     if len(answers) != len(prompts):
         raise ValueError("prompts and answers must pair up")
+    budgets = [max_new_tokens] * len(prompts) if isinstance(max_new_tokens, int) else list(max_new_tokens)
+    if len(budgets) != len(prompts):
+        raise ValueError("one token budget per prompt, or one for all")
+    if len(set(budgets)) > 1 and not (own_loop and _own_loop_applies(model)):
+        # model.generate takes one budget per call: one call per budget, put back in order
+        outputs, probabilities = [""] * len(prompts), [None] * len(prompts)
+        for budget in sorted(set(budgets)):
+            idx = [i for i, b in enumerate(budgets) if b == budget]
+            result = generate(
+                model, tokenizer, [prompts[i] for i in idx], chat=chat, max_new_tokens=budget,
+                batch_size=batch_size, fast=fast, own_loop=own_loop,
+                answers=[answers[i] for i in idx] if scored else None, share_prefix=share_prefix,
+                stop_at=[stop_at[i] for i in idx] if stop_at else None,
+            )  # fmt: skip
+            texts, probs = result if scored else (result, [None] * len(idx))
+            for i, text, prob in zip(idx, texts, probs):
+                outputs[i], probabilities[i] = text, prob
+        return (outputs, probabilities) if scored else outputs
     special = add_special_tokens(tokenizer, chat)
     sequences = [
         list(tokenizer(render(tokenizer, p, chat=chat), add_special_tokens=special)["input_ids"])
@@ -331,12 +411,8 @@ def generate(
         skip = prefix.length if prefix else 0
         started = time.perf_counter()
         for start in range(0, len(sequences), batch_size):
-            advance(
-                start // batch_size,
-                -(-len(sequences) // batch_size),
-                started,
-                f"batches of {max_new_tokens}-token answers",
-            )
+            advance(start // batch_size, -(-len(sequences) // batch_size), started, "batches of answers")
+            row_budgets = budgets[start : start + batch_size]
             ids, mask = left_pad([seq[skip:] for seq in sequences[start : start + batch_size]], pad)
             ids, mask = ids.to(device), mask.to(device)
             chunk = answers[start : start + batch_size]
@@ -355,11 +431,12 @@ def generate(
                     model,
                     ids,
                     mask,
-                    max_new_tokens=max_new_tokens,
+                    max_new_tokens=max(row_budgets),
                     pad_token_id=pad,
                     answers=targets,
                     prefix=prefix,
                     decided=decided,
+                    budgets=row_budgets if len(set(row_budgets)) > 1 else None,
                 )
                 new, log_probs = result if wants else (result, [])
                 probabilities += [None if lp is None else math.exp(lp) for lp in log_probs]
@@ -367,7 +444,7 @@ def generate(
                 out = model.generate(
                     input_ids=ids,
                     attention_mask=mask,
-                    max_new_tokens=max_new_tokens,
+                    max_new_tokens=row_budgets[0],  # one budget here (split above otherwise)
                     do_sample=False,
                     pad_token_id=pad,
                     temperature=None,

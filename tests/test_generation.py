@@ -179,3 +179,63 @@ def answer_settled_in(text: str, alias: str) -> bool:
     from formless.generation import answer_settled
 
     return answer_settled(text + " ", [(alias,)])
+
+
+@pytest.mark.parametrize("arch", SUPPORTED)
+def test_prompts_with_their_own_budgets_share_a_batch_and_read_as_with_one_budget(arch, tmp_path):
+    """A budget per prompt: each row stops after its own number of tokens; its text and answer
+    probability are those the same batch gives with that budget for every row (float64: to
+    rounding). The same through ``model.generate`` (one call per budget there)."""
+    loaded = load_model(str(save_tiny_model(arch, tmp_path / arch)), device="cpu", dtype=torch.float64)
+    model, tok = loaded.model, loaded.tokenizer
+    budgets = [2, STEPS, 1, 5, 3]  # one per prompt of PROMPTS
+    answers = ["Paris", None, "b c", "red and blue", "y"]
+    for own_loop in (True, False):
+        kwargs = dict(chat=True, batch_size=len(PROMPTS), fast=False, own_loop=own_loop, answers=answers)
+        texts, probs = generate(model, tok, PROMPTS, max_new_tokens=budgets, **kwargs)
+        for budget in set(budgets):
+            rows = [i for i, b in enumerate(budgets) if b == budget]
+            if own_loop:  # the same batch, every row with this budget
+                one_texts, one_probs = generate(model, tok, PROMPTS, max_new_tokens=budget, **kwargs)
+            else:  # model.generate: the prompts with this budget in a call of their own
+                kwargs["answers"] = [answers[i] for i in rows]
+                got = generate(model, tok, [PROMPTS[i] for i in rows], max_new_tokens=budget, **kwargs)
+                one_texts, one_probs = ({i: x for i, x in zip(rows, part)} for part in got)
+                kwargs["answers"] = answers
+            for i in rows:
+                assert texts[i] == one_texts[i]
+                assert (probs[i] is None) == (one_probs[i] is None)
+                if probs[i] is not None:
+                    assert probs[i] == pytest.approx(one_probs[i], rel=1e-9)
+    with pytest.raises(ValueError, match="one token budget per prompt"):
+        generate(model, tok, PROMPTS, max_new_tokens=[1, 2])
+
+
+def test_answer_length_groups_are_the_cheapest_split_and_cover_every_answer_once():
+    """length_groups against every split of the length-sorted rows into contiguous runs (cost: rows
+    x longest answer, plus the per-group overhead); rows without an answer are in no group."""
+    import itertools
+    import random
+
+    from formless.generation import GROUP_OVERHEAD_TOKENS, length_groups
+
+    def cost(groups, lengths):
+        return sum(len(g) * max(lengths[i] for i in g) + GROUP_OVERHEAD_TOKENS for g in groups)
+
+    rng = random.Random(0)
+    for _ in range(200):
+        lengths = [rng.choice([0, 1, 1, 2, 3, 5, 9, 14, 40]) for _ in range(rng.randint(0, 8))]
+        groups = length_groups(lengths)
+        assert sorted(i for g in groups for i in g) == [i for i, n in enumerate(lengths) if n > 0]
+        order = sorted((i for i, n in enumerate(lengths) if n > 0), key=lambda i: lengths[i])
+        best = min(
+            (
+                cost([order[a:b] for a, b in zip((0, *cuts), (*cuts, len(order)))], lengths)
+                for k in range(len(order))
+                for cuts in itertools.combinations(range(1, len(order)), k)
+            ),
+            default=0,
+        )
+        assert cost(groups, lengths) == best
+    assert length_groups([1, 1, 1, 1]) == [[0, 1, 2, 3]]  # alike: one pass
+    assert length_groups([1] * 30 + [40] * 30) == [list(range(30)), list(range(30, 60))]
