@@ -188,7 +188,10 @@ def test_audit_uses_the_engine_for_the_models_read_from_disk_only(tiny_dir, tmp_
             return super().generate(prompts, chat=chat, max_new_tokens=max_new_tokens)
 
         def generate_scored(self, prompts, answers, *, chat, max_new_tokens, stop_at=None):
-            served.append((self.loaded, max_new_tokens))
+            # a budget per prompt (mixed_budgets): the longest stands for the call
+            served.append(
+                (self.loaded, max_new_tokens if isinstance(max_new_tokens, int) else max(max_new_tokens))
+            )
             return super().generate_scored(
                 prompts, answers, chat=chat, max_new_tokens=max_new_tokens, stop_at=stop_at
             )
