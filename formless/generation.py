@@ -410,8 +410,14 @@ def generate(
         prefix = shared_prefix(model, sequences) if own_loop and share_prefix else None
         skip = prefix.length if prefix else 0
         started = time.perf_counter()
+        top = max(budgets, default=0)
+        what = (
+            f"batches of {top}-token answers"
+            if len(set(budgets)) <= 1
+            else f"batches of ≤ {top}-token answers"
+        )
         for start in range(0, len(sequences), batch_size):
-            advance(start // batch_size, -(-len(sequences) // batch_size), started, "batches of answers")
+            advance(start // batch_size, -(-len(sequences) // batch_size), started, what)
             row_budgets = budgets[start : start + batch_size]
             ids, mask = left_pad([seq[skip:] for seq in sequences[start : start + batch_size]], pad)
             ids, mask = ids.to(device), mask.to(device)
