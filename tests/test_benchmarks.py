@@ -287,10 +287,12 @@ def test_demo_speed_smoke(tmp_path, tiny_dir):
         assert number(run["wall"]) and run["wall"] > 0
         assert all(number(v) for v in run["phases"].values())
         assert run["phases"]["audit total"] < run["wall"]
-    # a warm run finds the reference's scores in the cache the cold run filled
+    # a warm run finds the reference's scores in the cache the cold run filled (the demo scores
+    # the reference beside the edit, before the audit: "reference_beside_edit")
     for tree in ("baseline", "current"):
         cold, warm = data["runs"][f"{tree} cold"]["phases"], data["runs"][f"{tree} warm"]["phases"]
-        assert warm["audit.reference"] < cold["audit.reference"]
+        assert cold["audit.reference_beside_edit"] > 0 and warm["audit.reference_beside_edit"] == 0
+        assert warm["audit.reference"] < 0.5  # the audit itself scores nothing on the reference
     assert data["probes"] > 0 and number(data["ratio"]["cold"]) and number(data["ratio"]["warm"])
     # both trees judge every probe alike: no hit, option or unexplained output differs (an output
     # cut where its answer was settled, or a probability's last digits, may, between revisions)
