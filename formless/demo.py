@@ -82,11 +82,11 @@ def run_demo(
         return run
 
     with console.status("editing, and scoring the reference beside it (cached afterwards)"):
-        outcome = side_by_side(
+        outcome, *scored = side_by_side(
             [lambda: forget(concept, model=model, out=out / "model", force=True, cache=cache)]
             + [timed(job) for job in jobs]
-        )[0]
-    save_reference()
+        )
+    save_reference(scored)
     edited = time.perf_counter()
     del reference
     m = outcome.manifest

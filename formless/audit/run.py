@@ -109,10 +109,10 @@ def reference_jobs(
     concepts: Sequence[str],
     settings: AuditSettings | None = None,
     cache: str | Path | None = None,
-) -> tuple[list[Callable[[], object]], Callable[[], None]]:
+) -> tuple[list[Callable[[], object]], Callable[[Sequence[object]], None]]:
     """The reference's half of an audit of ``concepts`` (its scores on every probe and its fluency
     text, whatever is not cached yet) as independent jobs, and a function that saves their results
-    to the reference cache once they ran. An audit that follows finds them there: a caller can run
+    (in the jobs' order) to the reference cache. An audit that follows finds them there: a caller can run
     these beside the edit itself (``formless demo`` runs them beside ``forget``)."""
     settings = settings or AuditSettings()
     validate(settings)
@@ -124,24 +124,17 @@ def reference_jobs(
     )
     fluency_key = _fluency_key(settings)
     wants_fluency = settings.fluency and store.get_raw(fluency_key) is None
-    results: list[object] = []
+    fluency = [lambda: _reference_fluency(reference, settings)] if wants_fluency else []
 
-    def run(i: int, job: Callable[[], object]) -> object:
-        results.append((i, job()))
-        return None
-
-    every = [*jobs, *([lambda: _reference_fluency(reference, settings)] if wants_fluency else [])]
-
-    def save() -> None:
-        done = dict(results)
+    def save(results: Sequence[object]) -> None:
         if probes:
-            for p, r in zip(probes, merge([done[i] for i in range(len(jobs))])):
+            for p, r in zip(probes, merge(results[: len(jobs)])):  # type: ignore[arg-type]
                 store.put(f"{settings.precision}{p.fingerprint()}", r)
         if wants_fluency:
-            store.put(fluency_key, done[len(jobs)])
+            store.put(fluency_key, results[len(jobs)])
         store.save()
 
-    return [lambda i=i, job=job: run(i, job) for i, job in enumerate(every)], save
+    return [*jobs, *fluency], save
 
 
 def _fluency_key(settings: AuditSettings) -> str:
