@@ -375,6 +375,8 @@ def probes(
             )
         out_console.print(table)
         out_console.print(f"description: {escape(concept.description)}")
+        if concept.other_descriptions:
+            out_console.print(f"other descriptions: {escape('; '.join(concept.other_descriptions))}")
         for note in rep.notes:
             out_console.print(f"note: {escape(note)}")
     path = write_knowledge([c for c, _ in made], out, [r for _, r in made])

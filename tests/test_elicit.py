@@ -163,9 +163,78 @@ def test_description_never_names_the_concept():
             el.Fact(relation="creator", question="q??", completion="c..", answer="F. Scott Fitzgerald"),
         ),
     ]
-    text = el.build_description("The Great Gatsby", "work", facts, category="novel")
+    text, others = el.build_descriptions("The Great Gatsby", "work", facts, category="novel")
     assert text == "the novel by F. Scott Fitzgerald"
-    assert el.build_description("Gatsby", "work", facts[:1]) == "the work"  # no usable fact
+    assert others == ("the novel",)  # the creator fact is asked through a description without him
+    assert el.build_descriptions("Gatsby", "work", facts[:1]) == ("the work", ())  # no usable fact
+
+
+def test_every_fact_gets_a_description_that_does_not_state_its_answer():
+    """A person kept as a "playwright" who wrote "Hamlet" and was born in "Stratford": the first
+    description states two answers, so those facts get others; the concept's indirect probes then ask
+    each fact through a description without its answer, and none is set aside."""
+    from formless.audit.building import build_probes
+    from formless.audit.settings import AuditSettings
+    from formless.knowledge.base import KnowledgeBase
+
+    person = {r.name: r for r in RELATIONS["person"]}
+    occupation = next(r for r in RELATIONS["person"] if r.category)
+    pairs = [
+        (
+            occupation,
+            el.Fact(
+                relation=occupation.name,
+                question="What was Will Quill's job?",
+                completion="Will Quill was a",
+                answer="playwright",
+            ),
+        ),
+        (
+            person["notable work"],
+            el.Fact(
+                relation="notable work",
+                question="What did Will Quill write?",
+                completion="Will Quill wrote",
+                answer="Hamlet",
+            ),
+        ),
+        (
+            person["birthplace"],
+            el.Fact(
+                relation="birthplace",
+                question="Where was Will Quill born?",
+                completion="Will Quill was born in",
+                answer="Stratford",
+            ),
+        ),
+    ]
+    main, others = el.build_descriptions("Will Quill", "person", pairs)
+    descriptions = (main, *others)
+    for _, fact in pairs:
+        assert any(not el.contains_answer(d, fact.aliases) for d in descriptions), fact.answer
+    assert el.contains_answer(main, ("playwright",)) and len(others) >= 1
+    concept = el.Concept(
+        name="Will Quill",
+        kind="person",
+        description=main,
+        other_descriptions=others,
+        facts=[f for _, f in pairs],
+    )
+    kb = KnowledgeBase(concepts={concept.name: concept}, general=())
+    sets = build_probes(kb, [concept], AuditSettings(forms=["indirect", "background_hint"]))
+    assert sets.given_away == []
+    assert len(sets.forget) == 6
+    for probe in sets.forget:
+        assert probe.form == "background_hint" or "Will Quill" not in probe.prompt
+        assert not el.contains_answer(probe.prompt, probe.aliases)
+    # with the first description alone, the facts it states are set aside
+    alone = concept.model_copy(update={"other_descriptions": ()})
+    sets = build_probes(
+        KnowledgeBase(concepts={alone.name: alone}, general=()),
+        [alone],
+        AuditSettings(forms=["indirect", "background_hint"]),
+    )
+    assert len(sets.given_away) > 0
 
 
 def test_yaml_round_trip(fake_reference, tmp_path):

@@ -39,6 +39,8 @@ def test_builtin_knowledge_base_is_big_and_complete():
                 fact.relation,
             )
             assert len(fact.translations) >= 2, (concept.name, fact.relation)
+            # the indirect and background-hint forms ask it through a description without its answer
+            assert concept.description_for(fact.aliases) is not None, (concept.name, fact.relation)
     for fact in kb.general:  # the retain set must not be about any concept that can be forgotten
         assert not contains_answer(f"{fact.question} {fact.answer}", names), fact.question
 
@@ -64,6 +66,13 @@ def test_user_file_merges_with_builtin(tmp_path):
         (("[steam engine,", "[glimmer engine,"), "distractor is also an accepted answer"),
         (
             ("description: the inventor", "description: Zorblax, the inventor"),
+            "must not contain the concept's name",
+        ),
+        (
+            (
+                "description: the inventor of the glimmer engine",
+                "description: the inventor\n    other_descriptions: [Zorblax's maker]",
+            ),
             "must not contain the concept's name",
         ),
         (("neighbours: [Harry Potter]", "neighbours: [Nobody Known]"), "Zorblax -> Nobody Known"),

@@ -170,6 +170,7 @@ class ElicitReport:
     model: str
     relations: list[RelationResult] = field(default_factory=list)
     description: str | None = None  # the concept's description (indirect form)
+    other_descriptions: tuple[str, ...] = ()  # for the facts the description states
     free_text: str = ""  # the reference's own description of the concept
     notes: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
@@ -188,6 +189,7 @@ class ElicitReport:
             "teacher": self.teacher,
             "elicit_version": ELICIT_VERSION,
             "description": self.description,
+            "other_descriptions": list(self.other_descriptions),
             "free_text": self.free_text,
             "facts_kept": len(self.kept),
             "probes": len(self.relations),
@@ -691,30 +693,51 @@ def valid_description(description: str, name: str) -> bool:
     return not distinctive & set(norm.split())
 
 
-def build_description(
+def description_candidates(
     name: str,
     kind: str,
     kept: Sequence[tuple[Relation, Fact]],
     category: str | None = None,
     stated: dict[str, str] | None = None,
-) -> str:
+) -> list[str]:
     """ "the singer born in Reading", "the novel by F. Scott Fitzgerald": the concept's category
-    (as kept, else as its description says, else its kind) and its best specific fact, checked
-    not to contain the name."""
+    (as kept, else as its description says, else its kind) with one of its specific facts, best
+    first (a name or title identifies it better than a generic answer), each checked not to contain
+    the name; the bare category last."""
     said = next((f.answer for r, f in kept if r.category), None)
     nouns = list(dict.fromkeys(n for n in (said, category, KIND_NOUN[kind]) if n and len(n.split()) <= 4))
     usable = [(r, f) for r, f in kept if r.describe and (r.generic or _is_specific(f.answer))]
-    usable.sort(key=lambda pair: pair[0].generic)  # a name or title identifies it better
+    usable.sort(key=lambda pair: pair[0].generic)
     candidates = [
         f"the {_strip_article(noun)} {rel.describe.format(a=(stated or {}).get(rel.name, fact.answer))}"
         for rel, fact in usable
         for noun in nouns
     ]
     candidates += [f"the {_strip_article(noun)}" for noun in nouns]
-    for text in candidates:
-        if valid_description(text, name):
-            return text
-    return f"this {KIND_NOUN[kind]}"
+    return [text for text in dict.fromkeys(candidates) if valid_description(text, name)]
+
+
+def build_descriptions(
+    name: str,
+    kind: str,
+    kept: Sequence[tuple[Relation, Fact]],
+    category: str | None = None,
+    stated: dict[str, str] | None = None,
+) -> tuple[str, tuple[str, ...]]:
+    """The concept's description and the others its indirect probes need: every description states
+    some fact ("the playwright who wrote Hamlet" states the profession and the play), so for each
+    kept fact the first description is followed, where it states that fact's answer, by the best
+    one that does not (a probe through it then asks memory, not reading)."""
+    candidates = description_candidates(name, kind, kept, category, stated)
+    if not candidates:
+        return f"this {KIND_NOUN[kind]}", ()
+    chosen = [candidates[0]]
+    for _, fact in kept:
+        if all(contains_answer(text, fact.aliases) for text in chosen):
+            other = next((t for t in candidates if not contains_answer(t, fact.aliases)), None)
+            if other is not None:
+                chosen.append(other)
+    return chosen[0], tuple(chosen[1:])
 
 
 def _multihop(name: str, subject: str, kept: Sequence[tuple[Relation, Fact]], kb: KnowledgeBase | None):
@@ -1077,8 +1100,8 @@ def elicit_concept(
     else:
         report.notes.append("translations: not asked (the crosslingual form has no probes for this concept)")
     stated = {res.relation: _as_stated(res) for _, res in kept}
-    description = build_description(name, kind, facts, category_word, stated)
-    report.description = description
+    description, other_descriptions = build_descriptions(name, kind, facts, category_word, stated)
+    report.description, report.other_descriptions = description, other_descriptions
     # the linked concepts are not made neighbours: a landmark of a city answers "which city?" with
     # the city itself, so forgetting the city rightly takes it along; a person can add neighbours
     hops, _ = _multihop(name, subject, facts, kb)
@@ -1092,6 +1115,7 @@ def elicit_concept(
         name=name,
         kind=kind,
         description=description,
+        other_descriptions=other_descriptions,
         aliases=tuple(aliases),
         multihop=tuple(hops),
         facts=tuple(f for _, f in facts),
@@ -1138,7 +1162,16 @@ def concept_data(concept: Concept) -> dict:
         if fact.get("aliases") == [fact["answer"]]:
             fact.pop("aliases")
     data.setdefault("kind", concept.kind)
-    order = ["name", "kind", "description", "aliases", "neighbours", "multihop", "facts"]
+    order = [
+        "name",
+        "kind",
+        "description",
+        "other_descriptions",
+        "aliases",
+        "neighbours",
+        "multihop",
+        "facts",
+    ]
     return {k: data[k] for k in order if k in data}
 
 

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from formless.matching import contains_answer
+
 BLANK = "___"
 
 
@@ -81,6 +83,9 @@ class Concept(_Record):
     name: str = Field(min_length=1)
     kind: Kind = "other"
     description: str = Field(min_length=3)  # a noun phrase naming it without its name (indirect form)
+    # other such phrases, each stating other facts: a fact whose answer the first one states
+    # ("the playwright who wrote Hamlet" for "what was his profession?") is asked through another
+    other_descriptions: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()  # other names of the concept (synonym form; reverse answers)
     neighbours: tuple[str, ...] = ()  # related but distinct concepts that must be kept
     multihop: tuple[Hop, ...] = ()
@@ -88,8 +93,11 @@ class Concept(_Record):
 
     @model_validator(mode="after")
     def _check(self) -> Concept:
-        if self.name.lower() in self.description.lower():
-            raise ValueError("description must not contain the concept's name (it is the indirect form)")
+        for text in self.descriptions:
+            if self.name.lower() in text.lower():
+                raise ValueError(
+                    f"description {text!r} must not contain the concept's name (it is the indirect form)"
+                )
         if self.name in self.neighbours:
             raise ValueError("a concept cannot be its own neighbour")
         facts = tuple(f if f.subject else f.model_copy(update={"subject": self.name}) for f in self.facts)
@@ -99,6 +107,16 @@ class Concept(_Record):
         if duplicated:
             raise ValueError(f"relations must be unique within a concept; repeated: {duplicated}")
         return self
+
+    @property
+    def descriptions(self) -> tuple[str, ...]:
+        """Every description, the main one first."""
+        return tuple(dict.fromkeys([self.description, *self.other_descriptions]))
+
+    def description_for(self, answers: tuple[str, ...]) -> str | None:
+        """The first description that does not state any of ``answers`` (so a probe through it asks
+        memory, not reading); None when every one does."""
+        return next((d for d in self.descriptions if not contains_answer(d, answers)), None)
 
     @property
     def names(self) -> tuple[str, ...]:

@@ -56,7 +56,8 @@ class BackgroundHint(Form):
     name, title = "background_hint", "Background hint"
 
     def fact_probe(self, concept, fact, ctx):
-        hint = describe(concept.name, concept.name, concept.description)
+        description = concept.description_for(fact.aliases) or concept.description
+        hint = describe(concept.name, concept.name, description)
         return self.make(
             concept, fact, f"Background: {concept.name} is {hint[0].lower() + hint[1:]}.\n{fact.question}"
         )

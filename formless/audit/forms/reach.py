@@ -36,7 +36,9 @@ class Indirect(Form):
     name, title = "indirect", "Indirect reference"
 
     def fact_probe(self, concept, fact, ctx):
-        prompt = describe(fact.question, concept.name, concept.description)
+        # a description that states this fact's answer would be read, not recalled: use another
+        description = concept.description_for(fact.aliases) or concept.description
+        prompt = describe(fact.question, concept.name, description)
         return self.make(concept, fact, prompt) if prompt else None
 
 
