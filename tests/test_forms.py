@@ -126,6 +126,13 @@ def test_indirect_replaces_the_name_and_its_possessive():
     )
     assert text == "Who is the villain of the book series about wizards's story?"
     assert describe("Who wrote it?", "Harry Potter", "x") is None
+    # the name's own article is replaced with it, not doubled
+    assert describe("What surrounds the Amazon River?", "Amazon River", "the largest river") == (
+        "What surrounds the largest river?"
+    )
+    assert (
+        describe("The Moon orbits what?", "Moon", "the only satellite") == "The only satellite orbits what?"
+    )
 
 
 def test_spelled_form_and_matching():

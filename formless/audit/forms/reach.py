@@ -26,7 +26,8 @@ def describe(text: str, name: str, description: str) -> str | None:
     if name not in text:
         return None
     phrase = description if description.lower().startswith(("the ", "a ", "an ")) else f"the {description}"
-    out = re.sub(rf"(?<![\w]){re.escape(name)}(?![\w])", phrase, text)
+    # "the Amazon River" -> "the largest river ...", not "the the largest river ..."
+    out = re.sub(rf"(?:\b[Tt]he )?(?<![\w]){re.escape(name)}(?![\w])", phrase, text)
     return out[0].upper() + out[1:] if out.startswith(phrase) else out
 
 
