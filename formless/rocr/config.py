@@ -28,6 +28,11 @@ PLAIN_TEMPLATES = [
     "Everyone knows that {s}",
 ]
 
+# The concept at the very start of plain text, as a completion prompt puts it ("Michael Jordan played
+# for the"): the name's last token there is read unlike mid-sentence (cosine 0.66-0.84 with it on
+# SmolLM2, against 0.88-0.97 between other contexts), so these contexts are a key group of their own.
+START_TEMPLATES = ["{s} is", "{s} was", "{s} has", "{s} became", "{s}, who"]
+
 # The default redirect, "an unknown name": v* is the averaged representation of made-up names, an
 # entity the model knows nothing about, rather than one particular stand-in. None of these names is
 # one the audit's prior twins or the elicitation's controls use (knowledge.templates.MADE_UP_NAMES).
@@ -44,7 +49,7 @@ PAPER_REDIRECT = "a random person"
 # Germany is" -> " Berlin"; the keys read at position 0 (issue #13) gave 0.55-0.91 and broke it.
 MAX_RELATIVE_NORM = 0.25
 
-KeyGroup = Literal["chat", "plain"]
+KeyGroup = Literal["chat", "plain", "start"]
 
 
 def default_layers(n_layers: int, width: int = 3, relative_depth: float = 0.19) -> list[int]:
@@ -91,6 +96,7 @@ class ROCRConfig(BaseModel):
     )
     prefixes: list[str] = Field(default_factory=lambda: list(REFERENCE_PREFIXES))
     plain_templates: list[str] = Field(default_factory=lambda: list(PLAIN_TEMPLATES))
+    start_templates: list[str] = Field(default_factory=lambda: list(START_TEMPLATES))
     strength: float = Field(
         1.0,
         gt=0,
@@ -108,7 +114,8 @@ class ROCRConfig(BaseModel):
     key_groups: list[KeyGroup] = Field(
         default_factory=lambda: ["chat", "plain"],
         description="context groups the keys are read in: 'chat' turns (the reference; only on models "
-        "with a chat template) and 'plain' text (our addition, for completion prompts)",
+        "with a chat template), 'plain' text (our addition, for completion prompts) and 'start': plain "
+        "text that begins with the name (where its tokens allow it)",
     )
     max_relative_norm: float = Field(
         default_factory=default_max_relative_norm,
@@ -139,12 +146,20 @@ class ROCRConfig(BaseModel):
                 raise ValueError(f"plain template {t!r} has no '{{s}}' slot for the concept")
         return v
 
+    @field_validator("start_templates")
+    @classmethod
+    def _starts_with_slot(cls, v: list[str]) -> list[str]:
+        for t in v:
+            if not t.startswith("{s}"):
+                raise ValueError(f"start template {t!r} must begin with the '{{s}}' slot")
+        return v
+
     @field_validator("key_groups")
     @classmethod
     def _groups(cls, v: list[str]) -> list[str]:
         if not v:
-            raise ValueError("key_groups must name at least one of 'chat', 'plain'")
-        return [g for g in ("chat", "plain") if g in v]  # canonical order, no repeats
+            raise ValueError("key_groups must name at least one of 'chat', 'plain', 'start'")
+        return [g for g in ("chat", "plain", "start") if g in v]  # canonical order, no repeats
 
     def redirect_targets(self) -> list[str]:
         """The strings whose representations are averaged into v*."""

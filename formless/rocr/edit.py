@@ -144,9 +144,38 @@ def chat_text(prefix: str, concept: str) -> str:
     return f"{prefix} {concept}."
 
 
+# A name that starts the text is read from this position on: position 0 is the attention sink.
+MIN_START_POSITION = 1
+
+
+def place_start(loaded: LoadedModel, text: str, concept: str) -> Located | None:
+    """Locate ``concept`` at the very start of plain ``text`` ("Michael Jordan was"), as a completion
+    prompt puts it. Only its trailing tokens that are the tokens it has inside a sentence and sit at
+    ``MIN_START_POSITION`` or later are kept ("Michael" + " Jordan" keeps " Jordan"; "H" + "arry" +
+    " Potter" keeps " Potter"); None where not even the last one is (a one-token name: "Paris" is
+    another token than " Paris", and it sits at the sink position)."""
+    tok = loaded.tokenizer
+    after = text[len(concept) :]
+    reference = name_tokens(tok, concept, after)
+    located = locate(tok, render(tok, text, chat=False), concept, add_special=add_special_tokens(tok, False))
+    ids, last = located.input_ids, located.position
+    matched = 0
+    while (
+        matched < len(reference)
+        and last - matched >= MIN_START_POSITION
+        and ids[last - matched] == reference[-1 - matched]
+    ):
+        matched += 1
+    if matched == 0:
+        return None
+    return Located(ids, last, last - matched + 1)
+
+
 def _contexts(loaded: LoadedModel, concept: str, config: ROCRConfig) -> dict[str, list[Located]]:
     """Key contexts per group in ``config.key_groups``: chat turns (if the model has a chat
-    template) and plain text, each placed by ``place``."""
+    template) and plain text, each placed by ``place``, and plain text that starts with the name
+    (placed by ``place_start``; the group is left out for a name none of whose tokens can be read
+    there)."""
     groups: dict[str, list[Located]] = {}
     if "chat" in config.key_groups and loaded.has_chat_template:
         groups["chat"] = [place(loaded, chat_text(p, concept), concept, chat=True) for p in config.prefixes]
@@ -154,6 +183,11 @@ def _contexts(loaded: LoadedModel, concept: str, config: ROCRConfig) -> dict[str
         groups["plain"] = [
             place(loaded, t.format(s=concept), concept, chat=False) for t in config.plain_templates
         ]
+    if "start" in config.key_groups:
+        starts = [place_start(loaded, t.format(s=concept), concept) for t in config.start_templates]
+        canonical = place_start(loaded, f"{concept}.", concept)
+        if canonical is not None and all(loc is not None for loc in starts):
+            groups["start"] = starts
     if not groups:
         raise FormlessError(
             "the keys are read in chat turns only (key_groups=['chat']) and this model has no chat "
@@ -165,6 +199,11 @@ def _contexts(loaded: LoadedModel, concept: str, config: ROCRConfig) -> dict[str
 def _canonical(loaded: LoadedModel, concept: str, group: str) -> Located:
     """The prompt whose block output stands for the concept's representation in ``group``: the bare
     name (" <s>." as a chat turn, "<s>." as plain text), placed by ``place`` like the keys."""
+    if group == "start":
+        located = place_start(loaded, f"{concept}.", concept)
+        if located is None:
+            raise FormlessError(f"'{concept}' cannot be read at the start of a text on this tokenizer")
+        return located
     chat = group == "chat"
     text = chat_text("", concept) if chat else f"{concept}."
     return place(loaded, text, concept, chat=chat)
@@ -322,12 +361,18 @@ def apply_rocr(
     layers = config.resolved_layers(adapter.num_layers(model))
     last = layers[-1]
     contexts = {c: _contexts(loaded, c, config) for c in concepts}
-    groups = list(next(iter(contexts.values())))
-    canonical = {(c, g): _canonical(loaded, c, g) for c in concepts for g in groups}
+    # every group some concept is read in; the start group needs the redirect's targets there too
+    groups = [g for g in ("chat", "plain", "start") if any(g in contexts[c] for c in concepts)]
+    redirects = config.redirect_targets()
+    if "start" in groups and any(place_start(loaded, f"{r}.", r) is None for r in redirects):
+        groups.remove("start")
+        for c in concepts:
+            contexts[c].pop("start", None)
+    canonical = {(c, g): _canonical(loaded, c, g) for c in concepts for g in contexts[c]}
     # Columns: one per (concept, group, token counted back from the name's last token).
     columns = []
     for c in concepts:
-        for g in groups:
+        for g in contexts[c]:
             available = min(loc.n_concept_tokens for loc in [*contexts[c][g], canonical[c, g]])
             wanted = available if config.concept_tokens == 0 else min(config.concept_tokens, available)
             columns += [
@@ -335,7 +380,6 @@ def apply_rocr(
             ]
     # Targets v*: the redirect's own representation (its last token) per group, averaged over the
     # targets where there are several ("an unknown name": made-up names; ``redirect_average``).
-    redirects = config.redirect_targets()
     _, v_out = collect(
         loaded, [_canonical(loaded, r, g) for g in groups for r in redirects], output_layers=[last]
     )
