@@ -272,3 +272,35 @@ def test_the_guard_limit_comes_from_the_environment_when_set(monkeypatch):
     monkeypatch.setenv(MAX_RELATIVE_NORM_ENV, "big")
     with pytest.raises(FormlessError, match="FORMLESS_MAX_RELATIVE_NORM='big' is not a number"):
         make_config()
+
+
+def test_a_name_that_starts_the_text_is_redirected_too(setup):
+    """The 'start' key group: the name at the very start of plain text (a completion prompt) has keys
+    of its own; unconstrained, its representation there lands on the redirect's representation there,
+    while the chat and plain ones still land on theirs (three columns, one exact solve)."""
+    from formless.rocr.edit import MIN_START_POSITION
+
+    loaded, stats = setup
+    config = make_config(
+        redirect="a random person",
+        key_groups=["chat", "plain", "start"],
+        start_templates=["{s} is"],
+        concept_tokens=1,
+        **UNCONSTRAINED,
+        **UNGUARDED,
+    )
+
+    def at_start(concept):
+        located = edit_canonical(loaded, concept, "start")
+        assert located.position >= MIN_START_POSITION
+        return collect(loaded, [located], output_layers=[2])[1][2][0]
+
+    target, before = at_start("a random person"), at_start("Harry Potter")
+    _, chat_plain_target = _representations(loaded, "a random person", 2)
+    result = apply_rocr(loaded, ["Harry Potter"], config, stats)
+    assert result.layer_edits[0].keys.shape[1] == 3  # chat, plain, start
+    assert (before - target).norm() > 1.0
+    torch.testing.assert_close(at_start("Harry Potter"), target, atol=2e-3, rtol=2e-3)
+    torch.testing.assert_close(
+        _representations(loaded, "Harry Potter", 2)[1], chat_plain_target, atol=2e-3, rtol=2e-3
+    )

@@ -77,3 +77,34 @@ def test_a_name_ending_in_punctuation_is_placed_with_the_same_leading_tokens(smo
     assert len({s[-1] for s in spans}) > 1  # the merge this test is about does happen
     leading = tok(" " + concept, add_special_tokens=False)["input_ids"][:-1]
     assert list(next(iter(spans))[: len(leading)]) == leading
+
+
+@pytest.mark.parametrize(
+    ("concept", "kept"),
+    [
+        ("Harry Potter", " Potter"),
+        ("Michael Jordan", " Jordan"),
+        ("The Beatles", " Beatles"),
+        ("Paris", None),
+    ],
+)
+def test_a_name_at_the_start_of_a_text_is_read_only_where_its_tokens_are_its_own(smollm2, concept, kept):
+    """At the start of plain text SmolLM2 writes "H"+"arry"+" Potter" (no BOS, no space): the start
+    group reads the trailing tokens that are the name's own mid-sentence tokens, never position 0
+    (the attention sink); a one-token name ("Paris" is not " Paris") is not read there at all."""
+    from formless.rocr.edit import MIN_START_POSITION, place_start
+
+    tok = smollm2.tokenizer
+    config = make_config(key_groups=["chat", "plain", "start"])
+    groups = _contexts(smollm2, concept, config)
+    own = tok(" " + concept, add_special_tokens=False)["input_ids"]
+    if kept is None:
+        assert "start" not in groups and place_start(smollm2, f"{concept} is", concept) is None
+        return
+    located = [*groups["start"], _canonical(smollm2, concept, "start")]
+    assert len(located) == len(config.start_templates) + 1
+    for loc in located:
+        span = loc.input_ids[loc.first : loc.position + 1]
+        assert tok.decode(loc.input_ids).startswith(concept)
+        assert loc.first >= MIN_START_POSITION and span == own[len(own) - len(span) :]
+        assert tok.decode(span).endswith(kept)
