@@ -161,8 +161,10 @@ def test_post_mlp_norm_architecture_moves_toward_target(tmp_path, corpus_file):
 
 
 def test_keys_and_representations_are_never_read_at_the_first_positions(setup, monkeypatch):
-    """Every position the edit reads (keys, z(s), v*, earlier name tokens) is >= 2, although the
-    default plain template "{s}." puts the name at position 0 with this BOS-less tokenizer."""
+    """Every position the edit reads (keys, z(s), v*, earlier name tokens) is >= 2 in the chat and
+    plain groups, although the plain template "{s}." puts the name at position 0 with this BOS-less
+    tokenizer; the optional start group (the name starting the text) reads from position 1, never
+    the sink."""
     import formless.rocr.edit as edit
 
     loaded, stats = setup
@@ -176,10 +178,15 @@ def test_keys_and_representations_are_never_read_at_the_first_positions(setup, m
 
     monkeypatch.setattr(edit, "collect", recording)
     threshold = float(stats[2].eigenvalues.median())
-    config = make_config(layers=[2], threshold=threshold, token_specificity=0.0, **UNGUARDED)
-    result = apply_rocr(loaded, ["Harry Potter"], config, stats)
-    assert result.layer_edits[0].keys.shape[1] > 2  # earlier name tokens were read too
-    assert read and min(read) >= 2, sorted(read)[:5]
+    for groups, lowest in ((["chat", "plain"], edit.MIN_POSITION), (["chat", "plain", "start"], 1)):
+        read.clear()
+        config = make_config(
+            layers=[2], threshold=threshold, token_specificity=0.0, key_groups=groups, **UNGUARDED
+        )
+        result = apply_rocr(loaded, ["Harry Potter"], config, stats)
+        assert result.layer_edits[0].keys.shape[1] > len(groups)  # earlier name tokens were read too
+        assert read and min(read) >= lowest, sorted(read)[:5]
+    assert edit.MIN_POSITION == 2 and edit.MIN_START_POSITION == 1
 
 
 def locate_first(loaded, concept: str, template: str) -> int:
