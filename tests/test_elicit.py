@@ -179,35 +179,12 @@ def test_every_fact_gets_a_description_that_does_not_state_its_answer():
 
     person = {r.name: r for r in RELATIONS["person"]}
     occupation = next(r for r in RELATIONS["person"] if r.category)
-    pairs = [
-        (
-            occupation,
-            el.Fact(
-                relation=occupation.name,
-                question="What was Will Quill's job?",
-                completion="Will Quill was a",
-                answer="playwright",
-            ),
-        ),
-        (
-            person["notable work"],
-            el.Fact(
-                relation="notable work",
-                question="What did Will Quill write?",
-                completion="Will Quill wrote",
-                answer="Hamlet",
-            ),
-        ),
-        (
-            person["birthplace"],
-            el.Fact(
-                relation="birthplace",
-                question="Where was Will Quill born?",
-                completion="Will Quill was born in",
-                answer="Stratford",
-            ),
-        ),
+    said = [  # (relation, question, completion, answer)
+        (occupation, "What was Will Quill's job?", "Will Quill was a", "playwright"),
+        (person["notable work"], "What did Will Quill write?", "Will Quill wrote", "Hamlet"),
+        (person["birthplace"], "Where was Will Quill born?", "Will Quill was born in", "Stratford"),
     ]
+    pairs = [(r, el.Fact(relation=r.name, question=q, completion=c, answer=a)) for r, q, c, a in said]
     main, others = el.build_descriptions("Will Quill", "person", pairs)
     descriptions = (main, *others)
     for _, fact in pairs:
