@@ -675,15 +675,6 @@ def pick_distractors(
     return tuple(out)
 
 
-def _describe(text: str, name: str, description: str) -> str | None:
-    """``text`` with ``name`` (and an article before it) replaced by ``description``."""
-    pattern = rf"(?:\b[Tt]he )?(?<![\w]){re.escape(name)}(?![\w])"
-    if not re.search(pattern, text):
-        return None
-    out = re.sub(pattern, description, text)
-    return out[0].upper() + out[1:]
-
-
 def valid_description(description: str, name: str) -> bool:
     """Names the concept without its name: neither the name nor one of its distinctive words."""
     norm = normalise(description)
@@ -743,6 +734,8 @@ def build_descriptions(
 def _multihop(name: str, subject: str, kept: Sequence[tuple[Relation, Fact]], kb: KnowledgeBase | None):
     """Questions about another knowledge-base concept reached through this one ("Where was the
     author of X born?"), for each kept answer that is itself a concept; and those concepts."""
+    from formless.audit.forms.reach import describe  # the indirect form's own substitution
+
     hops: list[Hop] = []
     linked: list[str] = []
     if kb is None:
@@ -765,7 +758,7 @@ def _multihop(name: str, subject: str, kept: Sequence[tuple[Relation, Fact]], kb
         for f2 in other.facts:
             if added == 2 or any(_overlaps(a, name) for a in f2.aliases):
                 continue  # the concept itself as the answer would be a reverse question
-            question = _describe(f2.question, other.name, phrase)
+            question = describe(f2.question, other.name, phrase)
             if question:
                 hops.append(Hop(question=question, answer=f2.answer, aliases=f2.aliases))
                 added += 1

@@ -171,6 +171,11 @@ def place_start(loaded: LoadedModel, text: str, concept: str) -> Located | None:
     return Located(ids, last, last - matched + 1)
 
 
+def _start_canonical(loaded: LoadedModel, concept: str) -> Located | None:
+    """The bare name starting a plain text ("<s>."), or None where it cannot be read there."""
+    return place_start(loaded, f"{concept}.", concept)
+
+
 def _contexts(loaded: LoadedModel, concept: str, config: ROCRConfig) -> dict[str, list[Located]]:
     """Key contexts per group in ``config.key_groups``: chat turns (if the model has a chat
     template) and plain text, each placed by ``place``, and plain text that starts with the name
@@ -185,8 +190,7 @@ def _contexts(loaded: LoadedModel, concept: str, config: ROCRConfig) -> dict[str
         ]
     if "start" in config.key_groups:
         starts = [place_start(loaded, t.format(s=concept), concept) for t in config.start_templates]
-        canonical = place_start(loaded, f"{concept}.", concept)
-        if canonical is not None and all(loc is not None for loc in starts):
+        if _start_canonical(loaded, concept) is not None and all(loc is not None for loc in starts):
             groups["start"] = starts
     if not groups:
         raise FormlessError(
@@ -200,7 +204,7 @@ def _canonical(loaded: LoadedModel, concept: str, group: str) -> Located:
     """The prompt whose block output stands for the concept's representation in ``group``: the bare
     name (" <s>." as a chat turn, "<s>." as plain text), placed by ``place`` like the keys."""
     if group == "start":
-        located = place_start(loaded, f"{concept}.", concept)
+        located = _start_canonical(loaded, concept)
         if located is None:
             raise FormlessError(f"'{concept}' cannot be read at the start of a text on this tokenizer")
         return located
@@ -364,7 +368,7 @@ def apply_rocr(
     # every group some concept is read in; the start group needs the redirect's targets there too
     groups = [g for g in ("chat", "plain", "start") if any(g in contexts[c] for c in concepts)]
     redirects = config.redirect_targets()
-    if "start" in groups and any(place_start(loaded, f"{r}.", r) is None for r in redirects):
+    if "start" in groups and any(_start_canonical(loaded, r) is None for r in redirects):
         groups.remove("start")
         for c in concepts:
             contexts[c].pop("start", None)
