@@ -272,9 +272,7 @@ def greedy_new_tokens(
     rewound: then nothing is fed). With ``prefix`` the batch holds what follows it (``prefill``).
     ``decided(row, tokens so far)``: True stops that row there (its answer is settled)."""
     n = input_ids.shape[0]
-    eos = torch.tensor(_eos_ids(model), dtype=torch.long, device=input_ids.device)
     out, cache, mask, positions = prefill(model, input_ids, attention_mask, prefix)
-    cache_arg = _cache_arg(model)
     scores = None
     if answers is not None:
         scores = (
@@ -282,14 +280,40 @@ def greedy_new_tokens(
             if can_rewind(cache)
             else [None] * n
         )
-    rows = torch.arange(n, device=input_ids.device)
-    device = input_ids.device
+    new = decode(
+        model, out.logits[:, -1], cache, mask, positions[:, -1:],
+        max_new_tokens=max_new_tokens, pad_token_id=pad_token_id, decided=decided, budgets=budgets,
+    )  # fmt: skip
+    return new if answers is None else (new, scores)
+
+
+@torch.no_grad()
+def decode(
+    model,
+    first_logits: torch.Tensor,
+    cache,
+    mask: torch.Tensor,
+    last: torch.Tensor,
+    *,
+    max_new_tokens: int,
+    pad_token_id: int,
+    decided: Callable[[int, torch.Tensor], bool] | None = None,
+    budgets: Sequence[int] | None = None,
+) -> torch.Tensor:
+    """Greedy decoding from prefilled prompts (``first_logits``: each row's last prompt position,
+    ``mask`` the cache's attention mask, ``last`` each row's last position), finished rows dropped:
+    see ``greedy_new_tokens``."""
+    n = first_logits.shape[0]
+    device = first_logits.device
+    eos = torch.tensor(_eos_ids(model), dtype=torch.long, device=device)
+    cache_arg = _cache_arg(model)
+    rows = torch.arange(n, device=device)
     limit = None if budgets is None else torch.tensor(list(budgets), dtype=torch.long, device=device)
-    new = torch.full((n, max_new_tokens), pad_token_id, dtype=torch.long, device=input_ids.device)
-    last = positions[:, -1:]
+    new = torch.full((n, max_new_tokens), pad_token_id, dtype=torch.long, device=device)
+    logits = first_logits
     steps = 0
     while steps < max_new_tokens:
-        token = out.logits[:, -1].float().argmax(-1)
+        token = logits.float().argmax(-1)
         new[rows, steps] = token
         steps += 1
         running = ~torch.isin(token, eos)
@@ -307,14 +331,70 @@ def greedy_new_tokens(
             rows, mask, last, token = rows[keep], mask[keep], last[keep], token[keep]
         mask = torch.cat([mask, mask.new_ones(len(rows), 1)], dim=1)
         last = last + 1
-        out = model(
+        logits = model(
             input_ids=token[:, None],
             attention_mask=mask,
             position_ids=last,
             use_cache=True,
             **{cache_arg: cache},
+        ).logits[:, -1]
+    return new[:, :steps]
+
+
+# a prefill pass costs about this many prompt tokens' worth beyond its tokens (the weights read once)
+BUCKET_OVERHEAD_TOKENS = 24
+# rows decoded together at most: one decoding step reads the weights once for all of them, so fewer,
+# fuller steps; bounded because the rows' caches are held at once
+DECODE_ROWS = 256
+
+
+def prompt_buckets(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """The prompts (by index) in prefill batches of at most ``batch_size``: contiguous runs of the
+    prompts sorted by length, split where rows x longest prompt plus ``BUCKET_OVERHEAD_TOKENS`` per
+    batch is least (exact dynamic programme), so that short prompts are not padded to long ones."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    best = [0.0] + [math.inf] * len(order)
+    cut = [0] * (len(order) + 1)
+    for j in range(1, len(order) + 1):
+        for i in range(max(0, j - batch_size), j):
+            cost = best[i] + (j - i) * lengths[order[j - 1]] + BUCKET_OVERHEAD_TOKENS
+            if cost < best[j]:
+                best[j], cut[j] = cost, i
+    buckets, j = [], len(order)
+    while j:
+        buckets.append(order[cut[j] : j])
+        j = cut[j]
+    return buckets[::-1]
+
+
+def merge_prefills(model, parts, prefix_length: int):
+    """One cache (and first logits, mask, last positions) for the rows of several prefilled batches
+    of different widths: each batch's cache is widened with masked zeros after the shared prefix,
+    [prefix][padding][prompt] as ``prefill`` lays it out, so every row reads as it did alone.
+    ``parts``: (first logits, cache, mask, last) per batch; their caches must be ``can_rewind``."""
+    from transformers import DynamicCache
+
+    width = max(mask.shape[1] for _, _, mask, _ in parts)
+    cache = DynamicCache(config=model.config)
+    masks = []
+    for _, _, mask, _ in parts:
+        extra = width - mask.shape[1]
+        masks.append(
+            torch.cat(
+                [mask[:, :prefix_length], mask.new_zeros(mask.shape[0], extra), mask[:, prefix_length:]], 1
+            )
         )
-    return new[:, :steps] if answers is None else (new[:, :steps], scores)
+    for i in range(len(parts[0][1].layers)):
+        keys, values = [], []
+        for _, part_cache, mask, _ in parts:
+            extra = width - mask.shape[1]
+            for got, into in ((part_cache.layers[i].keys, keys), (part_cache.layers[i].values, values)):
+                pad = got.new_zeros(got.shape[0], got.shape[1], extra, got.shape[3])
+                into.append(torch.cat([got[:, :, :prefix_length], pad, got[:, :, prefix_length:]], dim=2))
+        cache.update(torch.cat(keys), torch.cat(values), i)
+    first = torch.cat([logits for logits, _, _, _ in parts])
+    last = torch.cat([part_last for _, _, _, part_last in parts])
+    return first, cache, torch.cat(masks), last
 
 
 _WORD_END = re.compile(r"^(.*\W)", re.DOTALL)
@@ -408,7 +488,6 @@ def generate(
     probabilities: list[float | None] = []
     with ctx:
         prefix = shared_prefix(model, sequences) if own_loop and share_prefix else None
-        skip = prefix.length if prefix else 0
         started = time.perf_counter()
         top = max(budgets, default=0)
         what = (
@@ -416,49 +495,87 @@ def generate(
             if len(set(budgets)) <= 1
             else f"batches of ≤ {top}-token answers"
         )
-        for start in range(0, len(sequences), batch_size):
-            advance(start // batch_size, -(-len(sequences) // batch_size), started, what)
-            row_budgets = budgets[start : start + batch_size]
-            ids, mask = left_pad([seq[skip:] for seq in sequences[start : start + batch_size]], pad)
-            ids, mask = ids.to(device), mask.to(device)
-            chunk = answers[start : start + batch_size]
-            decided = _settled_rows(tokenizer, stop_at[start : start + batch_size]) if stop_at else None
-            if own_loop:
-                wants = scored and not fast and any(a is not None for a in chunk)
-                targets = (
-                    [
-                        None if a is None else answer_token_ids(tokenizer, p, a, chat=chat)
-                        for p, a in zip(prompts[start : start + batch_size], chunk)
-                    ]
-                    if wants
-                    else None
-                )
-                result = greedy_new_tokens(
-                    model,
-                    ids,
-                    mask,
-                    max_new_tokens=max(row_budgets),
-                    pad_token_id=pad,
-                    answers=targets,
-                    prefix=prefix,
-                    decided=decided,
-                    budgets=row_budgets if len(set(row_budgets)) > 1 else None,
-                )
-                new, log_probs = result if wants else (result, [])
-                probabilities += [None if lp is None else math.exp(lp) for lp in log_probs]
-            else:
+        if own_loop:
+            outputs, probabilities = _own_loop_generations(
+                model, tokenizer, prompts, sequences, budgets, answers if scored and not fast else None,
+                stop_at, prefix, batch_size, chat, what,
+            )  # fmt: skip
+        else:
+            for start in range(0, len(sequences), batch_size):
+                advance(start // batch_size, -(-len(sequences) // batch_size), started, what)
+                ids, mask = left_pad(sequences[start : start + batch_size], pad)
                 out = model.generate(
-                    input_ids=ids,
-                    attention_mask=mask,
-                    max_new_tokens=row_budgets[0],  # one budget here (split above otherwise)
+                    input_ids=ids.to(device),
+                    attention_mask=mask.to(device),
+                    max_new_tokens=budgets[start],  # one budget here (split above otherwise)
                     do_sample=False,
                     pad_token_id=pad,
                     temperature=None,
                     top_p=None,
                     top_k=None,
                 )
-                new = out[:, ids.shape[1] :]
-            outputs.extend(tokenizer.batch_decode(new, skip_special_tokens=True))
-            probabilities += [None] * (len(outputs) - len(probabilities))
+                outputs.extend(tokenizer.batch_decode(out[:, ids.shape[1] :], skip_special_tokens=True))
+            probabilities = [None] * len(outputs)
     outputs = [o.strip() for o in outputs]
     return (outputs, probabilities) if scored else outputs
+
+
+def _own_loop_generations(
+    model, tokenizer, prompts, sequences, budgets, answers, stop_at, prefix, batch_size, chat, what
+) -> tuple[list[str], list[float | None]]:
+    """``generate``'s own-loop path: up to ``DECODE_ROWS`` prompts at a time are prefilled in
+    batches of like lengths (``prompt_buckets``), each batch's answers scored on its own cache, and
+    all of them decoded together from one merged cache (``merge_prefills``): short prompts are not
+    padded to long ones, and each decoding step serves every row. Where a cache cannot be merged
+    (sliding-window layers) the prompts keep the caller's order and batches, each decoded alone."""
+    device = next(model.parameters()).device
+    pad = tokenizer.pad_token_id
+    skip = prefix.length if prefix else 0
+    outputs: list[str] = [""] * len(prompts)
+    probabilities: list[float | None] = [None] * len(prompts)
+    started = time.perf_counter()
+    from transformers import DynamicCache
+
+    # sliding-window layers keep a cache that cannot be widened: the caller's batches, as model.generate
+    mergeable = can_rewind(DynamicCache(config=model.config))
+    groups = range(0, len(prompts), DECODE_ROWS)
+    for g, group_start in enumerate(groups):
+        advance(g, len(groups), started, what)
+        group = list(range(group_start, min(group_start + DECODE_ROWS, len(prompts))))
+        parts, rows = [], []
+        buckets = (
+            prompt_buckets([len(sequences[i]) - skip for i in group], batch_size)
+            if mergeable
+            else [list(range(k, min(k + batch_size, len(group)))) for k in range(0, len(group), batch_size)]
+        )
+        for bucket in buckets:
+            idx = [group[k] for k in bucket]
+            ids, mask = left_pad([sequences[i][skip:] for i in idx], pad)
+            out, cache, mask, positions = prefill(model, ids.to(device), mask.to(device), prefix)
+            if answers is not None and any(answers[i] is not None for i in idx):
+                targets = [
+                    None
+                    if answers[i] is None
+                    else answer_token_ids(tokenizer, prompts[i], answers[i], chat=chat)
+                    for i in idx
+                ]
+                if can_rewind(cache):
+                    log_probs = answer_log_probs(
+                        model, cache, out.logits[:, -1], mask, positions[:, -1:], targets
+                    )
+                    for i, lp in zip(idx, log_probs):
+                        probabilities[i] = None if lp is None else math.exp(lp)
+            parts.append((out.logits[:, -1], cache, mask, positions[:, -1:]))
+            rows.append(idx)
+        if mergeable and len(parts) > 1 and all(can_rewind(part[1]) for part in parts):
+            parts, rows = [merge_prefills(model, parts, skip)], [[i for idx in rows for i in idx]]
+        for (first, cache, mask, last), idx in zip(parts, rows):
+            row_budgets = [budgets[i] for i in idx]
+            new = decode(
+                model, first, cache, mask, last, max_new_tokens=max(row_budgets), pad_token_id=pad,
+                decided=_settled_rows(tokenizer, [stop_at[i] for i in idx]) if stop_at else None,
+                budgets=row_budgets if len(set(row_budgets)) > 1 else None,
+            )  # fmt: skip
+            for i, text in zip(idx, tokenizer.batch_decode(new, skip_special_tokens=True)):
+                outputs[i] = text
+    return outputs, probabilities

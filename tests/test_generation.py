@@ -56,14 +56,13 @@ def test_own_loop_matches_generate(arch, chat, tmp_path):
     eos = torch.tensor(model.generation_config.eos_token_id)
     ended = [int(torch.isin(row, eos).nonzero()[0]) for row in ref if torch.isin(row, eos).any()]
     assert ended and min(ended) < ref.shape[1] - 1, "no row ended early: the test tests nothing"
-    # and through generate(), strings and all (the shared prefix is tested on its own, in float64:
-    # in bf16 its different rounding breaks the random model's near-ties either way)
-    own_strings = generate(
-        model, tok, PROMPTS, chat=chat, max_new_tokens=STEPS, batch_size=4, share_prefix=False
-    )
-    assert own_strings == generate(
-        model, tok, PROMPTS, chat=chat, max_new_tokens=STEPS, batch_size=4, own_loop=False
-    )
+    # and through generate(), strings and all, where the prompts are prefilled in batches of like
+    # lengths and decoded together (other batches than model.generate's: float64, so that rounding
+    # does not break the random model's near-ties; the shared prefix is tested on its own)
+    model.double()
+    kwargs = dict(chat=chat, max_new_tokens=STEPS, batch_size=2, fast=False)
+    own_strings = generate(model, tok, PROMPTS, **kwargs, share_prefix=False)
+    assert own_strings == generate(model, tok, PROMPTS, **kwargs, own_loop=False)
 
 
 def test_processors_fall_back_to_generate(tiny):
@@ -239,3 +238,69 @@ def test_answer_length_groups_are_the_cheapest_split_and_cover_every_answer_once
         assert cost(groups, lengths) == best
     assert length_groups([1, 1, 1, 1]) == [[0, 1, 2, 3]]  # alike: one pass
     assert length_groups([1] * 30 + [40] * 30) == [list(range(30)), list(range(30, 60))]
+
+
+def test_prompt_buckets_are_the_cheapest_split_and_cover_every_prompt_once():
+    """prompt_buckets against every split of the length-sorted prompts into contiguous runs of at
+    most batch_size (cost: rows x longest prompt, plus the per-batch overhead)."""
+    import itertools
+    import random
+
+    from formless.generation import BUCKET_OVERHEAD_TOKENS, prompt_buckets
+
+    def cost(buckets, lengths):
+        return sum(len(b) * max(lengths[i] for i in b) + BUCKET_OVERHEAD_TOKENS for b in buckets)
+
+    rng = random.Random(1)
+    for _ in range(200):
+        lengths = [rng.choice([1, 3, 5, 9, 20, 40, 90]) for _ in range(rng.randint(1, 8))]
+        size = rng.randint(1, 5)
+        buckets = prompt_buckets(lengths, size)
+        assert sorted(i for b in buckets for i in b) == list(range(len(lengths)))
+        assert all(len(b) <= size for b in buckets)
+        order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+        best = math.inf
+        for cuts in itertools.product([False, True], repeat=len(order) - 1):
+            runs, run = [], [order[0]]
+            for i, cut in zip(order[1:], cuts):
+                if cut:
+                    runs.append(run)
+                    run = []
+                run.append(i)
+            runs.append(run)
+            if all(len(r) <= size for r in runs):
+                best = min(best, cost(runs, lengths))
+        assert cost(buckets, lengths) == best
+
+
+@pytest.mark.parametrize("arch", SUPPORTED)
+def test_batches_of_like_lengths_decoded_together_read_as_each_prompt_alone(arch, tmp_path, monkeypatch):
+    """Prompts of very different lengths are prefilled in separate batches and decoded from one
+    merged cache (widened with masked zeros): every text is the one its prompt gives alone through
+    model.generate, and every answer probability ORT's metric by hand (float64: to rounding);
+    sliding-window models keep the caller's batches (and model.generate's texts)."""
+    from formless import generation
+    from formless.generation import can_rewind, prefill
+
+    loaded = load_model(str(save_tiny_model(arch, tmp_path / arch)), device="cpu", dtype=torch.float64)
+    model, tok = loaded.model, loaded.tokenizer
+    prompts = [*PROMPTS, "one two three four five six seven eight nine ten eleven twelve thirteen"]
+    answers = ["Paris", None, "b c", "red and blue", "y", "fourteen"]
+    merged: list[int] = []
+    real = generation.merge_prefills
+    monkeypatch.setattr(
+        generation, "merge_prefills", lambda m, parts, n: merged.append(len(parts)) or real(m, parts, n)
+    )
+    kwargs = dict(chat=True, max_new_tokens=STEPS, fast=False)
+    texts, probs = generate(model, tok, prompts, **kwargs, batch_size=2, answers=answers)
+    ids, mask = tok([render(tok, "x", chat=True)], return_tensors="pt").values()
+    if can_rewind(prefill(model, ids, mask)[1]):
+        alone = [generate(model, tok, [p], **kwargs, batch_size=1, own_loop=False)[0] for p in prompts]
+        assert texts == alone
+        assert merged and merged[0] >= 3, "the batches were not merged: the test tests nothing"
+        for prompt, answer, got in zip(prompts, answers, probs):
+            if answer is not None:
+                assert got == pytest.approx(hand_probability(loaded, prompt, answer, True), rel=1e-9)
+    else:  # the caller's batches, as model.generate makes them (gemma2 reads padded rows apart)
+        assert not merged
+        assert texts == generate(model, tok, prompts, **kwargs, batch_size=2, own_loop=False)

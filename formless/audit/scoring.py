@@ -20,6 +20,7 @@ from formless.generation import (
     can_rewind,
     fast_inference_context,
     prefill,
+    prompt_buckets,
     shared_prefix,
 )
 from formless.models.loading import LoadedModel
@@ -89,7 +90,8 @@ def _on_shared_prompts(
     again (formless.generation.answer_log_probs); the tokens every prompt starts with (the chat
     template's system turn) are computed once for all (formless.generation.shared_prefix). Float32
     throughout; the numbers agree with the one-pass path to float rounding. None when the model's
-    cache cannot be rewound (sliding-window layers): the caller scores the pairs whole."""
+    cache cannot be rewound (sliding-window layers): the caller scores the pairs whole. The prompts
+    are prefilled in batches of like lengths (formless.generation.prompt_buckets)."""
     asked: dict[str, list[int]] = {}
     for i, p in enumerate(prompts):
         asked.setdefault(p, []).append(i)
@@ -99,8 +101,8 @@ def _on_shared_prompts(
     device = loaded.device
     prefix = shared_prefix(loaded.model, [contexts[p] for p in order])
     skip = prefix.length if prefix else 0
-    for start in range(0, len(order), batch_size):
-        batch = order[start : start + batch_size]
+    for bucket in prompt_buckets([len(contexts[p]) - skip for p in order], batch_size):
+        batch = [order[k] for k in bucket]
         ids, mask = left_pad([contexts[p][skip:] for p in batch], pad)
         out, cache, mask, positions = prefill(loaded.model, ids.to(device), mask.to(device), prefix)
         if not can_rewind(cache):
