@@ -498,7 +498,7 @@ def generate(
         if own_loop:
             outputs, probabilities = _own_loop_generations(
                 model, tokenizer, prompts, sequences, budgets, answers if scored and not fast else None,
-                stop_at, prefix, batch_size, chat, what,
+                stop_at, prefix, batch_size, chat, what.replace("batches", "passes"),
             )  # fmt: skip
         else:
             for start in range(0, len(sequences), batch_size):
@@ -538,17 +538,23 @@ def _own_loop_generations(
 
     # sliding-window layers keep a cache that cannot be widened: the caller's batches, as model.generate
     mergeable = can_rewind(DynamicCache(config=model.config))
-    groups = range(0, len(prompts), DECODE_ROWS)
-    for g, group_start in enumerate(groups):
-        advance(g, len(groups), started, what)
-        group = list(range(group_start, min(group_start + DECODE_ROWS, len(prompts))))
-        parts, rows = [], []
+    groups = []
+    for start in range(0, len(prompts), DECODE_ROWS):
+        group = list(range(start, min(start + DECODE_ROWS, len(prompts))))
         buckets = (
             prompt_buckets([len(sequences[i]) - skip for i in group], batch_size)
             if mergeable
             else [list(range(k, min(k + batch_size, len(group)))) for k in range(0, len(group), batch_size)]
         )
+        groups.append((group, buckets))
+    # progress, in passes: each prefilled batch, and each decoding (one per group, or per batch unmerged)
+    total = sum(len(b) + (1 if mergeable and len(b) > 1 else len(b)) for _, b in groups)
+    done = 0
+    for group, buckets in groups:
+        parts, rows = [], []
         for bucket in buckets:
+            advance(done, total, started, what)
+            done += 1
             idx = [group[k] for k in bucket]
             ids, mask = left_pad([sequences[i][skip:] for i in idx], pad)
             out, cache, mask, positions = prefill(model, ids.to(device), mask.to(device), prefix)
@@ -570,6 +576,8 @@ def _own_loop_generations(
         if mergeable and len(parts) > 1 and all(can_rewind(part[1]) for part in parts):
             parts, rows = [merge_prefills(model, parts, skip)], [[i for idx in rows for i in idx]]
         for (first, cache, mask, last), idx in zip(parts, rows):
+            advance(done, total, started, what)
+            done += 1
             row_budgets = [budgets[i] for i in idx]
             new = decode(
                 model, first, cache, mask, last, max_new_tokens=max(row_budgets), pad_token_id=pad,
