@@ -100,13 +100,7 @@ def side_by_side(jobs: Sequence[Callable[[], T]]) -> list[T]:
 def halves(keys: Sequence[str]) -> tuple[list[int], list[int]]:
     """Indices of ``keys`` in two parts by a stable hash of each key (the same on every machine and
     run; equal keys land together, so a prompt asked twice is still computed once)."""
-    first, second = split_by_hash(keys, 2)
-    return first, second
-
-
-def split_by_hash(keys: Sequence[str], n: int) -> list[list[int]]:
-    """Indices of ``keys`` in ``n`` parts by a stable hash of each key (see ``halves``)."""
-    parts: list[list[int]] = [[] for _ in range(n)]
+    parts: tuple[list[int], list[int]] = ([], [])
     for i, key in enumerate(keys):
-        parts[zlib.crc32(key.encode("utf-8")) % n].append(i)
+        parts[zlib.crc32(key.encode("utf-8")) % 2].append(i)
     return parts

@@ -11,7 +11,7 @@ import time
 import pytest
 import torch
 
-from formless.concurrent import halves, side_by_side, split_by_hash, workers
+from formless.concurrent import halves, side_by_side, workers
 from formless.errors import FormlessError
 
 
@@ -101,15 +101,12 @@ def test_halves_split_by_a_hash_that_is_stable_across_processes_and_keep_equal_k
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True) for _ in "ab"
     ]
     assert again[0].stdout == again[1].stdout == f"{halves(keys[:40])}\n"
-    thirds = split_by_hash(keys, 3)
-    assert sorted(sum(thirds, [])) == list(range(len(keys))) and all(thirds)
-    assert any(together <= set(part) for part in thirds)
 
 
 def test_scoring_in_halves_side_by_side_gives_the_one_pass_results(tmp_path, two_threads):
     """float64 tiny model: batch composition and thread count change nothing beyond rounding, so
     the generations and judgements are exactly those of one pass, the probabilities to rounding."""
-    from formless.audit.engine import score_probes, score_probes_halved, scoring_jobs
+    from formless.audit.engine import score_probes, score_probes_halved
     from formless.audit.forms import FORMS
     from formless.audit.run import AuditSettings, build_probes
     from formless.knowledge import load
@@ -122,17 +119,13 @@ def test_scoring_in_halves_side_by_side_gives_the_one_pass_results(tmp_path, two
     probes = sets.forget[:80]
     whole = score_probes(loaded, probes, batch_size=16)
     halved = score_probes_halved(loaded, probes, batch_size=16)
-    jobs, merge = scoring_jobs(loaded, probes, batch_size=16, parts=3)  # the reference beside an edit
-    assert len(jobs) == 3
-    thirds = merge(side_by_side(jobs))
-    for split in (halved, thirds):
-        assert len(split) == len(whole) == len(probes)
-        assert [(r.hit, r.output, r.chosen) for r in split] == [(r.hit, r.output, r.chosen) for r in whole]
-        for a, b in zip(split, whole):
-            if b.probability is None:
-                assert a.probability is None
-            else:
-                assert a.probability == pytest.approx(b.probability, rel=1e-9)
+    assert len(halved) == len(whole) == len(probes)
+    assert [(r.hit, r.output, r.chosen) for r in halved] == [(r.hit, r.output, r.chosen) for r in whole]
+    for a, b in zip(halved, whole):
+        if b.probability is None:
+            assert a.probability is None
+        else:
+            assert a.probability == pytest.approx(b.probability, rel=1e-9)
 
 
 def test_the_audit_reads_the_same_with_one_worker_and_with_two(tiny_dir, tmp_path, monkeypatch, two_threads):

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 from formless.audit.probes import Probe
-from formless.concurrent import side_by_side, split_by_hash
+from formless.concurrent import halves, side_by_side
 from formless.engines import DEFAULT_ENGINE, GenerationEngine, make_engine
 from formless.matching import contains_answer, normalise
 from formless.models.loading import LoadedModel
@@ -136,27 +136,26 @@ def scoring_jobs(
     batch_size: int = 32,
     fast: bool = False,
     engine: str = DEFAULT_ENGINE,
-    parts: int = 2,
 ) -> tuple[list[Callable[[], Scores]], Callable[[Sequence[Scores]], Scores]]:
-    """``score_probes`` as independent jobs for ``formless.concurrent.side_by_side`` (``parts`` of
-    the probes for a CPU model, two by default: ~1.4x faster on 2 cores; one job for another engine
-    or device) and the function that merges their results back into probe order. The split is by
-    prompt and fixed, so the results do not depend on how many jobs run at once."""
-    split = (
+    """``score_probes`` as independent jobs for ``formless.concurrent.side_by_side`` (two halves of
+    the probes for a CPU model: ~1.4x faster on 2 cores; one job for another engine or device) and
+    the function that merges their results back into probe order. The split is by prompt and fixed,
+    so the results do not depend on how many jobs run at once."""
+    parts = (
         [list(range(len(probes)))]
         if engine != DEFAULT_ENGINE or loaded.device.type != "cpu"
-        else [part for part in split_by_hash([p.prompt for p in probes], parts) if part]
+        else [part for part in halves([p.prompt for p in probes]) if part]
     )
     jobs = [
         lambda part=part: score_probes(
             loaded, [probes[i] for i in part], batch_size=batch_size, fast=fast, engine=engine
         )
-        for part in split
+        for part in parts
     ]
 
     def merge(results: Sequence[Scores]) -> Scores:
         merged: list[ProbeResult | None] = [None] * len(probes)
-        for part, scored in zip(split, results):
+        for part, scored in zip(parts, results):
             for i, result in zip(part, scored):
                 merged[i] = result
         return merged  # type: ignore[return-value]

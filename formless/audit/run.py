@@ -119,12 +119,9 @@ def reference_jobs(
     sets = build_probes(kb, [kb.concept(n) for n in concepts], settings)
     store = ReferenceCache(reference.weights_hash(), cache)
     probes = [p for p in sets.all() if store.get(f"{settings.precision}{p.fingerprint()}") is None]
-    # thirds, not halves: beside the edit (one job of ~a third of a reference pass) the scheduler then
-    # fills both cores to the end, where halves left one idle for most of the edit's time
     jobs, merge = scoring_jobs(
-        reference, probes, batch_size=settings.batch_size, fast=settings.fast, engine=settings.engine,
-        parts=3,
-    )  # fmt: skip
+        reference, probes, batch_size=settings.batch_size, fast=settings.fast, engine=settings.engine
+    )
     fluency_key = _fluency_key(settings)
     wants_fluency = settings.fluency and store.get_raw(fluency_key) is None
     fluency = [lambda: _reference_fluency(reference, settings)] if wants_fluency else []
