@@ -344,8 +344,27 @@ def decode(
 # a prefill pass costs about this many prompt tokens' worth beyond its tokens (the weights read once)
 BUCKET_OVERHEAD_TOKENS = 24
 # rows decoded together at most: one decoding step reads the weights once for all of them, so fewer,
-# fuller steps; bounded because the rows' caches are held at once
+# fuller steps; bounded because the rows' caches are held at once, and by their bytes (a 7B model's
+# keys and values for 256 long rows would not fit beside it)
 DECODE_ROWS = 256
+DECODE_CACHE_BYTES = 4 * 2**30
+
+
+def decode_rows(model, width: int, batch_size: int) -> int:
+    """How many rows to decode together: ``DECODE_ROWS``, fewer where their key/value cache of
+    ``width`` positions would pass ``DECODE_CACHE_BYTES``, never fewer than a prefill batch."""
+    config = getattr(model, "config", None)
+    layers = getattr(config, "num_hidden_layers", None)
+    heads = getattr(config, "num_attention_heads", None)
+    kv_heads = getattr(config, "num_key_value_heads", None) or heads
+    head_dim = getattr(config, "head_dim", None) or (
+        config.hidden_size // heads if heads and getattr(config, "hidden_size", None) else None
+    )
+    if not (layers and kv_heads and head_dim):
+        return max(1, min(DECODE_ROWS, batch_size))  # an unknown layout: a prefill batch at a time
+    element = next(model.parameters()).element_size()
+    per_row = 2 * layers * kv_heads * head_dim * element * max(1, width)
+    return max(batch_size, min(DECODE_ROWS, DECODE_CACHE_BYTES // per_row))
 
 
 def prompt_buckets(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
@@ -523,7 +542,7 @@ def generate(
 def _own_loop_generations(
     model, tokenizer, prompts, sequences, budgets, answers, stop_at, prefix, batch_size, chat, what
 ) -> tuple[list[str], list[float | None]]:
-    """``generate``'s own-loop path: up to ``DECODE_ROWS`` prompts at a time are prefilled in
+    """``generate``'s own-loop path: up to ``decode_rows`` prompts at a time are prefilled in
     batches of like lengths (``prompt_buckets``), each batch's answers scored on its own cache, and
     all of them decoded together from one merged cache (``merge_prefills``): short prompts are not
     padded to long ones, and each decoding step serves every row. Where a cache cannot be merged
@@ -539,8 +558,11 @@ def _own_loop_generations(
     # sliding-window layers keep a cache that cannot be widened: the caller's batches, as model.generate
     mergeable = can_rewind(DynamicCache(config=model.config))
     groups = []
-    for start in range(0, len(prompts), DECODE_ROWS):
-        group = list(range(start, min(start + DECODE_ROWS, len(prompts))))
+    rows_at_once = decode_rows(
+        model, max(map(len, sequences), default=0) + max(budgets, default=0), batch_size
+    )
+    for start in range(0, len(prompts), rows_at_once):
+        group = list(range(start, min(start + rows_at_once, len(prompts))))
         buckets = (
             prompt_buckets([len(sequences[i]) - skip for i in group], batch_size)
             if mergeable

@@ -304,3 +304,29 @@ def test_batches_of_like_lengths_decoded_together_read_as_each_prompt_alone(arch
     else:  # the caller's batches, as model.generate makes them (gemma2 reads padded rows apart)
         assert not merged
         assert texts == generate(model, tok, prompts, **kwargs, batch_size=2, own_loop=False)
+
+
+def test_rows_decoded_together_are_bounded_by_their_cache_bytes():
+    """decode_rows: all DECODE_ROWS for a small model, fewer for a 7B-shaped one (its keys and
+    values per row counted by hand), never fewer than a prefill batch; an unknown layout decodes a
+    prefill batch at a time."""
+    from transformers import LlamaConfig
+
+    from formless.generation import DECODE_CACHE_BYTES, DECODE_ROWS, decode_rows
+
+    class Shaped(torch.nn.Module):
+        def __init__(self, config, dtype=torch.float32):
+            super().__init__()
+            self.config = config
+            self.weight = torch.nn.Parameter(torch.zeros(1, dtype=dtype))
+
+    small = LlamaConfig(num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3, hidden_size=576)
+    assert decode_rows(Shaped(small), 200, 64) == DECODE_ROWS
+    big = LlamaConfig(num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8, hidden_size=4096)
+    per_row = 2 * 32 * 8 * 128 * 4 * 200  # keys and values, layers, kv heads, head dim, float32, positions
+    assert decode_rows(Shaped(big), 200, 16) == DECODE_CACHE_BYTES // per_row < DECODE_ROWS
+    assert decode_rows(Shaped(big, torch.bfloat16), 200, 16) == DECODE_CACHE_BYTES // (per_row // 2)
+    assert decode_rows(Shaped(big), 200_000, 16) == 16  # never below a prefill batch
+    shapeless = Shaped(small)
+    shapeless.config = object()
+    assert decode_rows(shapeless, 200, 16) == 16
