@@ -204,20 +204,26 @@ def length_groups(lengths: Sequence[int]) -> list[list[int]]:
     answer, plus ``GROUP_OVERHEAD_TOKENS`` per group, is least (exact, over contiguous runs of the
     rows sorted by length)."""
     order = sorted((i for i, n in enumerate(lengths) if n > 0), key=lambda i: lengths[i])
-    if not order:
-        return []
+    return cheapest_runs(order, lengths, GROUP_OVERHEAD_TOKENS, len(order))
+
+
+def cheapest_runs(
+    order: Sequence[int], lengths: Sequence[int], overhead: float, most: int
+) -> list[list[int]]:
+    """``order`` (indices sorted by ``lengths``) cut into contiguous runs of at most ``most`` where
+    the sum over runs of rows x longest length + ``overhead`` is least (exact dynamic programme)."""
     best = [0.0] + [math.inf] * len(order)  # best[j]: cost of the first j rows
     cut = [0] * (len(order) + 1)
     for j in range(1, len(order) + 1):
-        for i in range(j):  # rows i..j-1 as one group, the longest being j-1
-            cost = best[i] + (j - i) * lengths[order[j - 1]] + GROUP_OVERHEAD_TOKENS
+        for i in range(max(0, j - most), j):  # rows i..j-1 as one run, the longest being j-1
+            cost = best[i] + (j - i) * lengths[order[j - 1]] + overhead
             if cost < best[j]:
                 best[j], cut[j] = cost, i
-    groups, j = [], len(order)
+    runs, j = [], len(order)
     while j:
-        groups.append(order[cut[j] : j])
+        runs.append(list(order[cut[j] : j]))
         j = cut[j]
-    return groups[::-1]
+    return runs[::-1]
 
 
 @torch.no_grad()
@@ -372,18 +378,7 @@ def prompt_buckets(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     prompts sorted by length, split where rows x longest prompt plus ``BUCKET_OVERHEAD_TOKENS`` per
     batch is least (exact dynamic programme), so that short prompts are not padded to long ones."""
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    best = [0.0] + [math.inf] * len(order)
-    cut = [0] * (len(order) + 1)
-    for j in range(1, len(order) + 1):
-        for i in range(max(0, j - batch_size), j):
-            cost = best[i] + (j - i) * lengths[order[j - 1]] + BUCKET_OVERHEAD_TOKENS
-            if cost < best[j]:
-                best[j], cut[j] = cost, i
-    buckets, j = [], len(order)
-    while j:
-        buckets.append(order[cut[j] : j])
-        j = cut[j]
-    return buckets[::-1]
+    return cheapest_runs(order, lengths, BUCKET_OVERHEAD_TOKENS, batch_size)
 
 
 def merge_prefills(model, parts, prefix_length: int):
@@ -394,23 +389,22 @@ def merge_prefills(model, parts, prefix_length: int):
     from transformers import DynamicCache
 
     width = max(mask.shape[1] for _, _, mask, _ in parts)
+
+    def widened(t: torch.Tensor, dim: int) -> torch.Tensor:  # masked zeros after the prefix
+        shape = list(t.shape)
+        shape[dim] = width - t.shape[dim]  # a cache holds as many positions as its mask
+        rest = t.narrow(dim, prefix_length, t.shape[dim] - prefix_length)
+        return torch.cat([t.narrow(dim, 0, prefix_length), t.new_zeros(shape), rest], dim)
+
     cache = DynamicCache(config=model.config)
-    masks = []
-    for _, _, mask, _ in parts:
-        extra = width - mask.shape[1]
-        masks.append(
-            torch.cat(
-                [mask[:, :prefix_length], mask.new_zeros(mask.shape[0], extra), mask[:, prefix_length:]], 1
-            )
-        )
     for i in range(len(parts[0][1].layers)):
-        keys, values = [], []
-        for _, part_cache, mask, _ in parts:
-            extra = width - mask.shape[1]
-            for got, into in ((part_cache.layers[i].keys, keys), (part_cache.layers[i].values, values)):
-                pad = got.new_zeros(got.shape[0], got.shape[1], extra, got.shape[3])
-                into.append(torch.cat([got[:, :, :prefix_length], pad, got[:, :, prefix_length:]], dim=2))
-        cache.update(torch.cat(keys), torch.cat(values), i)
+        layers = [part_cache.layers[i] for _, part_cache, _, _ in parts]
+        cache.update(
+            torch.cat([widened(layer.keys, 2) for layer in layers]),
+            torch.cat([widened(layer.values, 2) for layer in layers]),
+            i,
+        )
+    masks = [widened(mask, 1) for _, _, mask, _ in parts]
     first = torch.cat([logits for logits, _, _, _ in parts])
     last = torch.cat([part_last for _, _, _, part_last in parts])
     return first, cache, torch.cat(masks), last
