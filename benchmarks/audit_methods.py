@@ -86,6 +86,12 @@ def concept_record(report: AuditReport, forget_seconds: float, outcome) -> dict:
     f, r = report.forget, report.retain
     record = {
         "per_form": {form: counts(s) for form, s in f.per_form.items()},
+        # [known and not answered by a made-up name, of those still answered]: forms with prior twins
+        "beyond_prior": {
+            form: [s.known_beyond_prior, s.still_answered_beyond_prior or 0]
+            for form, s in f.per_form.items()
+            if s.known_beyond_prior is not None
+        },
         "overall": counts(f.overall),
         "residual": f.overall.residual,
         "interval": f.overall.interval,
@@ -136,8 +142,9 @@ def run_method(method: str, names: list[str], args, kb, done: dict, save) -> Non
             )
             forget_seconds = time.perf_counter() - started
             settings = AuditSettings(
-                quantize=args.schemes, relearn_steps=args.relearn_steps, fast=args.fast, forms=args.forms
-            )
+                quantize=args.schemes, relearn_steps=args.relearn_steps, fast=args.fast, forms=args.forms,
+                prior_twins=args.prior_twins,
+            )  # fmt: skip
             report = run_audit(Path(tmp) / "m", kb=kb, settings=settings)
         record = concept_record(report, forget_seconds, outcome)
         done[name] = record
@@ -196,6 +203,10 @@ def print_table(names: list[str], results: dict, schemes: tuple[str, ...], relea
             "–" if mean(r.get(key) for r in rs) is None else format(mean(r.get(key) for r in rs), fmt)
         )
 
+    twinned = [f for f in FORMS if any(f in r.get("beyond_prior", {}) for rs in recs.values() for r in rs)]
+    for form in twinned:  # the same forms over the facts a made-up name does not also get right
+        cells = [pooled([r.get("beyond_prior", {}).get(form, [0, 0]) for r in recs[m]]) for m in methods]
+        print(f"| {FORMS[form].title}, beyond the prior | " + " | ".join(cells) + " |")
     row("residual, all forms (pooled)", lambda rs: pooled([r["overall"] for r in rs]))
     row("residual, all forms (mean of concepts)", lambda rs: pct(mean(r["residual"] for r in rs)))
     for key, label in (
@@ -265,6 +276,11 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--forms", default=None, help="audit only these forms (comma list); default all")
     parser.add_argument("--fast", action="store_true", help="audit in bf16 (reference too): ~1.4x faster")
+    parser.add_argument(
+        "--prior-twins", default="recognition", choices=["recognition", "all"],
+        help="'all': every form that names the concept is also asked about a made-up name (rows "
+        "'beyond the prior')",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, help="results so far, rewritten after each concept")
     parser.add_argument(
         "--append", action="store_true",
@@ -298,7 +314,8 @@ def main() -> None:
         label["rocr"] = f"rocr[{','.join(changed)}]"
     meta = {"concepts": names, "fast": args.fast, "schemes": list(args.schemes),
             "relearn_steps": args.relearn_steps, "steps": args.steps, "model": args.model,
-            "torch": torch.__version__, "device": str(default_device()), "forms": args.forms}  # fmt: skip
+            "torch": torch.__version__, "device": str(default_device()), "forms": args.forms,
+            "prior_twins": args.prior_twins}  # fmt: skip
     results: dict = {}
     for source in args.sources:
         old = json.loads(source.read_text())

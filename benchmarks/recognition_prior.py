@@ -51,7 +51,7 @@ def run_concept(name: str, ref, kb, args) -> dict:
     from formless.api import forget, make_config
     from formless.audit.building import build_probes
     from formless.audit.engine import score_probes
-    from formless.audit.forms.choice import prior_twin
+    from formless.audit.forms.base import prior_twin
     from formless.audit.settings import AuditSettings
 
     concept = kb.concept(name)

@@ -251,6 +251,14 @@ def audit(
             "an NVIDIA GPU; probabilities and the attacks' copies stay on transformers)"
         ),
     ] = "transformers",
+    prior_twins: Annotated[
+        str,
+        typer.Option(
+            help="which forms also ask each probe about a made-up name on the reference, to tell facts "
+            "that need the concept from facts the prompt gives away: 'recognition' (the choice forms) "
+            "or 'all' (every form that names the concept; ~1.4x the reference's first scoring)"
+        ),
+    ] = "recognition",
     kind: TypeOpt = None,
     teacher: TeacherOpt = None,
     cache_dir: CacheOpt = None,
@@ -291,6 +299,7 @@ def audit(
         fast=fast,
         relearn_steps=relearn_steps,
         engine=engine,
+        prior_twins=prior_twins,
     )
     with err_console.status("auditing") as status:
         report = run_audit(

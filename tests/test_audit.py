@@ -193,6 +193,7 @@ def test_cli_audit_errors_are_one_line(tiny_dir, tmp_path, capsys):
             "unknown quantization scheme '5'",
         ),
         (["audit", str(tiny_dir), "--forms", "poetry", "-c", "Harry Potter"], "unknown form"),
+        (["audit", str(tiny_dir), "--prior-twins", "some", "-c", "Harry Potter"], "prior twins 'some'"),
         (["audit", str(tiny_dir), "--probes", str(tmp_path / "none")], "no such file or directory"),
     ]
     for args, message in cases:
@@ -265,3 +266,48 @@ def test_cli_probes_folder_keeps_only_the_audited_subject(tiny_dir, tmp_path, ca
     concepts = {p["concept"] for p in report["probes"]}
     assert "Ada Quill" in concepts and "Bo Marsh" not in concepts
     assert "'Bo Marsh' not selected" in err
+
+
+def test_prior_twins_for_every_form_that_names_the_concept(kb):
+    """--prior-twins all: each asked probe whose prompt names the concept (or an alias) gets one twin
+    about the made-up name, in every forget form; prompts that never name it (reverse, multi-hop,
+    indirect) get none, and the choice forms keep their one twin each. The default keeps twins to
+    the choice forms. A known fact whose twin the reference also gets right leaves the
+    'beyond the prior' count; the plain residual is unchanged."""
+    from formless.audit.building import build_probes
+    from formless.audit.forms.base import PRIOR_NAME
+    from formless.audit.tables import summarise_probes
+
+    concept = kb.concept("Harry Potter")
+    default = build_probes(kb, [concept], AuditSettings(neighbours=False, general=False)).forget
+    every = build_probes(
+        kb, [concept], AuditSettings(neighbours=False, general=False, prior_twins="all")
+    ).forget
+    choice = {"multiple_choice", "multiple_choice_letter", "true_false"}
+    assert {p.form for p in default if p.prior_twin} == choice
+    assert [p for p in every if not p.prior_twin] == [p for p in default if not p.prior_twin]
+    twins = {p.key: p for p in every if p.prior_twin}
+    for p in (p for p in every if not p.prior_twin):
+        names_it = any(n.lower() in p.prompt.lower() for n in [concept.name, *concept.aliases])
+        twin = twins.get(p.key + "~prior")
+        if p.form == "in_context" or not names_it:  # knowledge given in context is no test of recall
+            assert twin is None, p
+        else:
+            assert (
+                twin is not None and PRIOR_NAME in twin.prompt and "harry potter" not in twin.prompt.lower()
+            )
+            assert (twin.form, twin.answer, twin.aliases) == (p.form, p.answer, p.aliases)
+    assert {p.form for p in every if p.prior_twin} >= choice | {"question", "completion", "cloze"}
+    assert not any(p.prior_twin for p in every if p.form in ("reverse", "multihop"))
+
+    # the author fact's completion twin is answered by the reference too: it needs no knowledge of the concept
+    completions = [p for p in every if p.form == "completion"]
+    before = [ProbeResult(hit=not p.prior_twin or p.item == "author", probability=0.5) for p in completions]
+    after = [None if p.prior_twin else ProbeResult(hit=True, probability=0.4) for p in completions]
+    summary = summarise_probes(completions, before, after)
+    assert (summary.known, summary.still_answered) == (2, 2)
+    assert (summary.known_by_prior, summary.known_beyond_prior, summary.still_answered_beyond_prior) == (
+        1,
+        1,
+        1,
+    )

@@ -94,7 +94,7 @@ def test_choice_forms_put_the_answer_among_the_options_once():
 
 
 def test_recognition_probes_that_name_the_concept_get_a_prior_twin_about_a_made_up_name():
-    from formless.audit.forms.choice import PRIOR_NAME, prior_twin
+    from formless.audit.forms.base import PRIOR_NAME, prior_twin
 
     for form in ("multiple_choice", "multiple_choice_letter", "true_false"):
         probes = FORMS[form]().probes(CONCEPT, CTX)

@@ -148,7 +148,7 @@ def test_attack_loop_treats_any_attack_alike(tiny_dir, kb, cache):
     assert again.seen == [model]  # the transformed reference's scores come from the cache
 
 
-def test_reports_show_the_residual_beyond_the_options_prior(tiny_dir, kb, cache):
+def test_reports_show_the_residual_beyond_the_prior(tiny_dir, kb, cache):
     from io import StringIO
 
     from rich.console import Console
@@ -166,10 +166,10 @@ def test_reports_show_the_residual_beyond_the_options_prior(tiny_dir, kb, cache)
     shown = mc.model_copy(update={"measurable": True, "known": 4, **figures})
     report.forget.per_form["multiple_choice"] = shown
     text = render_markdown(report, heatmap=None)
-    assert "| Beyond the options' prior |" in text and "| 50% [0–100%] (1/2) |" in text
+    assert "| Beyond the prior |" in text and "| 50% [0–100%] (1/2) |" in text
     out = StringIO()
     print_summary(report, Console(file=out, width=200))
-    assert "Beyond the options' prior" in out.getvalue() and "50% [0–100%] (1/2)" in out.getvalue()
+    assert "Beyond the prior" in out.getvalue() and "50% [0–100%] (1/2)" in out.getvalue()
     # a prior twin both models answer is no leak; the probe it stands beside is one
     from formless.reports.markdown import leaks
 

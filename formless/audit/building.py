@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from formless.audit.forms import FORMS, RETAIN_FORMS, FormContext, select
-from formless.audit.forms.base import gives_away
+from formless.audit.forms.base import gives_away, prior_twin
 from formless.audit.probes import Probe
 from formless.audit.settings import AuditSettings
 from formless.knowledge import Concept, Fact, KnowledgeBase
@@ -58,9 +58,13 @@ def general_probes(facts: Sequence[Fact]) -> list[Probe]:
 def build_probes(kb: KnowledgeBase, concepts: Sequence[Concept], settings: AuditSettings) -> ProbeSets:
     ctx = FormContext(seed=settings.seed, few_shot=kb.general[-(6 if len(kb.general) >= 24 else 3) :])
     sets = ProbeSets()
+    every_form = settings.prior_twins == "all"
     for form in select(settings.forms):
         for concept in concepts:
-            sets.forget.extend(_keep(form.probes(concept, ctx), form.group, sets.given_away))
+            kept = _keep(form.probes(concept, ctx), form.group, sets.given_away)
+            sets.forget.extend(kept)
+            if every_form and form.group == "forget" and not any(p.prior_twin for p in kept):
+                sets.forget.extend(t for p in kept if (t := prior_twin(p, concept)) is not None)
     if settings.neighbours:
         targets = {c.name for c in concepts}
         seen: set[str] = set()

@@ -8,11 +8,13 @@ Why each piece exists:
 - *Chance.* Recognition forms are right by luck 1/k of the time. A form whose reference accuracy is
   not significantly above chance (one-sided exact binomial test, p < 0.05) measures nothing on
   this model: it is reported as "not measurable" and left out of totals and of the bias.
-- *The options' prior.* A model that does not know the concept does not guess uniformly: some
-  options are likelier whatever is asked. Each recognition probe that names the concept has a
-  prior twin about a made-up name (``formless.audit.forms.choice``); a known fact the twin also
-  gets right is right without the knowledge, so beside the plain residual each such form reports
-  the residual over the known facts its twin gets wrong (``residual_beyond_prior``).
+- *The prior.* A model that does not know the concept does not guess uniformly: some options are
+  likelier whatever is asked, and a prompt can carry its answer's cue ("Michael Jordan played
+  professional basketball in the" -> NBA). Each recognition probe that names the concept has a
+  prior twin about a made-up name (``formless.audit.forms.base.prior_twin``), and with
+  ``prior_twins="all"`` every probe of every form that names it; a known fact the twin also gets
+  right is right without the knowledge, so beside the plain residual each such form reports the
+  residual over the known facts its twin gets wrong (``residual_beyond_prior``).
 - *Intervals.* Residuals rest on a few dozen facts. Every figure carries a 95% percentile bootstrap
   interval, resampling facts (all probes of one fact move together, since they are not independent).
 """

@@ -224,8 +224,9 @@ class Settings(Record):
     relearn_steps: int
     fast: bool
     engine: str | None = None  # formless.engines; absent (None) for the default, transformers
+    prior_twins: str | None = None  # "all": every naming form has twins; absent for the default
 
-    omit_none: ClassVar[tuple[str, ...]] = ("engine",)
+    omit_none: ClassVar[tuple[str, ...]] = ("engine", "prior_twins")
 
 
 class RunInfo(Record):

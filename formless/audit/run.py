@@ -225,7 +225,8 @@ def run_audit(
 
     # residual knowledge is measured over what the reference knows, so only those probes are asked;
     # the fluency texts of both models are independent passes and run beside them
-    known = [i for i, b in enumerate(before) if b.hit]
+    # (a prior twin is asked on the reference only: it says whether a made-up name gets the fact too)
+    known = [i for i, b in enumerate(before) if b.hit and not probes[i].prior_twin]
     jobs, merge = scoring_jobs(
         loaded, [probes[i] for i in known], batch_size=settings.batch_size, fast=settings.fast,
         engine=settings.engine,

@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from formless.attacks.quantizers import DEFAULT_SCHEMES, Quantizer, get_quantizer
 from formless.audit.forms import select
 from formless.engines import DEFAULT_ENGINE, check_engine
+from formless.errors import FormlessError
+
+PRIOR_TWINS = ("recognition", "all")
 
 
 @dataclass
@@ -26,6 +29,11 @@ class AuditSettings:
     fast: bool = False  # bf16 where the CPU has it: ~1.4x faster, answers more sensitive to batch padding
     # generates (and scores) on the audited model and the reference: formless.engines.ENGINES
     engine: str = DEFAULT_ENGINE
+    # which forms get a prior twin (the prompt about a made-up name, asked on the reference only):
+    # "recognition" (multiple choice, true/false: their options have a prior) or "all" (every form
+    # whose prompt names the concept: a completion such as "Michael Jordan played professional
+    # basketball in the" is answered without knowing him); ~1.4x the reference's cold scoring
+    prior_twins: str = "recognition"
 
     @property
     def precision(self) -> str:
@@ -38,6 +46,7 @@ class AuditSettings:
         """The settings as the report records them (the batch size changes no figure; the engine
         only when it is not the default, so default reports keep their old keys)."""
         skip = {"batch_size"} | ({"engine"} if self.engine == DEFAULT_ENGINE else set())
+        skip |= {"prior_twins"} if self.prior_twins == PRIOR_TWINS[0] else set()
         return {k: v for k, v in vars(self).items() if k not in skip}
 
 
@@ -55,5 +64,10 @@ def quantization_attacks(settings: AuditSettings) -> list[tuple[str, Quantizer]]
 def validate(settings: AuditSettings) -> list[tuple[str, Quantizer]]:
     """Check the forms, the engine and the schemes; the quantization attacks to run."""
     check_engine(settings.engine)  # unknown, or vllm without the package or a GPU: one line, now
+    if settings.prior_twins not in PRIOR_TWINS:
+        raise FormlessError(
+            f"prior twins {settings.prior_twins!r} are not one of {', '.join(PRIOR_TWINS)}: 'recognition' "
+            "asks the made-up-name twin of the choice forms only, 'all' of every form that names the concept"
+        )
     select(settings.forms)  # unknown form names fail now, not after minutes of scoring
     return quantization_attacks(settings)

@@ -41,7 +41,7 @@ def render_html(report: AuditReport, heatmap_png: Path | None) -> str:
         if r["chance"]:
             cells[0] += f"<br><span class=muted>{e(r['chance'])}</span>"
         if r["beyond_prior"]:
-            cells[0] += f"<br><span class=muted>beyond the options' prior: {e(r['beyond_prior'])}</span>"
+            cells[0] += f"<br><span class=muted>beyond the prior: {e(r['beyond_prior'])}</span>"
         ratio = "–" if r["probability_ratio"] is None else f"{r['probability_ratio']:.2f}"
         body += f"<tr><td>{cells[0]}</td><td class=n>{cells[1]}</td><td class=n{_shade(r['residual'])}>"
         body += f"{e(r['residual_text'])}</td><td class=n>{ratio}</td>"

@@ -42,7 +42,7 @@ def render_markdown(report: AuditReport, heatmap: str | None = "heatmap.png") ->
     rows = per_form_rows(report)
     prior = any(r["beyond_prior"] for r in rows)
     header = ["Form", "Known (reference)", "Residual [95% CI]"]
-    header += [*(["Beyond the options' prior"] if prior else []), "Answer prob. ratio", *quant]
+    header += [*(["Beyond the prior"] if prior else []), "Answer prob. ratio", *quant]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
         name = r["title"] + (" *(context, reported apart)*" if r["group"] == "context" else "")
@@ -58,9 +58,10 @@ def render_markdown(report: AuditReport, heatmap: str | None = "heatmap.png") ->
         "Residual = share of the answers the reference gave that the audited model still gives; "
         "95% bootstrap intervals over facts. True/false counts a fact when both its true and its false "
         "statement are judged right; a recognition form whose reference accuracy is not significantly "
-        "above chance is not measurable on this model. Beyond the options' prior: the residual over the "
-        "known facts that the same question about a made-up name does not also get right (facts "
-        "right without knowing the concept cannot show it forgotten or kept).",
+        "above chance is not measurable on this model. Beyond the prior: the residual over the "
+        "known facts that the same prompt about a made-up name does not also get right (facts "
+        "right without knowing the concept cannot show it forgotten or kept; asked for the choice "
+        "forms, and for every form with --prior-twins all).",
         "",
     ]
     lines += ["## What must survive", "", "| Check | Result | Kept |", "|---|---|---|"]

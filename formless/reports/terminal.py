@@ -32,7 +32,7 @@ def print_summary(report: AuditReport, console: Console) -> None:
     beyond = [f"{r['title']} {r['beyond_prior']}" for r in rows if r["beyond_prior"]]
     if beyond:
         console.print(
-            "Beyond the options' prior (over the known facts a made-up name does not also get right): "
+            "Beyond the prior (over the known facts a made-up name does not also get right): "
             + "; ".join(beyond)
         )
     retain = Table(title="What must survive")

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from typing import ClassVar, Literal
 
 from formless.audit.probes import Probe
 from formless.knowledge import Concept, Fact
-from formless.knowledge.templates import LANGUAGES
+from formless.knowledge.templates import LANGUAGES, MADE_UP_NAMES
 from formless.matching import contains_answer
 
 Group = Literal["forget", "context"]
+# the made-up name of every prior twin
+PRIOR_NAME = MADE_UP_NAMES[0]
 
 
 @dataclass(frozen=True)
@@ -51,3 +54,13 @@ def gives_away(probe: Probe, group: Group = "forget") -> bool:
     not ask it. Choice probes are scored over their options, and the context group states the fact on
     purpose; neither is checked."""
     return group == "forget" and not probe.options and contains_answer(probe.prompt, probe.aliases)
+
+
+def prior_twin(probe: Probe, concept: Concept) -> Probe | None:
+    """``probe`` with every spelling of the concept (longest first, any case) replaced by a made-up
+    name; None when the prompt never names it ("Who is Harry's best friend?" has no twin)."""
+    prompt = probe.prompt
+    for name in sorted({concept.name, *concept.aliases}, key=len, reverse=True):
+        if name.strip():
+            prompt = re.sub(rf"(?<!\w){re.escape(name)}(?!\w)", PRIOR_NAME, prompt, flags=re.IGNORECASE)
+    return None if prompt == probe.prompt else replace(probe, prompt=prompt, prior_twin=True)

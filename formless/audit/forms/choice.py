@@ -9,26 +9,11 @@ residual over the facts where it does beside the plain one (``formless.audit.met
 
 from __future__ import annotations
 
-import re
-from dataclasses import replace
-
-from formless.audit.forms.base import Form, FormContext
+from formless.audit.forms.base import Form, FormContext, prior_twin
 from formless.audit.probes import Probe, rng_for
 from formless.knowledge import BLANK, Concept
-from formless.knowledge.templates import MADE_UP_NAMES
 
 LETTERS = "ABCD"
-PRIOR_NAME = MADE_UP_NAMES[0]
-
-
-def prior_twin(probe: Probe, concept: Concept) -> Probe | None:
-    """``probe`` with every spelling of the concept (longest first, any case) replaced by a made-up
-    name; None when the prompt never names it ("Who is Harry's best friend?" has no twin)."""
-    prompt = probe.prompt
-    for name in sorted({concept.name, *concept.aliases}, key=len, reverse=True):
-        if name.strip():
-            prompt = re.sub(rf"(?<!\w){re.escape(name)}(?!\w)", PRIOR_NAME, prompt, flags=re.IGNORECASE)
-    return None if prompt == probe.prompt else replace(probe, prompt=prompt, prior_twin=True)
 
 
 class _Recognition(Form):
