@@ -121,18 +121,22 @@ def test_audit_speed_smoke(tmp_path, tiny_dir):
 def test_audit_methods_smoke(tmp_path, tiny_dir):
     out = tmp_path / "audit_methods.json"
     args = ["--methods", "rocr,ga", "--quantize", "rtn8", "--relearn-steps", "2", "--json", str(out)]
+    args += ["--prior-twins", "all"]
     done = smoke("audit_methods", "--model", str(tiny_dir), *args, tmp_path=tmp_path)
     assert "| form | rocr | ga |" in done.stdout
     assert "| residual after rtn8 (over the reference's facts) |" in done.stdout
     assert "| held-out facts (never trained on; the same half for every method) |" in done.stdout
     data = json.loads(out.read_text())
     assert data["concepts"] == ["Harry Potter"] and data["fast"] is False and data["schemes"] == ["rtn8"]
+    assert data["prior_twins"] == "all"
     assert set(data["results"]) == {"rocr", "ga"}
     for result in data["results"].values():
         [record] = result["concepts"].values()  # one concept
         assert set(record["per_form"]) <= set(FORMS) and len(record["per_form"]) >= 10  # forms with probes
         for known, kept in [*record["per_form"].values(), record["overall"], record["neighbours"]]:
             assert 0 <= kept <= known
+        for form, (known, kept) in record["beyond_prior"].items():  # a subset of each form's known facts
+            assert 0 <= kept <= known <= record["per_form"][form][0]
         for key in ("kl", "entropy", "forget_seconds"):
             assert number(record[key]), (key, record[key])
         for key in (
