@@ -145,6 +145,7 @@ def forget(
         for i in layers
     }
     edit = apply_rocr(loaded, concepts, config, stats, previous_keys)
+    config = edit.config  # the fallback to the last name token, if the edit needed it
     all_keys = {
         e.layer: torch.cat([previous_keys[e.layer], e.keys], 1) if e.layer in previous_keys else e.keys
         for e in edit.layer_edits
@@ -163,6 +164,7 @@ def forget(
             "max_relative_norm": config.max_relative_norm,
             "largest_relative_norm": max(e.relative_norm for e in edit.layer_edits),
         },
+        "notes": edit.notes,
         "layer_updates": [
             {
                 "layer": e.layer,

@@ -204,6 +204,8 @@ def forget(
             str(u["null_space_dim"]),
         )
     out_console.print(table)
+    for note in m.get("notes", []):
+        err_console.print(f"note: {escape(note)}")
     out_console.print(
         f"edit {m['seconds']['edit']:.2f}s, statistics {m['seconds']['statistics']:.1f}s "
         f"(0 = cached), total {m['seconds']['total']:.1f}s; saved to {result.out}"

@@ -215,12 +215,15 @@ def test_oversized_update_is_refused_and_leaves_the_model_unchanged(setup):
 
 def test_refusal_at_a_later_layer_puts_back_the_earlier_layers(tiny_dir, corpus_file, cache, monkeypatch):
     """Layers are edited one by one: a refusal at the second undoes the first, bit for bit."""
+    import itertools
+
     import formless.rocr.edit as edit
 
     loaded = load_model(str(tiny_dir))
     stats, _ = layer_statistics(loaded, [1, 2], load_corpus(str(corpus_file)), max_tokens=1000, cache=cache)
     before = loaded.weights_hash(refresh=True)
-    sizes = iter([1e-3, 10.0])  # relative size of the fake update at layer 1, then layer 2
+    # relative size of the fake update at layer 1, then layer 2 (again for the last-token fallback)
+    sizes = itertools.cycle([1e-3, 10.0])
     real_delta = edit.rocr_delta
 
     def scaled(keys, residuals, basis, lam, previous=None):
@@ -311,3 +314,47 @@ def test_a_name_that_starts_the_text_is_redirected_too(setup):
     torch.testing.assert_close(
         _representations(loaded, "Harry Potter", 2)[1], chat_plain_target, atol=2e-3, rtol=2e-3
     )
+
+
+def test_an_oversized_several_token_edit_falls_back_to_the_last_token(setup, monkeypatch):
+    """When redirecting every specific name token needs too large an update but the last token alone
+    does not (SmolLM2's "The Lord of the Rings": 1.08 vs 0.05), the edit redirects the last token
+    only, records it in its config and says why in its notes; the model holds that edit."""
+    import formless.rocr.edit as edit
+
+    loaded, stats = setup
+    before = loaded.weights_hash(refresh=True)
+    real_delta = edit.rocr_delta
+    columns_seen = []
+
+    def sized(keys, residuals, basis, lam, previous=None):  # too large with the earlier tokens' columns
+        columns_seen.append(keys.shape[1])
+        delta = real_delta(keys, residuals, basis, lam, previous)
+        size = 10.0 if keys.shape[1] == columns_seen[0] else 1e-3
+        weight = loaded.adapter.mlp_out_module(loaded.model, 2).weight.detach()
+        return delta / delta.norm() * size * weight.norm()
+
+    monkeypatch.setattr(edit, "rocr_delta", sized)
+    config = make_config(token_specificity=0.0, **UNCONSTRAINED)
+    result = apply_rocr(loaded, ["Harry Potter"], config, stats)
+    groups = 2 if loaded.has_chat_template else 1
+    # every name token per group first, then the last token alone
+    assert columns_seen == [columns_seen[0], groups] and columns_seen[0] > groups
+    assert result.config.concept_tokens == 1 and config.concept_tokens == 0
+    assert result.layer_edits[0].keys.shape[1] == groups and result.layer_edits[0].relative_norm < 0.01
+    [note] = result.notes
+    assert "layer 2 by 10.00 of its weight's norm (limit 0.25)" in note and "last token only" in note
+    assert loaded.weights_hash(refresh=True) != before
+
+
+def test_an_update_that_is_not_finite_is_refused(setup, monkeypatch):
+    """A NaN update compares False against any limit: the guard must refuse it, not let it through."""
+    import formless.rocr.edit as edit
+
+    loaded, stats = setup
+    before = loaded.weights_hash(refresh=True)
+    nan = float("nan")
+    monkeypatch.setattr(edit, "rocr_delta", lambda keys, res, *a: torch.full_like(res @ keys.T, nan))
+    with pytest.raises(edit.UnsafeEditError, match="not finite"):
+        apply_rocr(loaded, ["Harry Potter"], make_config(**UNCONSTRAINED), stats)
+    assert loaded.weights_hash(refresh=True) == before

@@ -7,6 +7,7 @@ gets its own key column and residual, which the Woodbury solve handles at no ext
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -58,6 +59,7 @@ class EditResult:
     config: ROCRConfig
     layer_edits: list[LayerEdit] = field(default_factory=list)
     seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)  # what the edit did differently than asked, and why
 
 
 def validate_concepts(concepts: Sequence[str], redirect: str) -> list[str]:
@@ -354,10 +356,42 @@ def apply_rocr(
 ) -> EditResult:
     """Edit ``loaded.model`` in place so that each concept's representation becomes the redirect's.
 
-    Refused with ``UnsafeEditError``, the model left as it was, when an update's ``||dW|| / ||W||``
-    exceeds ``config.max_relative_norm``: the spec's closed form has no step size to scale back, and
-    an update that large changes what the matrix does for every input, not just the concept's keys.
+    An update's ``||dW|| / ||W||`` above ``config.max_relative_norm`` changes what the matrix does
+    for every input, not just the concept's keys (the spec's closed form has no step size to scale
+    back). When redirecting several name tokens needs an update that large, the edit falls back to
+    the name's last token only (the reference's choice) and says so in ``EditResult.notes``: "The
+    Lord of the Rings" passes the specificity rule with " of" and " the", whose redirect needs
+    1.08 of a weight's norm on SmolLM2, where " Rings" alone needs 0.05. Refused with
+    ``UnsafeEditError``, the model left as it was, when the last token alone is still too large.
     """
+    try:
+        return _apply_rocr(loaded, concepts, config, stats, previous_keys)
+    except UnsafeEditError as refused:
+        if config.concept_tokens == 1:
+            raise
+        fallback = config.model_copy(update={"concept_tokens": 1})
+        try:
+            result = _apply_rocr(loaded, concepts, fallback, stats, previous_keys)
+        except UnsafeEditError:
+            raise refused from None
+        largest = max(e.relative_norm for e in result.layer_edits)
+        result.notes.append(
+            f"redirecting every specific token of the name would change layer {refused.layer} by "
+            f"{refused.relative:.2f} of its weight's norm (limit {refused.limit:g}); redirected the "
+            f"name's last token only (largest update {largest:.2f}), which forgets less in forms that "
+            "read the earlier tokens"
+        )
+        return result
+
+
+def _apply_rocr(
+    loaded: LoadedModel,
+    concepts: Sequence[str],
+    config: ROCRConfig,
+    stats: dict[int, LayerStatistics],
+    previous_keys: dict[int, torch.Tensor] | None = None,
+) -> EditResult:
+    """``apply_rocr`` with ``config`` as given: refused when an update is too large."""
     start = time.perf_counter()
     for redirect in dict.fromkeys([config.redirect, *config.redirect_targets()]):
         concepts = validate_concepts(concepts, redirect)
@@ -411,6 +445,14 @@ def apply_rocr(
         module = adapter.mlp_out_module(model, layer)
         current = stored_weight(module)
         relative = float(delta.norm() / current.detach().float().norm().to(delta.device))
+        if not math.isfinite(relative):  # NaN compares False against any limit
+            _restore(originals)
+            raise UnsafeEditError(
+                f"refusing to edit {', '.join(repr(c) for c in concepts)}: the update of layer {layer} is "
+                "not finite (its keys or representations hold NaN or inf); the model is unchanged. Check "
+                "the model's weights and dtype (float16 overflows on some models; load it in float32)",
+                layer=layer, relative=relative, limit=config.max_relative_norm,
+            )  # fmt: skip
         if relative > config.max_relative_norm:
             _restore(originals)
             raise UnsafeEditError(
