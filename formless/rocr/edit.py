@@ -375,11 +375,12 @@ def apply_rocr(
         except UnsafeEditError:
             raise refused from None
         largest = max(e.relative_norm for e in result.layer_edits)
+        name, last = ("the name", "the name's") if len(result.concepts) == 1 else ("the names", "each name's")
         result.notes.append(
-            f"redirecting every specific token of the name would change layer {refused.layer} by "
-            f"{refused.relative:.2f} of its weight's norm (limit {refused.limit:g}); redirected the "
-            f"name's last token only (largest update {largest:.2f}), which forgets less in forms that "
-            "read the earlier tokens"
+            f"redirecting every specific token of {name} would change layer {refused.layer} by "
+            f"{refused.relative:.2f} of its weight's norm (limit {refused.limit:g}); redirected {last} "
+            f"last token only (largest update {largest:.2f}), which forgets less in forms that read the "
+            "earlier tokens"
         )
         return result
 
