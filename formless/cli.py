@@ -258,7 +258,7 @@ def audit(
         typer.Option(
             help="which forms also ask each probe about a made-up name on the reference, to tell facts "
             "that need the concept from facts the prompt gives away: 'recognition' (the choice forms) "
-            "or 'all' (every form that names the concept; ~1.4x the reference's first scoring)"
+            "or 'all' (every form that names the concept; at most doubles the reference's first scoring)"
         ),
     ] = "recognition",
     kind: TypeOpt = None,

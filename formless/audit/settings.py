@@ -32,7 +32,7 @@ class AuditSettings:
     # which forms get a prior twin (the prompt about a made-up name, asked on the reference only):
     # "recognition" (multiple choice, true/false: their options have a prior) or "all" (every form
     # whose prompt names the concept: a completion such as "Michael Jordan played professional
-    # basketball in the" is answered without knowing him); ~1.4x the reference's cold scoring
+    # basketball in the" is answered without knowing him); at most doubles the reference's first scoring
     prior_twins: str = "recognition"
 
     @property
