@@ -21,8 +21,9 @@ import contextvars
 import os
 import threading
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from typing import TypeVar
 
 import torch
@@ -95,6 +96,24 @@ def side_by_side(jobs: Sequence[Callable[[], T]]) -> list[T]:
     if failure is not None:
         raise failure
     return results
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Torch's intra-op threads set to ``n`` inside the block, restored after. Float sums depend on
+    the thread count, so a result that must come out bit for bit the same in two runs (an edit the
+    audit's result cache recognises by its weights hash) runs on a fixed number of threads."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def job_threads() -> int:
+    """The torch threads one job gets when ``side_by_side`` runs as many jobs as it can at once."""
+    return max(1, torch.get_num_threads() // workers())
 
 
 def halves(keys: Sequence[str]) -> tuple[list[int], list[int]]:

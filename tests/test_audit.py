@@ -311,3 +311,46 @@ def test_prior_twins_for_every_form_that_names_the_concept(kb):
         1,
         1,
     )
+
+
+def test_the_same_checkpoint_audited_again_is_not_rescored(tiny_dir, kb, cache, tmp_path, monkeypatch):
+    """The audited model's results (its probes, fluency, KL, every attacked copy) are cached by its
+    weights hash: a second audit of the same weights reads them back, scores nothing and makes no
+    copy, and reports the same; other weights are scored afresh."""
+    from tiny import save_tiny_model
+
+    from formless.attacks import relearn
+    from formless.audit import attacks, cached, engine
+
+    def audit(model):
+        settings = AuditSettings(quantize=(8,), relearn_steps=2)
+        return run_audit(
+            str(model),
+            kb=kb,
+            concepts=["Harry Potter"],
+            reference=str(tiny_dir),
+            settings=settings,
+            cache=cache,
+        )
+
+    edited = save_tiny_model("llama", tmp_path / "edited", seed=1)
+    first = audit(edited)
+    assert first.run.audited_cache and first.relearning is not None and "8bit" in first.quantization
+    calls: list[str] = []
+
+    def counted(module, name):
+        original = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, **k: calls.append(name) or original(*a, **k))
+
+    counted(engine, "score_probes")  # the audited model's own pass
+    counted(cached, "score_probes")  # the attacked copies
+    counted(relearn, "relearned_copy")
+    counted(attacks.QuantizationAttack, "transform")
+    counted(audit_run, "fluency_generations")
+    counted(audit_run, "divergence")
+    second = audit(edited)
+    assert calls == []
+    assert first.model_dump(exclude={"run"}) == second.model_dump(exclude={"run"})
+    other = audit(save_tiny_model("llama", tmp_path / "other", seed=2))
+    assert {"score_probes", "relearned_copy", "transform", "fluency_generations", "divergence"} <= set(calls)
+    assert other.run.audited_cache != first.run.audited_cache

@@ -11,7 +11,7 @@ import time
 import pytest
 import torch
 
-from formless.concurrent import halves, side_by_side, workers
+from formless.concurrent import halves, job_threads, side_by_side, torch_threads, workers
 from formless.errors import FormlessError
 
 
@@ -43,6 +43,23 @@ def test_results_come_back_in_the_jobs_order_whatever_finishes_first(two_threads
 def test_each_job_gets_a_share_of_the_threads_and_they_are_given_back(two_threads):
     seen = side_by_side([torch.get_num_threads, torch.get_num_threads])
     assert seen == [1, 1]
+    assert torch.get_num_threads() == 2
+
+
+def test_a_job_alone_can_run_on_the_threads_it_gets_beside_others(two_threads):
+    """The demo's edit runs on ``job_threads()`` whether or not anything runs beside it, so a second
+    run remakes the same checkpoint bit for bit (float sums depend on the thread count)."""
+    alone = side_by_side([torch.get_num_threads])
+    assert alone == [2]  # a job alone gets every thread...
+
+    def pinned():
+        with torch_threads(job_threads()):
+            return torch.get_num_threads()
+
+    assert side_by_side([pinned]) == [1] == side_by_side([pinned, pinned])[:1]  # ...unless pinned
+    assert torch.get_num_threads() == 2
+    with pytest.raises(RuntimeError), torch_threads(1):
+        raise RuntimeError("restored on the way out too")
     assert torch.get_num_threads() == 2
 
 

@@ -145,7 +145,10 @@ def test_attack_loop_treats_any_attack_alike(tiny_dir, kb, cache):
     )
     again = IdentityAttack()
     audit(again)
-    assert again.seen == [model]  # the transformed reference's scores come from the cache
+    # neither copy is made again: the transformed reference's scores come from the reference's
+    # cache, the audited copy's (and its details) from the audited model's
+    assert again.seen == []
+    assert audit(IdentityAttack()).quantization["identity"] == entry
 
 
 def test_reports_show_the_residual_beyond_the_prior(tiny_dir, kb, cache):

@@ -11,7 +11,7 @@ from typing import ClassVar
 
 from formless.audit.probes import rng_for
 from formless.knowledge import Concept, KnowledgeBase
-from formless.methods.data import forget_examples
+from formless.methods.data import Example, forget_examples
 from formless.methods.losses import forward, nll
 from formless.methods.registry import LossInputs, _Base, _f
 from formless.methods.train import TrainConfig, train
@@ -39,6 +39,19 @@ def split_facts(concept: Concept, seed: int) -> tuple[Concept, set[str]]:
     return part, set(relations) - trained
 
 
+def relearning_plan(
+    kb: KnowledgeBase, concepts: Sequence[Concept], seed: int
+) -> tuple[list[Example], dict[str, set[str]]]:
+    """(the texts a relearned copy is fine-tuned on, the relations held out per concept): fixed by
+    the seed, so the probes to ask are known before (or without) fine-tuning."""
+    examples: list[Example] = []
+    held_out: dict[str, set[str]] = {}
+    for concept in concepts:
+        part, held_out[concept.name] = split_facts(concept, seed)
+        examples += forget_examples(kb, part, form="all")  # no generated text: it could name held-out facts
+    return examples, held_out
+
+
 def relearned_copy(
     loaded: LoadedModel,
     kb: KnowledgeBase,
@@ -50,10 +63,7 @@ def relearned_copy(
 ) -> tuple[LoadedModel, dict[str, set[str]], dict]:
     """A fine-tuned copy of ``loaded`` (original untouched), the held-out relations per concept,
     and a summary of the run. LoRA, so the copy costs one model's memory."""
-    examples, held_out = [], {}
-    for concept in concepts:
-        part, held_out[concept.name] = split_facts(concept, seed)
-        examples += forget_examples(kb, part, form="all")  # no generated text: it could name held-out facts
+    examples, held_out = relearning_plan(kb, concepts, seed)
     clone = LoadedModel(
         copy.deepcopy(loaded.model), loaded.tokenizer, loaded.name, loaded.source, loaded.path, loaded.adapter
     )

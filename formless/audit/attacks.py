@@ -10,9 +10,10 @@ scores into the report's entry. The copies are independent jobs and run side by 
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 import torch
@@ -63,8 +64,8 @@ class Attack(Protocol):
 
     def cache_key(self) -> str: ...
 
-    # which forget probes to ask; called after the audited model's transform (relearning decides
-    # there which facts it held out) and, for the reference, without one: it must then not need it
+    # which forget probes to ask; it must not need a transform (a copy whose results are cached is
+    # never made)
     def select(self, probes: Sequence[Probe]) -> list[int]: ...
 
     def entry(self, scores: AttackScores) -> BaseModel: ...
@@ -84,15 +85,30 @@ def _on_audited(
     probes: Sequence[Probe],
     before: Sequence[ProbeResult],
     settings: AuditSettings,
-) -> tuple[list[int], list[ProbeResult | None], dict[str, Any], dict[str, float]]:
+    results: ReferenceCache | None = None,
+) -> tuple[list[int], list[ProbeResult | None], dict[str, Any], dict[str, float], dict[str, Any]]:
+    """The attacked copy's results over the probes it is asked (those the reference knew), and what
+    to add to the audited model's result cache (``results``): a copy whose results and details are
+    all there is neither made nor scored."""
     started = time.perf_counter()
+    idx = _asked(attack, probes)
+    asked, asked_before = [probes[i] for i in idx], [before[i] for i in idx]
+    prefix = f"{settings.precision}{attack.cache_key()}:"
+    keys = [f"{prefix}{p.fingerprint()}" for p, b in zip(asked, asked_before) if b.hit]
+    if results is not None and results.get_raw(prefix + "details") is not None:
+        found = [results.get(k) for k in keys]
+        if all(r is not None for r in found):
+            hits = iter(found)
+            attacked = [next(hits) if b.hit else None for b in asked_before]
+            seconds = {"quantize": 0.0, "score": 0.0, "cached": time.perf_counter() - started}
+            return idx, attacked, results.get_raw(prefix + "details"), seconds, {}
     copy, details = attack.transform(audited)
     transformed = time.perf_counter()
-    idx = _asked(attack, probes)
-    attacked = score_known(copy, [probes[i] for i in idx], [before[i] for i in idx], settings)
+    attacked = score_known(copy, asked, asked_before, settings)
     del copy
     seconds = {"quantize": transformed - started, "score": time.perf_counter() - transformed}
-    return idx, attacked, details, seconds
+    new = dict(zip(keys, (r for r in attacked if r is not None)))
+    return idx, attacked, details, seconds, ({**new, prefix + "details": details} if results else {})
 
 
 def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
@@ -143,22 +159,26 @@ def run_attacks(
     before: Sequence[ProbeResult],
     after: Sequence[ProbeResult | None],
     settings: AuditSettings,
+    results: ReferenceCache | None = None,
 ) -> list[tuple[BaseModel, dict[str, float]]]:
     """Per attack, its report entry and its jobs' seconds (transform, score, reference): the
-    forget probes on ``attack.transform(audited)`` (only those the reference knows) and, where the
+    forget probes on ``attack.transform(audited)`` (only those the reference knows; kept in the
+    audited model's result cache ``results``, when given, per ``cache_key``) and, where the
     attack asks for it, on ``attack.transform(reference)`` (cached per ``cache_key``). Every copy is
     made and scored as an independent job, side by side (formless.concurrent); the entries do not
     depend on the order."""
     jobs: list[Callable[[], Any]] = []
     for attack in attacks:
-        jobs.append(lambda a=attack: _on_audited(a, audited, probes, before, settings))
+        jobs.append(lambda a=attack: _on_audited(a, audited, probes, before, settings, results))
         if attack.run_on_reference:
             jobs.append(lambda a=attack: _on_reference(a, reference, store, probes, before, settings))
-    results = iter(side_by_side(jobs))
+    outcomes = iter(side_by_side(jobs))
     out = []
     for attack in attacks:
-        idx, attacked, details, seconds = next(results)
-        reference_known, seconds["reference"] = next(results) if attack.run_on_reference else (None, 0.0)
+        idx, attacked, details, seconds, new = next(outcomes)
+        for key, value in new.items():  # here, not in the jobs: one thread writes the cache
+            results.put(key, value)  # type: ignore[union-attr]
+        reference_known, seconds["reference"] = next(outcomes) if attack.run_on_reference else (None, 0.0)
         sub = [probes[i] for i in idx]
         scores = AttackScores(
             sub, [before[i] for i in idx], [after[i] for i in idx], attacked, reference_known, details,
@@ -232,30 +252,38 @@ class RelearningAttack:
     targets: Sequence[Concept]
     steps: int
     seed: int = 0
+    lr: float = 1e-3
     name: str = "relearning"
     section: ClassVar[str] = "relearning"
     run_on_reference: ClassVar[bool] = False
-    _held_out: dict[str, set[str]] = field(default_factory=dict, repr=False)
 
     def transform(self, loaded: LoadedModel) -> tuple[LoadedModel, dict[str, Any]]:
         from formless.attacks.relearn import relearned_copy
 
-        copy, self._held_out, details = relearned_copy(
-            loaded, self.kb, self.targets, seed=self.seed, steps=self.steps
+        copy, held_out, details = relearned_copy(
+            loaded, self.kb, self.targets, seed=self.seed, steps=self.steps, lr=self.lr
         )
-        return copy, {**details, "held_out": {c: sorted(r) for c, r in self._held_out.items()}}
+        return copy, {**details, "held_out": {c: sorted(r) for c, r in held_out.items()}}
 
     def announce(self) -> str:
         return f"relearning probe: {self.steps} fine-tuning steps on half of the facts"
 
     def cache_key(self) -> str:
-        return f"relearn{self.steps}"
+        """Changes whenever the copy would: steps, seed and the texts it is fine-tuned on."""
+        from formless.attacks.relearn import relearning_plan
+
+        examples, _ = relearning_plan(self.kb, self.targets, self.seed)
+        digest = hashlib.sha256(repr([(e.prompt, e.target) for e in examples]).encode()).hexdigest()[:16]
+        return f"relearn{self.steps}-lr{self.lr:g}-seed{self.seed}-{digest}"
 
     def select(self, probes: Sequence[Probe]) -> list[int]:
+        from formless.attacks.relearn import relearning_plan
+
+        _, held_out = relearning_plan(self.kb, self.targets, self.seed)  # what transform holds out
         return [
             i
             for i, p in enumerate(probes)
-            if p.item in self._held_out.get(p.concept, ()) and is_forget_form(p.form)
+            if p.item in held_out.get(p.concept, ()) and is_forget_form(p.form)
         ]
 
     def entry(self, scores: AttackScores) -> Relearning:

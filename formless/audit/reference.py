@@ -1,5 +1,6 @@
-"""Reference-model results cached on disk, keyed by the reference's weights hash and each probe's
-fingerprint, so repeated audits (other concepts, other edits of the same base) are fast."""
+"""Model results cached on disk, keyed by the model's weights hash and each probe's fingerprint: the
+reference's, so repeated audits (other concepts, other edits of the same base) are fast, and the
+audited model's (and its attacked copies'), so auditing the same checkpoint again is fast too."""
 
 from __future__ import annotations
 
@@ -15,9 +16,12 @@ CACHE_VERSION = 2  # 2: float32 results unprefixed, bf16 ones under "bf16:"
 
 
 class ReferenceCache:
-    def __init__(self, weights_hash: str, cache: str | Path | None = None) -> None:
+    """One model's results. ``role`` names the file only ("reference" or "audited"), so a person
+    looking in the cache can tell them apart; the key is the weights hash."""
+
+    def __init__(self, weights_hash: str, cache: str | Path | None = None, role: str = "reference") -> None:
         digest = weights_hash.split(":")[-1][:24]
-        self.path = cache_dir(cache) / "audit" / f"reference-v{CACHE_VERSION}-{digest}.json"
+        self.path = cache_dir(cache) / "audit" / f"{role}-v{CACHE_VERSION}-{digest}.json"
         self.entries: dict[str, dict] = self._read()
         self._new: set[str] = set()
 

@@ -230,9 +230,12 @@ class Settings(Record):
 
 
 class RunInfo(Record):
+    omit_none = ("audited_cache",)
+
     seconds: dict[str, float]
     created: str
     reference_cache: str
+    audited_cache: str | None = None  # the audited model's results (by its weights hash)
 
 
 class ExternalProbes(Record):

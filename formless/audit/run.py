@@ -95,6 +95,15 @@ def _known(kb: KnowledgeBase, name: str) -> bool:
     return True
 
 
+def _result_cache(loaded: LoadedModel, cache: str | Path | None) -> ReferenceCache | None:
+    """The audited model's result cache, keyed by its weights hash; None where the weights cannot be
+    read to hash them (layers offloaded to "meta"): such a model is always scored."""
+    try:
+        return ReferenceCache(loaded.weights_hash(), cache, role="audited")
+    except (RuntimeError, NotImplementedError):
+        return None
+
+
 def _reference_fluency(reference: LoadedModel, settings: AuditSettings) -> dict:
     """The reference's free text on the neutral prompts and its next-token distribution over it."""
     gens = fluency_generations(reference, fast=settings.fast, engine=settings.engine)
@@ -227,23 +236,41 @@ def run_audit(
     # the fluency texts of both models are independent passes and run beside them
     # (a prior twin is asked on the reference only: it says whether a made-up name gets the fact too)
     known = [i for i, b in enumerate(before) if b.hit and not probes[i].prior_twin]
+    # the audited model's own results are cached by its weights hash like the reference's: the
+    # same checkpoint audited again (the demo run twice, another report of one edit) is not rescored
+    own = _result_cache(loaded, cache)
+    asked = [i for i in known if own is None or own.get(f"{precision}{probes[i].fingerprint()}") is None]
     jobs, merge = scoring_jobs(
-        loaded, [probes[i] for i in known], batch_size=settings.batch_size, fast=settings.fast,
+        loaded, [probes[i] for i in asked], batch_size=settings.batch_size, fast=settings.fast,
         engine=settings.engine,
     )  # fmt: skip
     fluency_key = _fluency_key(settings)
     fluency_jobs: list[Callable[[], object]] = []
-    if settings.fluency:
-        if store.get_raw(fluency_key) is None:
-            fluency_jobs.append(lambda: _reference_fluency(ref(), settings))
+    wants_ref_fluency = settings.fluency and store.get_raw(fluency_key) is None
+    wants_own_fluency = settings.fluency and (own is None or own.get_raw(fluency_key) is None)
+    if wants_ref_fluency:
+        fluency_jobs.append(lambda: _reference_fluency(ref(), settings))
+    if wants_own_fluency:
         fluency_jobs.append(lambda: fluency_generations(loaded, fast=settings.fast, engine=settings.engine))
-    with phase(f"scoring {len(known)} probes the reference knows on the audited model", say):
+    cached_note = f" ({len(known) - len(asked)} cached)" if len(asked) < len(known) else ""
+    with phase(f"scoring {len(asked)} probes the reference knows on the audited model{cached_note}", say):
         results = side_by_side([*jobs, *fluency_jobs])
+    scored = dict(zip(asked, merge(results[: len(jobs)])))
     after: list[ProbeResult | None] = [None] * len(probes)
-    for i, result in zip(known, merge(results[: len(jobs)])):
-        after[i] = rounded(result)
-    if len(fluency_jobs) == 2:
-        store.put(fluency_key, results[len(jobs)])
+    for i in known:
+        key = f"{precision}{probes[i].fingerprint()}"
+        if i in scored:
+            after[i] = rounded(scored[i])
+            if own is not None:
+                own.put(key, after[i])
+        else:
+            after[i] = own.get(key)  # type: ignore[union-attr]
+    extra = iter(results[len(jobs) :])
+    if wants_ref_fluency:
+        store.put(fluency_key, next(extra))
+    own_fluency = next(extra) if wants_own_fluency else (own.get_raw(fluency_key) if own else None)
+    if wants_own_fluency and own is not None:
+        own.put(fluency_key, own_fluency)
     t = lap("audited_model", t)
     n_forget, n_neigh = len(sets.forget), len(sets.neighbour)
     f_before, f_after = before[:n_forget], after[:n_forget]
@@ -260,11 +287,17 @@ def run_audit(
     )
     if settings.fluency:
         ref_fluency = store.get_raw(fluency_key)
-        gens = results[-1]
+        gens: list[str] = own_fluency  # type: ignore[assignment]
+        kl_key = f"{fluency_key}:kl-from:{ref_hash.split(':')[-1][:24]}"
+        kl = own.get_raw(kl_key) if own is not None else None
+        if kl is None:
+            kl = round(divergence(loaded, ref_fluency["distribution"]), 5)
+            if own is not None:
+                own.put(kl_key, kl)
         retain.fluency = Fluency(
             entropy_before=round(statistics.fmean(map(ngram_entropy, ref_fluency["generations"])), 4),
             entropy_after=round(statistics.fmean(map(ngram_entropy, gens)), 4),
-            kl_from_reference=round(divergence(loaded, ref_fluency["distribution"]), 5),
+            kl_from_reference=kl,
             samples_after=gens[:2],
         )
         t = lap("fluency", t)
@@ -276,14 +309,18 @@ def run_audit(
     sections: dict[str, dict] = {"quantization": {}, "relearning": {}}
     if planned:
         with phase("; ".join(a.announce() for a in planned) + " (side by side)", say):
-            outcomes = run_attacks(planned, loaded, ref, store, sets.forget, f_before, f_after, settings)
+            outcomes = run_attacks(
+                planned, loaded, ref, store, sets.forget, f_before, f_after, settings, results=own
+            )
         for attack, (entry, seconds) in zip(planned, outcomes):
             sections[attack.section][attack.name] = entry
             timings.update(attack.timings(seconds))
-            own = attack.name if attack.section == "relearning" else f"quantized_{attack.name}"
-            timings[own] = round(sum(seconds.values()), 3)  # its jobs' own time, overlapping the others'
+            label = attack.name if attack.section == "relearning" else f"quantized_{attack.name}"
+            timings[label] = round(sum(seconds.values()), 3)  # its jobs' own time, overlapping the others'
         t = lap("attacks", t)
     store.save()
+    if own is not None:
+        own.save()
 
     timings["total"] = round(time.perf_counter() - started, 3)
     return AuditReport(
@@ -318,5 +355,6 @@ def run_audit(
             "seconds": timings,
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "reference_cache": str(store.path),
+            **({"audited_cache": str(own.path)} if own is not None else {}),
         },
     )
