@@ -1,12 +1,15 @@
 """Wall time of the README's main command (``formless demo``) from an empty cache, per phase, for
 this tree and for a baseline commit side by side in one run, and whether both give the same audit.
 
-Each tree runs ``formless demo`` twice in a subprocess with its own empty cache (``FORMLESS_CACHE``):
-cold (model conversion, ROCR statistics, reference scores and quantized reference scores all
-computed) and warm (all of that found in the cache). The baseline commit is checked out into a
-temporary git worktree and run with ``PYTHONPATH`` pointing there, so both use the same Python and
-packages. The machine's load changes under a long run, so the two trees alternate (baseline cold,
-current cold, baseline warm, current warm) and the ratio is the figure to read, not the seconds.
+Each tree runs ``formless demo`` three times in a subprocess with its own empty cache
+(``FORMLESS_CACHE``): cold (model conversion, ROCR statistics, reference scores and quantized
+reference scores all computed); "warm reference" (all of that found in the cache, but the audited
+model's own result cache removed first: what a new edit of a cached base costs); and warm (the same
+checkpoint again: a tree that caches the audited model's results finds them). The baseline commit
+is checked out into a temporary git worktree and run with ``PYTHONPATH`` pointing there, so both use
+the same Python and packages. The machine's load changes under a long run, so the two trees
+alternate (baseline cold, current cold, baseline warm reference, ...) and the ratio is the figure
+to read, not the seconds.
 
 The audits are compared probe by probe (the ``before``/``after`` results of every probe in
 ``audit.json``); every difference is listed.
@@ -37,6 +40,7 @@ from formless.models.cache import atomic_file
 ROOT = _smoke.ROOT
 # phases the demo itself reports outside the audit (from the edit's manifest)
 EDIT_PHASES = ("statistics", "edit")
+STATES = ("cold", "warm reference", "warm")
 
 
 @contextmanager
@@ -136,7 +140,7 @@ def kinds(base: dict, new: dict) -> dict[str, list[str]]:
 def table(runs: dict[str, dict]) -> list[str]:
     """Per-phase seconds of baseline and current, cold and warm, and the ratios."""
     lines = []
-    for state in ("cold", "warm"):
+    for state in STATES:
         base, new = runs[f"baseline {state}"], runs[f"current {state}"]
         keys = list(dict.fromkeys([*base["phases"], *new["phases"]]))
         lines.append(f"{state:<28}{'baseline s':>12}{'current s':>12}{'ratio':>8}")
@@ -177,10 +181,13 @@ def main() -> None:
         trees = {"baseline": base_tree, "current": ROOT}
         for name in trees:
             (Path(tmp) / name).mkdir()
-        for state in ("cold", "warm"):  # warm: the second run finds the first one's cache
+        for state in STATES:  # each run finds the previous one's cache
             for name, tree in trees.items():
                 print(f"running {name} {state} ...", flush=True)
                 work = Path(tmp) / name
+                if state == "warm reference":  # the audited model's results (if kept) go
+                    for path in (work / "cache" / "audit").glob("audited-*"):
+                        path.unlink()
                 runs[f"{name} {state}"] = run = run_demo(tree, args, work / "cache", work / f"demo-{state}")
                 parts = ", ".join(f"{k} {v:.1f}s" for k, v in run["phases"].items())
                 print(f"  {name} {state}: {run['wall']:.1f}s ({parts})", flush=True)
@@ -188,12 +195,12 @@ def main() -> None:
     print("\n".join(lines))
     diffs = {
         state: compare(runs[f"baseline {state}"]["audit"], runs[f"current {state}"]["audit"])
-        for state in ("cold", "warm")
+        for state in STATES
     }
     n = len(runs["current cold"]["audit"]["probes"])
     sorted_diffs = {
         state: kinds(runs[f"baseline {state}"]["audit"], runs[f"current {state}"]["audit"])
-        for state in ("cold", "warm")
+        for state in STATES
     }
     for state, found in diffs.items():
         if not found:
@@ -214,8 +221,7 @@ def main() -> None:
             "concept": args.concept,
             "runs": {k: {"wall": v["wall"], "phases": v["phases"]} for k, v in runs.items()},
             "ratio": {
-                s: round(runs[f"baseline {s}"]["wall"] / runs[f"current {s}"]["wall"], 3)
-                for s in ("cold", "warm")
+                s: round(runs[f"baseline {s}"]["wall"] / runs[f"current {s}"]["wall"], 3) for s in STATES
             },
             "probes": n,
             "differences": diffs,

@@ -286,7 +286,8 @@ def test_demo_speed_smoke(tmp_path, tiny_dir):
     done = smoke("demo_speed", "--model", str(tiny_dir), "--json", str(out), tmp_path=tmp_path)
     assert "baseline HEAD" in done.stdout and "audit total" in done.stdout
     data = json.loads(out.read_text())
-    assert set(data["runs"]) == {f"{t} {s}" for t in ("baseline", "current") for s in ("cold", "warm")}
+    states = ("cold", "warm reference", "warm")
+    assert set(data["runs"]) == {f"{t} {s}" for t in ("baseline", "current") for s in states}
     for run in data["runs"].values():
         assert number(run["wall"]) and run["wall"] > 0
         assert all(number(v) for v in run["phases"].values())
@@ -297,7 +298,11 @@ def test_demo_speed_smoke(tmp_path, tiny_dir):
         cold, warm = data["runs"][f"{tree} cold"]["phases"], data["runs"][f"{tree} warm"]["phases"]
         assert cold["audit.reference_beside_edit"] > 0 and warm["audit.reference_beside_edit"] == 0
         assert warm["audit.reference"] < 0.5  # the audit itself scores nothing on the reference
-    assert data["probes"] > 0 and number(data["ratio"]["cold"]) and number(data["ratio"]["warm"])
+        # the same checkpoint again: the attacked copies' results come from the audited model's
+        # cache; with that cache removed ("warm reference") they are made and scored
+        again = data["runs"][f"{tree} warm reference"]["phases"]
+        assert any(k.endswith("_cached") for k in warm) and not any(k.endswith("_cached") for k in again)
+    assert data["probes"] > 0 and all(number(data["ratio"][s]) for s in states)
     # both trees judge every probe alike: no hit, option or unexplained output differs (an output
     # cut where its answer was settled, or a probability's last digits, may, between revisions)
     for state in ("cold", "warm"):
