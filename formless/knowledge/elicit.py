@@ -31,9 +31,11 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import yaml
 
+from formless.concurrent import side_by_side
 from formless.errors import FormlessError
 from formless.knowledge.base import KnowledgeBase, KnowledgeError
 from formless.knowledge.schema import BLANK, Concept, Fact, Hop, KnowledgeFile, Translation
@@ -51,6 +53,8 @@ from formless.knowledge.templates import (
 )
 from formless.matching import contains_answer, normalise
 from formless.models.cache import atomic_file, cache_dir
+
+T = TypeVar("T")
 
 ELICIT_VERSION = "3"  # 3: relations for rivers, planets, ships, bands, characters, recurring events
 MIN_AGREEMENT = 2  # independent forms of the reference that must state the same answer
@@ -908,6 +912,15 @@ def _prior_answers(loaded, kind: str, relations: Sequence[Relation]) -> dict[str
     return _PRIORS[key]
 
 
+def _priors_cached(loaded, kind: str) -> bool:
+    """Whether the control names' answers for ``kind`` are already known (in this process or on disk)."""
+    relations = RELATIONS[kind]
+    if (id(loaded), kind, tuple(r.name for r in relations)) in _PRIORS:
+        return True
+    path = _priors_path(loaded, kind, relations)
+    return path is not None and path.is_file()
+
+
 def _priors_path(loaded, kind: str, relations: Sequence[Relation]) -> Path | None:
     """Where a model's control-name answers are kept between processes: they depend only on the
     weights, the relations asked and how they are asked and judged, and cost as much as a concept."""
@@ -986,7 +999,14 @@ def elicit_concept(
     relations = relations_for(kind, category_word)
     free_text = first.get(description_prompt, "")
     subject = subject_phrase(name, free_text)
-    answers = {**first, **_ask(loaded, name, relations, True, first, subject)}
+    # the made-up control names' answers depend on the kind only: when they are not cached yet they
+    # are asked beside this concept's questions, on the other core (formless.concurrent)
+    controls_cached = _priors_cached(loaded, kind)
+    jobs = [lambda: _ask(loaded, name, relations, True, first, subject)]
+    if not controls_cached:
+        jobs.append(lambda: _prior_answers(loaded, kind, RELATIONS[kind]))
+    asked, *_ = side_by_side(jobs)
+    answers = {**first, **asked}
     free_text = _free_text(answers, name)
     seconds["generate"] = round(time.perf_counter() - t, 3)
     teacher_answers = None
@@ -1036,21 +1056,6 @@ def elicit_concept(
             f"({len(kept)} consistent answer, as a made-up name gets); nothing to audit"
         )
 
-    t = time.perf_counter()
-    from formless.audit.scoring import answer_probability
-
-    probs = answer_probability(
-        loaded,
-        [res.prompts["completion"] for _, res in kept],
-        [res.answer for _, res in kept],
-        chat=False,
-        batch_size=32,
-        fast=False,
-    )
-    for (_, res), p in zip(kept, probs):
-        res.probability = p
-    seconds["probability"] = round(time.perf_counter() - t, 3)
-
     facts: list[tuple[Relation, Fact]] = []
     for rel, res in kept:
         accepted = (res.answer, *res.aliases)
@@ -1080,17 +1085,51 @@ def elicit_concept(
                 ),
             )
         )
+    # three independent passes of the reference, side by side on the cores: the kept answers'
+    # probabilities, the translated questions and the alias candidates' questions
+    from formless.audit.scoring import answer_probability
+
+    by_rel = {f.relation: f for _, f in facts}
+
+    def timed(label: str, job: Callable[[], T]) -> Callable[[], T]:
+        def run() -> T:
+            begun = time.perf_counter()
+            result = job()
+            seconds[label] = round(time.perf_counter() - begun, 3)
+            return result
+
+        return run
+
+    probs, found, (aliases, alias_notes) = side_by_side(
+        [
+            timed(
+                "probability",
+                lambda: answer_probability(
+                    loaded,
+                    [res.prompts["completion"] for _, res in kept],
+                    [res.answer for _, res in kept],
+                    chat=False,
+                    batch_size=32,
+                    fast=False,
+                ),
+            ),
+            timed(
+                "translations",
+                lambda: _translations(loaded, name, by_rel, relations, languages) if languages else {},
+            ),
+            timed("aliases", lambda: _aliases(loaded, name, kind, [f for _, f in facts], free_text)),
+        ]
+    )
+    for (_, res), p in zip(kept, probs):
+        res.probability = p
     if languages:
-        t = time.perf_counter()
-        by_rel = {f.relation: f for _, f in facts}
-        found = _translations(loaded, name, by_rel, relations, languages)
         facts = [(r, f.model_copy(update={"translations": found.get(r.name, {})})) for r, f in facts]
         n = sum(len(v) for v in found.values())
         report.notes.append(
             f"translations: the reference answers {n} translated question(s) right ({', '.join(languages)})"
         )
-        seconds["translations"] = round(time.perf_counter() - t, 3)
     else:
+        seconds.pop("translations", None)
         report.notes.append("translations: not asked (the crosslingual form has no probes for this concept)")
     stated = {res.relation: _as_stated(res) for _, res in kept}
     description, other_descriptions = build_descriptions(name, kind, facts, category_word, stated)
@@ -1100,10 +1139,7 @@ def elicit_concept(
     hops, _ = _multihop(name, subject, facts, kb)
     if not hops:
         report.notes.append("multihop: no kept answer is a concept of the knowledge base")
-    t = time.perf_counter()
-    aliases, notes = _aliases(loaded, name, kind, [f for _, f in facts], free_text)
-    report.notes.extend(notes)
-    seconds["aliases"] = round(time.perf_counter() - t, 3)
+    report.notes.extend(alias_notes)
     concept = Concept(
         name=name,
         kind=kind,
