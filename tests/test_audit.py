@@ -90,10 +90,11 @@ def kb(tmp_path):
     return build([path])
 
 
-def _audit(tiny_dir, kb, cache, **kw):
+def _audit(tiny_dir, kb, cache, model=None, **kw):
+    """An audit of ``model`` (default: the reference itself) against the tiny reference."""
     settings = AuditSettings(**{"quantize": (8,), **kw})
     return run_audit(
-        str(tiny_dir),
+        str(model or tiny_dir),
         kb=kb,
         concepts=["Harry Potter"],
         reference=str(tiny_dir),
@@ -323,15 +324,7 @@ def test_the_same_checkpoint_audited_again_is_not_rescored(tiny_dir, kb, cache, 
     from formless.audit import attacks, cached, engine
 
     def audit(model):
-        settings = AuditSettings(quantize=(8,), relearn_steps=2)
-        return run_audit(
-            str(model),
-            kb=kb,
-            concepts=["Harry Potter"],
-            reference=str(tiny_dir),
-            settings=settings,
-            cache=cache,
-        )
+        return _audit(tiny_dir, kb, cache, model=model, relearn_steps=2)
 
     edited = save_tiny_model("llama", tmp_path / "edited", seed=1)
     first = audit(edited)
