@@ -183,7 +183,11 @@ def main():
             t_answer = time.perf_counter() - t
             loaded.model.save_pretrained(Path(tmp) / "m", safe_serialization=True)
             report = run_audit(
-                Path(tmp) / "m", kb=kb, settings=AuditSettings(quantize=(), fast=True, forms=forms)
+                Path(tmp) / "m",
+                kb=kb,
+                settings=AuditSettings(
+                    quantize=(), fast=True, forms=forms, prior_twins=opts.get("prior_twins", "recognition")
+                ),
             )
         rec = {
             "elicit_s": round(t_elicit, 2),
