@@ -205,20 +205,8 @@ def main():
         }
         done[name] = rec
         out.write_text(json.dumps(done))
-        print(
-            name,
-            opts,
-            rounds,
-            "overall",
-            rec["overall"],
-            "neigh",
-            rec["neigh"],
-            "gen",
-            rec["general"],
-            "kl",
-            rec["kl"],
-            flush=True,
-        )
+        summary = f"overall {rec['overall']} neigh {rec['neigh']} gen {rec['general']} kl {rec['kl']}"
+        print(name, opts, rounds, summary, flush=True)
 
 
 if __name__ == "__main__":
