@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import torch
+from _counts import audit_counts
 
 from formless.api import forget, make_config
 from formless.audit.run import AuditSettings, run_audit
@@ -194,14 +195,7 @@ def main():
             "answer_side_s": round(t_answer, 2),
             "elicited_facts": {f.relation: f.answer for f in concept.facts},
             "rounds": rounds,
-            "overall": [report.forget.overall.known, report.forget.overall.still_answered],
-            "neigh": [report.retain.neighbours.known, report.retain.neighbours.still_answered],
-            "general": [report.retain.general.known, report.retain.general.still_answered],
-            "kl": report.retain.fluency.kl_from_reference if report.retain.fluency else None,
-            "per_form": {
-                f: [s.known, s.still_answered, s.known_beyond_prior, s.still_answered_beyond_prior]
-                for f, s in report.forget.per_form.items()
-            },
+            **audit_counts(report),
         }
         done[name] = rec
         out.write_text(json.dumps(done))

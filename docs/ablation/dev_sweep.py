@@ -6,6 +6,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _counts import audit_counts
+
 from formless.api import forget, make_config
 from formless.audit.run import AuditSettings, run_audit
 from formless.knowledge import load
@@ -72,14 +74,7 @@ for name in names:
         "rel": outcome.manifest.get("edit", {}).get("relative_norms")
         if isinstance(outcome.manifest.get("edit"), dict)
         else None,
-        "overall": [report.forget.overall.known, report.forget.overall.still_answered],
-        "neigh": [report.retain.neighbours.known, report.retain.neighbours.still_answered],
-        "general": [report.retain.general.known, report.retain.general.still_answered],
-        "kl": report.retain.fluency.kl_from_reference if report.retain.fluency else None,
-        "per_form": {
-            f: [s.known, s.still_answered, s.known_beyond_prior, s.still_answered_beyond_prior]
-            for f, s in report.forget.per_form.items()
-        },
+        **audit_counts(report),
         "probes": [p.model_dump() for p in report.probes if p.concept == name],
     }
     done[name] = rec
