@@ -223,14 +223,14 @@ def test_relearning_probe_splits_facts_and_reports(tiny_dir, kb, cache):
 def test_reference_caches_saved_side_by_side_keep_each_others_entries(tmp_path):
     """Two audits of the same base running at once: the later save must not drop the earlier one's
     entries (it used to overwrite the whole file with its own view)."""
-    from formless.audit.reference import ReferenceCache
+    from formless.audit.reference import ResultCache
 
-    first, second = ReferenceCache("sha256:abc", tmp_path), ReferenceCache("sha256:abc", tmp_path)
+    first, second = ResultCache("sha256:abc", tmp_path), ResultCache("sha256:abc", tmp_path)
     first.put("a", ProbeResult(hit=True, probability=0.5, output="x"))
     second.put("b", ProbeResult(hit=False, probability=0.1, output="y"))
     first.save()
     second.save()
-    again = ReferenceCache("sha256:abc", tmp_path)
+    again = ResultCache("sha256:abc", tmp_path)
     assert again.get("a") == ProbeResult(hit=True, probability=0.5, output="x")
     assert again.get("b") == ProbeResult(hit=False, probability=0.1, output="y")
     assert second.get("a") is not None  # the saver sees what the other run added

@@ -14,6 +14,7 @@ import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, ClassVar, Protocol
 
 import torch
@@ -23,7 +24,7 @@ from formless.attacks.quantizers import Quantizer
 from formless.audit.cached import cached_scores, score_known
 from formless.audit.engine import ProbeResult, score_probes
 from formless.audit.probes import Probe
-from formless.audit.reference import ReferenceCache
+from formless.audit.reference import ResultCache
 from formless.audit.report import Quantization, QuantizedTables, Relearning
 from formless.audit.settings import AuditSettings
 from formless.audit.tables import forget_tables, grouped, is_forget_form, residuals, summarise_probes
@@ -85,7 +86,7 @@ def _on_audited(
     probes: Sequence[Probe],
     before: Sequence[ProbeResult],
     settings: AuditSettings,
-    results: ReferenceCache | None = None,
+    results: ResultCache | None = None,
 ) -> tuple[list[int], list[ProbeResult | None], dict[str, Any], dict[str, float], dict[str, Any]]:
     """The attacked copy's results over the probes it is asked (those the reference knew), and what
     to add to the audited model's result cache (``results``): a copy whose results and details are
@@ -127,7 +128,7 @@ def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
 def _on_reference(
     attack: Attack,
     reference: Callable[[], LoadedModel],
-    store: ReferenceCache,
+    store: ResultCache,
     probes: Sequence[Probe],
     before: Sequence[ProbeResult],
     settings: AuditSettings,
@@ -154,12 +155,12 @@ def run_attacks(
     attacks: Sequence[Attack],
     audited: LoadedModel,
     reference: Callable[[], LoadedModel],
-    store: ReferenceCache,
+    store: ResultCache,
     probes: Sequence[Probe],
     before: Sequence[ProbeResult],
     after: Sequence[ProbeResult | None],
     settings: AuditSettings,
-    results: ReferenceCache | None = None,
+    results: ResultCache | None = None,
 ) -> list[tuple[BaseModel, dict[str, float]]]:
     """Per attack, its report entry and its jobs' seconds (transform, score, reference): the
     forget probes on ``attack.transform(audited)`` (only those the reference knows; kept in the
@@ -265,21 +266,24 @@ class RelearningAttack:
         )
         return copy, {**details, "held_out": {c: sorted(r) for c, r in held_out.items()}}
 
+    @cached_property
+    def _plan(self):
+        """(training texts, held-out relations per concept), fixed by the seed: computed once."""
+        from formless.attacks.relearn import relearning_plan
+
+        return relearning_plan(self.kb, self.targets, self.seed)
+
     def announce(self) -> str:
         return f"relearning probe: {self.steps} fine-tuning steps on half of the facts"
 
     def cache_key(self) -> str:
         """Changes whenever the copy would: steps, seed and the texts it is fine-tuned on."""
-        from formless.attacks.relearn import relearning_plan
-
-        examples, _ = relearning_plan(self.kb, self.targets, self.seed)
+        examples, _ = self._plan
         digest = hashlib.sha256(repr([(e.prompt, e.target) for e in examples]).encode()).hexdigest()[:16]
         return f"relearn{self.steps}-lr{self.lr:g}-seed{self.seed}-{digest}"
 
     def select(self, probes: Sequence[Probe]) -> list[int]:
-        from formless.attacks.relearn import relearning_plan
-
-        _, held_out = relearning_plan(self.kb, self.targets, self.seed)  # what transform holds out
+        _, held_out = self._plan  # what transform holds out
         return [
             i
             for i, p in enumerate(probes)

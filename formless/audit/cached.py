@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 
 from formless.audit.engine import ProbeResult, score_probes
 from formless.audit.probes import Probe
-from formless.audit.reference import ReferenceCache
+from formless.audit.reference import ResultCache
 from formless.audit.settings import AuditSettings
 from formless.engines import DEFAULT_ENGINE
 from formless.models.loading import LoadedModel
@@ -19,7 +19,7 @@ def rounded(result: ProbeResult) -> ProbeResult:
 
 
 def cached_scores(
-    cache: ReferenceCache,
+    cache: ResultCache,
     prefix: str,
     probes: Sequence[Probe],
     score: Callable[[list[Probe]], list[ProbeResult]],

@@ -15,7 +15,7 @@ from formless.models.cache import atomic_file, cache_dir
 CACHE_VERSION = 2  # 2: float32 results unprefixed, bf16 ones under "bf16:"
 
 
-class ReferenceCache:
+class ResultCache:
     """One model's results. ``role`` names the file only ("reference" or "audited"), so a person
     looking in the cache can tell them apart; the key is the weights hash."""
 

@@ -21,7 +21,7 @@ from formless.audit.cached import cached_scores, rounded
 from formless.audit.engine import ProbeResult, score_probes_halved, scoring_jobs
 from formless.audit.forms import FORMS
 from formless.audit.probes import Probe
-from formless.audit.reference import ReferenceCache
+from formless.audit.reference import ResultCache
 from formless.audit.report import AuditReport, Fluency, Retain
 from formless.audit.retain import (
     NEUTRAL_PROMPTS,
@@ -95,11 +95,11 @@ def _known(kb: KnowledgeBase, name: str) -> bool:
     return True
 
 
-def _result_cache(loaded: LoadedModel, cache: str | Path | None) -> ReferenceCache | None:
+def _result_cache(loaded: LoadedModel, cache: str | Path | None) -> ResultCache | None:
     """The audited model's result cache, keyed by its weights hash; None where the weights cannot be
     read to hash them (layers offloaded to "meta"): such a model is always scored."""
     try:
-        return ReferenceCache(loaded.weights_hash(), cache, role="audited")
+        return ResultCache(loaded.weights_hash(), cache, role="audited")
     except (RuntimeError, NotImplementedError):
         return None
 
@@ -126,7 +126,7 @@ def reference_jobs(
     settings = settings or AuditSettings()
     validate(settings)
     sets = build_probes(kb, [kb.concept(n) for n in concepts], settings)
-    store = ReferenceCache(reference.weights_hash(), cache)
+    store = ResultCache(reference.weights_hash(), cache)
     probes = [p for p in sets.all() if store.get(f"{settings.precision}{p.fingerprint()}") is None]
     jobs, merge = scoring_jobs(
         reference, probes, batch_size=settings.batch_size, fast=settings.fast, engine=settings.engine
@@ -218,7 +218,7 @@ def run_audit(
 
     if ref_hash is None:
         ref_hash = ref().weights_hash()
-    store = ReferenceCache(ref_hash, cache)
+    store = ResultCache(ref_hash, cache)
     probes = sets.all()
     say(f"{len(sets.forget)} forget, {len(sets.neighbour)} neighbour and {len(sets.general)} general probes")
 
