@@ -81,6 +81,55 @@ def counts(summary: Summary | None) -> list[int]:
     return [summary.known, summary.still_answered]
 
 
+def own_chances(report: AuditReport) -> dict[str, list[list[float]]]:
+    """Per form with prior twins, [kept, q] per fact the reference knows (q: the share of the fact's
+    made-up-name twins the reference gets right, as ``formless.audit.metrics.own_chance``), read off
+    the report's probes: pooled over
+    concepts into the residual above the prior (``formless.audit.metrics.above_prior``)."""
+    facts: dict[tuple[str, str], dict] = {}
+    for p in report.probes:
+        base, _, twin = p.key.partition("~prior")
+        concept, form, item, variant = base.rsplit("|", 3)
+        fact = facts.setdefault(
+            (form, f"{concept}|{item}" if form == "true_false" else base), {"named": [], "twins": {}}
+        )
+        if _:
+            fact["twins"].setdefault(twin, []).append(p.before.hit)
+        else:
+            fact["named"].append((p.before.hit, bool(p.after and p.after.hit)))
+    twinned = {form for (form, _), fact in facts.items() if fact["twins"]}
+    out: dict[str, list[list[float]]] = {}
+    for (form, _), fact in facts.items():
+        if form in twinned and fact["named"] and all(b for b, _ in fact["named"]):
+            # a fact whose prompt never names the concept has no twin: uniform chance, as the audit
+            chance = report.forget.per_form[form].chance or 0.0
+            twins = fact["twins"].values()
+            q = statistics.fmean(all(hits) for hits in twins) if twins else chance
+            out.setdefault(form, []).append([float(all(a for _, a in fact["named"])), q])
+    return out
+
+
+def above_prior_pooled(pairs: list[list[float]], seed: int = 0) -> str:
+    """'13% [2–25%] (prior 56%, 37 facts)': (kept − Σq) / (known − Σq) pooled, with a 95% bootstrap
+    interval over facts."""
+    import numpy as np
+
+    if not pairs:
+        return "– (0 facts)"
+    table = np.array(pairs)
+    n, kept, expected = len(table), table[:, 0].sum(), table[:, 1].sum()
+    if n - expected < 1:
+        return f"– (prior {100 * expected / n:.0f}%, {n} facts)"
+    idx = np.random.default_rng(seed).integers(0, n, size=(1000, n))
+    s, e = table[:, 0][idx].sum(axis=1), table[:, 1][idx].sum(axis=1)
+    values = ((s - e) / (n - e))[n - e >= 1]
+    lo, hi = np.percentile(values, [2.5, 97.5])
+    return (
+        f"{100 * (kept - expected) / (n - expected):.0f}% [{100 * lo:.0f}–{100 * hi:.0f}%] "
+        f"(prior {100 * expected / n:.0f}%, {int(kept)}/{n} kept)"
+    )
+
+
 def concept_record(report: AuditReport, forget_seconds: float, outcome) -> dict:
     """What the table needs from one concept's audit report, counts kept so they pool."""
     f, r = report.forget, report.retain
@@ -92,6 +141,8 @@ def concept_record(report: AuditReport, forget_seconds: float, outcome) -> dict:
             for form, s in f.per_form.items()
             if s.known_beyond_prior is not None
         },
+        # per fact the reference knows, [kept, own chance]: the residual above the prior, pooled
+        "own_chance": own_chances(report),
         "overall": counts(f.overall),
         "residual": f.overall.residual,
         "interval": f.overall.interval,
@@ -207,6 +258,13 @@ def print_table(names: list[str], results: dict, schemes: tuple[str, ...], relea
     for form in twinned:  # the same forms over the facts a made-up name does not also get right
         cells = [pooled([r.get("beyond_prior", {}).get(form, [0, 0]) for r in recs[m]]) for m in methods]
         print(f"| {FORMS[form].title}, beyond the prior | " + " | ".join(cells) + " |")
+    owned = [f for f in FORMS if any(f in r.get("own_chance", {}) for rs in recs.values() for r in rs)]
+    for form in owned:  # corrected for what a model without the concept keeps, fact by fact
+        cells = [
+            above_prior_pooled([x for r in recs[m] for x in r.get("own_chance", {}).get(form, [])])
+            for m in methods
+        ]
+        print(f"| {FORMS[form].title}, above the prior | " + " | ".join(cells) + " |")
     row("residual, all forms (pooled)", lambda rs: pooled([r["overall"] for r in rs]))
     row("residual, all forms (mean of concepts)", lambda rs: pct(mean(r["residual"] for r in rs)))
     for key, label in (

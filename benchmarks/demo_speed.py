@@ -108,12 +108,18 @@ def compare(base: dict, new: dict) -> list[str]:
 
 
 def kinds(base: dict, new: dict) -> dict[str, list[str]]:
-    """The per-probe differences sorted by what changed: a judgement (hit or chosen option); an
-    output cut short where its answer was settled (the new text a prefix of the old, same hit); a
-    probability within 1e-4 relative (float rounding of another batch layout); anything else."""
+    """The per-probe differences sorted by what changed: a probe one tree asks and the other does not
+    (a revision that adds or drops probes); a judgement (hit or chosen option); an output cut short
+    where its answer was settled (the new text a prefix of the old, same hit); a probability within
+    1e-4 relative (float rounding of another batch layout); anything else."""
     a, b = probe_results(base), probe_results(new)
-    found: dict[str, list[str]] = {"judgement": [], "output cut": [], "probability rounding": [], "other": []}
+    found: dict[str, list[str]] = {
+        "only in one tree": [], "judgement": [], "output cut": [], "probability rounding": [], "other": [],
+    }  # fmt: skip
     for key in sorted(a.keys() | b.keys()):
+        if (key in a) != (key in b):
+            found["only in one tree"].append(f"only in {'baseline' if key in a else 'current'}: {key}")
+            continue
         for side in ("before", "after"):
             x, y = (a.get(key) or {}).get(side), (b.get(key) or {}).get(side)
             if x == y:

@@ -169,6 +169,50 @@ def test_audit_methods_wilson_interval(monkeypatch):
     assert audit_methods.pooled([(10, 5), (10, 0)]) == "25% [11–47%] (5/20)"
 
 
+def test_audit_methods_reads_each_facts_own_chance_as_the_audit_does(monkeypatch):
+    """The method table pools the residual above the prior from the report's probes; on one concept it
+    must equal the audit's own per-form figure (formless.audit.metrics), computed independently."""
+    import random
+    from types import SimpleNamespace
+
+    from formless.audit.building import build_probes
+    from formless.audit.engine import ProbeResult
+    from formless.audit.metrics import summarise, units
+    from formless.audit.settings import AuditSettings
+    from formless.knowledge import load
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import audit_methods
+
+    kb = load()
+    forms = ["multiple_choice", "multiple_choice_letter", "true_false"]
+    settings = AuditSettings(forms=forms, neighbours=False, general=False, fluency=False)
+    probes = build_probes(kb, [kb.concept("Albert Einstein")], settings).forget
+    rng = random.Random(0)
+    before = [ProbeResult(rng.random() < 0.7, None) for _ in probes]
+    after = [ProbeResult(rng.random() < 0.4, None) if not p.prior_twin else None for p in probes]
+    per_form = {f: summarise(units(*zip(*[t for t in zip(probes, before, after) if t[0].form == f])))
+                for f in forms}  # fmt: skip
+    record = lambda r: SimpleNamespace(hit=r.hit)  # noqa: E731
+    report = SimpleNamespace(
+        probes=[SimpleNamespace(key=p.key, before=record(b), after=a and record(a))
+                for p, b, a in zip(probes, before, after)],
+        forget=SimpleNamespace(
+            per_form={f: SimpleNamespace(chance=v.get("chance")) for f, v in per_form.items()}
+        ),
+    )  # fmt: skip
+    pooled = audit_methods.own_chances(report)
+    for form in forms:
+        kept, expected = (sum(x[j] for x in pooled[form]) for j in (0, 1))
+        assert len(pooled[form]) == per_form[form]["known"] >= 3
+        assert (
+            round((kept - expected) / (len(pooled[form]) - expected), 4)
+            == per_form[form]["residual_above_prior"]
+        )
+    text = audit_methods.above_prior_pooled(pooled["multiple_choice"])
+    assert text.startswith(f"{100 * per_form['multiple_choice']['residual_above_prior']:.0f}% [")
+
+
 def test_methods_speed_smoke(tmp_path, tiny_dir):
     out = tmp_path / "methods_speed.json"
     done = smoke("methods_speed", "--model", str(tiny_dir), "--json", str(out), tmp_path=tmp_path)

@@ -93,20 +93,32 @@ def test_choice_forms_put_the_answer_among_the_options_once():
     assert FORMS["multiple_choice"]().probes(CONCEPT, CTX) == FORMS["multiple_choice"]().probes(CONCEPT, CTX)
 
 
-def test_recognition_probes_that_name_the_concept_get_a_prior_twin_about_a_made_up_name():
-    from formless.audit.forms.base import PRIOR_NAME, prior_twin
+def test_recognition_probes_that_name_the_concept_get_a_prior_twin_per_made_up_name():
+    from formless.audit.forms.base import PRIOR_NAME, PRIOR_NAMES, prior_twin
+    from formless.rocr.config import UNKNOWN_NAMES
 
+    assert PRIOR_NAMES[0] == PRIOR_NAME and len(set(PRIOR_NAMES)) == len(PRIOR_NAMES) >= 3
+    # ROCR's default redirect averages its own made-up names: a twin that shared one would make the
+    # edited model match the prior by construction
+    assert not set(PRIOR_NAMES) & set(UNKNOWN_NAMES)
     for form in ("multiple_choice", "multiple_choice_letter", "true_false"):
         probes = FORMS[form]().probes(CONCEPT, CTX)
         named = [p for p in probes if not p.prior_twin]
-        twins = {p.fact_key: p for p in probes if p.prior_twin}
-        assert named and set(twins) == {p.key for p in named}  # every prompt here names the concept
+        twins = {(p.fact_key, p.twin): p for p in probes if p.prior_twin}
+        # every prompt here names the concept: one twin per made-up name, nothing else
+        assert named and set(twins) == {(p.key, k) for p in named for k in range(len(PRIOR_NAMES))}
+        assert len(twins) == len(probes) - len(named)
         for p in named:
-            twin = twins[p.key]
-            assert twin.key != p.key and twin.fingerprint() != p.fingerprint()
-            assert "harry potter" not in twin.prompt.lower() and PRIOR_NAME in twin.prompt
-            assert twin.prompt == p.prompt.replace("Harry Potter", PRIOR_NAME)
-            assert (twin.options, twin.correct, twin.answer) == (p.options, p.correct, p.answer)
+            keys = {p.key} | {twins[p.key, k].key for k in range(len(PRIOR_NAMES))}
+            prints = {p.fingerprint()} | {twins[p.key, k].fingerprint() for k in range(len(PRIOR_NAMES))}
+            assert len(keys) == len(prints) == 1 + len(PRIOR_NAMES)
+            # the first twin keeps the key it had when there was one (the reference cache's results stay)
+            assert twins[p.key, 0].key == p.key + "~prior"
+            for k, made_up in enumerate(PRIOR_NAMES):
+                twin = twins[p.key, k]
+                assert "harry potter" not in twin.prompt.lower() and made_up in twin.prompt
+                assert twin.prompt == p.prompt.replace("Harry Potter", made_up)
+                assert (twin.options, twin.correct, twin.answer) == (p.options, p.correct, p.answer)
     # a prompt that never names the concept has none; an alias is replaced like the name, whole words only
     plain = FORMS["multiple_choice"]().probes(CONCEPT, CTX)[0]
     from dataclasses import replace

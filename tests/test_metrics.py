@@ -176,3 +176,68 @@ def test_prior_twins_set_the_residual_beyond_the_options_prior_by_hand():
     assert mc["residual_beyond_prior"] == 0.5
     assert summarise([u for u in found if u.form == "true_false"])["residual_beyond_prior"] == 1.0
     assert "residual_beyond_prior" not in summarise(units([q(0)], [r(True)], [r(True)]))
+
+
+def test_several_prior_twins_give_each_fact_its_own_chance_and_the_residual_above_it_by_hand():
+    from dataclasses import replace
+
+    from formless.audit.metrics import above_prior
+
+    opts = ("a", "b", "c", "d")
+    named = [q(i, "multiple_choice", options=opts, correct=0) for i in range(5)]
+    twin_hits = [(1, 1, 1), (1, 0, 0), (0, 0, 0), (0, 1, 0), (0, 0, 0)]  # per fact, per made-up name
+    twins = [replace(p, prompt=f"{p.prompt} ({k})", prior_twin=True, twin=k) for k in range(3) for p in named]
+    tf = _tf(9)
+    # the true/false fact's twins per name: both statements right, one wrong, both right
+    tf_twins = [replace(p, prompt=f"{p.prompt} ({k})", prior_twin=True, twin=k) for k in range(3) for p in tf]
+    probes = [*named, *twins, *tf, *tf_twins]
+    before = (
+        [r(True)] * 5
+        + [r(bool(twin_hits[i][k])) for k in range(3) for i in range(5)]
+        + [r(True), r(True)]
+        + [r(True), r(True), r(True), r(False), r(True), r(True)]
+    )
+    kept = [True, True, False, True, False]
+    after = [r(k) for k in kept] + [None] * 15 + [r(True), r(False)] + [None] * 6
+    found = units(probes, before, after)
+    mc = [u for u in found if u.form == "multiple_choice"]
+    assert [u.prior_rate for u in mc] == pytest.approx([1, 1 / 3, 0, 1 / 3, 0])
+    assert [u.prior for u in mc] == [True, True, False, False, False]  # the first name's twin alone
+    (tf_unit,) = [u for u in found if u.form == "true_false"]
+    assert tf_unit.prior_rate == pytest.approx(2 / 3) and tf_unit.prior is True and not tf_unit.kept
+    s = summarise(mc)
+    expected = 1 + 1 / 3 + 0 + 1 / 3 + 0  # what a model without the concept keeps of the 5 known facts
+    assert s["prior_keeps"] == round(expected / 5, 4)
+    assert s["residual_above_prior"] == round((3 - expected) / (5 - expected), 4) == 0.4
+    lo, hi = s["interval_above_prior"]
+    assert lo <= 0.4 <= hi
+    # beyond the (first) prior: facts 2-4 need the concept for the first name; fact 3 kept
+    assert (s["known_beyond_prior"], s["still_answered_beyond_prior"]) == (3, 1)
+    # uniform chance is the same correction with q = 1/k
+    assert above_prior(3, 5, 5 * 0.25) == pytest.approx(chance_corrected(3 / 5, 0.25))
+    # a prior that keeps (nearly) every fact leaves nothing to measure
+    assert above_prior(5, 5, 4.5) is None
+    # the forms are compared (and the bias computed) on the residual above the prior
+    per_form = {"multiple_choice": s, "question": {**summarise([]), "known": 10, "residual": 0.1}}
+    from formless.audit.metrics import comparable_residual
+
+    assert comparable_residual(s) == 0.4 and comparable_residual(per_form["question"]) == 0.1
+
+
+def test_bias_bootstrap_corrects_each_form_as_its_figure_does():
+    # a form compared above its prior: the bootstrap's centre must sit on that figure, not the raw one
+    rng = np.random.default_rng(1)
+    items = [
+        Unit("multiple_choice", f"C|{i}", True, bool(rng.random() < 0.7), 0.25, prior_rate=0.5)
+        for i in range(60)
+    ]
+    items += [Unit("question", f"C|{i}", True, bool(rng.random() < 0.1), 0.0) for i in range(60)]
+    per_form = {f: summarise([u for u in items if u.form == f]) for f in ("multiple_choice", "question")}
+    mc = per_form["multiple_choice"]
+    kept = sum(u.kept for u in items if u.form == "multiple_choice")
+    assert mc["residual_above_prior"] == round((kept - 30) / (60 - 30), 4)
+    bias = form_dependent_bias(per_form, items, seed=0)
+    values = [mc["residual_above_prior"], per_form["question"]["residual"]]
+    assert bias["std"] == round(float(np.std(values)), 4)
+    lo, hi = bias["interval"]
+    assert lo <= bias["std"] <= hi

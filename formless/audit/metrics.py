@@ -14,7 +14,14 @@ Why each piece exists:
   prior twin about a made-up name (``formless.audit.forms.base.prior_twin``), and with
   ``prior_twins="all"`` every probe of every form that names it; a known fact the twin also gets
   right is right without the knowledge, so beside the plain residual each such form reports the
-  residual over the known facts its twin gets wrong (``residual_beyond_prior``).
+  residual over the known facts its twin gets wrong (``residual_beyond_prior``). That figure has a
+  floor above 0: a second made-up name gets ~20% of the facts the first one misses right (measured
+  on the default model's option-likelihood facts), and so does an edit that forgot everything. So
+  recognition probes have a twin per made-up name (``PRIOR_NAMES``), the share of them a fact's
+  right answer wins is that fact's own chance ``q``, and the form's residual above the prior is
+  ``(kept - sum q) / (known - sum q)`` over the known facts: 0 when the audited model keeps what a
+  model without the concept would, 1 when it keeps every fact (the uniform chance correction is
+  the same formula with ``q = 1/k``).
 - *Intervals.* Residuals rest on a few dozen facts. Every figure carries a 95% percentile bootstrap
   interval, resampling facts (all probes of one fact move together, since they are not independent).
 """
@@ -50,8 +57,10 @@ class Unit:
     chance: float  # probability of a right answer by guessing (0 for generated answers)
     p_before: float | None = None
     p_after: float | None = None
-    # the reference also answers the fact's prior twin (made-up name) right; None: no twin
+    # the reference also answers the fact's (first) prior twin (made-up name) right; None: no twin
     prior: bool | None = None
+    # the share of the fact's prior twins (one per made-up name) the reference answers right
+    prior_rate: float | None = None
 
 
 def _product(values: Iterable[float | None]) -> float | None:
@@ -67,14 +76,15 @@ def units(
     probes: Sequence[Probe], before: Sequence[ProbeResult], after: Sequence[ProbeResult | None]
 ) -> list[Unit]:
     """Probes → units; the variants of a paired form's fact collapse into one unit, and a prior
-    twin joins the unit of the probe it stands beside (it sets ``prior``, nothing else)."""
+    twin joins the unit of the probe it stands beside (it sets ``prior`` and ``prior_rate``,
+    nothing else; a paired fact's twin about one name is right when all its variants are)."""
     grouped: dict[tuple[str, str, str], list[tuple[Probe, ProbeResult, ProbeResult | None]]] = {}
-    twins: dict[tuple[str, str, str], list[ProbeResult]] = defaultdict(list)
+    twins: dict[tuple[str, str, str], dict[int, list[ProbeResult]]] = defaultdict(lambda: defaultdict(list))
     order: list[tuple[str, str, str]] = []
     for p, b, a in zip(probes, before, after):
         key = (p.form, p.concept, p.item) if p.form in PAIRED_FORMS else (p.form, p.concept, p.fact_key)
         if p.prior_twin:
-            twins[key].append(b)
+            twins[key][p.twin].append(b)
             continue
         if key not in grouped:
             grouped[key] = []
@@ -83,7 +93,9 @@ def units(
     out = []
     for key in order:
         members = grouped[key]
-        prior = all(b.hit for b in twins[key]) if key in twins else None
+        named = {k: all(b.hit for b in results) for k, results in twins[key].items()} if key in twins else {}
+        prior = named.get(0) if named else None
+        prior_rate = statistics.fmean(named.values()) if named else None
         known = all(b.hit for _, b, _ in members)
         kept = known and all(a is not None and a.hit for _, _, a in members)
         chance = math.prod(1 / len(p.options) if p.options else 0.0 for p, _, _ in members)
@@ -91,7 +103,7 @@ def units(
         p_after = _product(a.probability if a else None for _, _, a in members) if known else None
         first = members[0][0]
         fact = f"{first.concept}|{first.item}"
-        out.append(Unit(first.form, fact, known, kept, chance, p_before, p_after, prior))
+        out.append(Unit(first.form, fact, known, kept, chance, p_before, p_after, prior, prior_rate))
     return out
 
 
@@ -148,6 +160,36 @@ def residual_interval(
         return _percentiles(np.where(k > 0, s / np.maximum(k, 1), np.nan))
 
 
+def own_chance(unit: Unit) -> float:
+    """What a model without the concept keeps of this fact: the share of its prior twins it gets
+    right, or uniform chance for a fact whose prompt never names the concept (no twin)."""
+    return unit.chance if unit.prior_rate is None else unit.prior_rate
+
+
+def above_prior(kept: float, known: float, expected: float) -> float | None:
+    """(kept − Σq) / (known − Σq): the residual above what a model without the concept keeps (Σq:
+    the facts' own chances summed). None when the prior keeps nearly everything (< 1 fact left)."""
+    return None if known - expected < 1 else (kept - expected) / (known - expected)
+
+
+def above_prior_interval(
+    known_units: Sequence[Unit], *, seed: int = 0, resamples: int = RESAMPLES
+) -> list[float] | None:
+    """95% bootstrap interval of ``above_prior`` over known units, resampling facts."""
+    facts: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])  # known, kept, expected
+    for u in known_units:
+        facts[u.fact][0] += 1
+        facts[u.fact][1] += u.kept
+        facts[u.fact][2] += own_chance(u)
+    if not facts:
+        return None
+    table = np.array(list(facts.values()))
+    idx = _draws(len(table), seed, resamples)
+    k, s, e = (table[:, j][idx].sum(axis=1) for j in range(3))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return _percentiles(np.where(k - e >= 1, (s - e) / np.maximum(k - e, 1e-12), np.nan))
+
+
 def summarise(items: Sequence[Unit], *, seed: int = 0) -> dict:
     """Residual knowledge over what the reference knows (after / before), with its interval and,
     for guessable forms, the reference's accuracy against chance."""
@@ -182,6 +224,16 @@ def summarise(items: Sequence[Unit], *, seed: int = 0) -> dict:
                 "interval_beyond_prior": residual_interval(beyond, seed=seed),
             }
         )
+    if any(u.prior_rate is not None for u in known):
+        expected = sum(map(own_chance, known))
+        value = above_prior(kept, len(known), expected)
+        out.update(
+            {
+                "prior_keeps": round(expected / len(known), 4),  # a model without the concept, expected
+                "residual_above_prior": None if value is None else round(value, 4),
+                "interval_above_prior": above_prior_interval(known, seed=seed),
+            }
+        )
     chance = statistics.fmean(u.chance for u in items) if items else 0.0
     if chance > 0:
         p_value = binomial_sf(len(known), len(items), chance)
@@ -202,7 +254,10 @@ def summarise(items: Sequence[Unit], *, seed: int = 0) -> dict:
 
 
 def comparable_residual(stats: dict) -> float | None:
-    """The figure forms are compared on: above chance where guessing can answer."""
+    """The figure forms are compared on: above the model's own prior where the form has prior twins,
+    else above uniform chance where guessing can answer, else the residual."""
+    if stats.get("residual_above_prior") is not None:
+        return stats["residual_above_prior"]
     return stats.get("residual_above_chance", stats.get("residual"))
 
 
@@ -249,16 +304,22 @@ def form_dependent_bias(
         index = {f: i for i, f in enumerate(facts)}
         known = np.zeros((len(facts), len(names)))
         kept = np.zeros((len(facts), len(names)))
-        chance = np.array([per_form[n].get("chance", 0.0) for n in names])
+        # what a model without the concept keeps: the fact's own prior where the form compares
+        # above it, else uniform chance (the same correction with q = 1/k), else nothing
+        expected = np.zeros((len(facts), len(names)))
+        chance = [per_form[n].get("chance", 0.0) or 0.0 for n in names]
+        by_prior = [per_form[n].get("residual_above_prior") is not None for n in names]
         for u in chosen:
             j = names.index(u.form)
             known[index[u.fact], j] += u.known
             kept[index[u.fact], j] += u.kept
+            if u.known:
+                expected[index[u.fact], j] += own_chance(u) if by_prior[j] else chance[j]
         idx = _draws(len(facts), seed, resamples)
-        k, s = known[idx].sum(axis=1), kept[idx].sum(axis=1)  # resamples x forms
+        # resamples x forms
+        k, s, e = known[idx].sum(axis=1), kept[idx].sum(axis=1), expected[idx].sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
-            residual = np.where(k > 0, s / np.maximum(k, 1), np.nan)
-        residual = np.where(chance > 0, (residual - chance) / (1 - chance), residual)
+            residual = np.where(k - e > 0, (s - e) / np.maximum(k - e, 1e-12), np.nan)
         stds = np.array([np.nan if np.isnan(r).any() else np.std(r) for r in residual])
         out["interval"] = _percentiles(stds)
     return out

@@ -28,10 +28,13 @@ class Probe:
     # the same probe about a made-up name: what the reference picks without knowing the concept
     # (the options' own prior); asked of the reference, never counted as a fact itself
     prior_twin: bool = False
+    twin: int = 0  # which made-up name (formless.audit.forms.base.PRIOR_NAMES) a prior twin uses
 
     @property
     def key(self) -> str:
-        return self.fact_key + (PRIOR_SUFFIX if self.prior_twin else "")
+        if not self.prior_twin:
+            return self.fact_key
+        return self.fact_key + PRIOR_SUFFIX + (str(self.twin) if self.twin else "")
 
     @property
     def fact_key(self) -> str:

@@ -50,6 +50,9 @@ PRIOR_FIELDS = (
     "still_answered_beyond_prior",
     "residual_beyond_prior",
     "interval_beyond_prior",
+    "prior_keeps",
+    "residual_above_prior",
+    "interval_above_prior",
 )
 
 
@@ -79,13 +82,21 @@ class Summary(Record):
     still_answered_beyond_prior: int | None = None
     residual_beyond_prior: float | None = None
     interval_beyond_prior: list[float] | None = None
+    # ... and, over all known facts, what a model without the concept keeps (each fact's share of
+    # right prior twins, averaged) and the residual above it (formless.audit.metrics.above_prior)
+    prior_keeps: float | None = None
+    residual_above_prior: float | None = None
+    interval_above_prior: list[float] | None = None
 
     def _omitted(self) -> tuple[str, ...]:
         return (CHANCE_FIELDS if self.chance is None else ()) + PRIOR_FIELDS
 
     @property
     def comparable_residual(self) -> float | None:
-        """The figure forms are compared on: above chance where guessing can answer."""
+        """The figure forms are compared on: above the model's own prior where there are prior twins,
+        above chance where guessing can answer, else the residual (``metrics.comparable_residual``)."""
+        if self.residual_above_prior is not None:
+            return self.residual_above_prior
         return self.residual_above_chance if self.chance is not None else self.residual
 
 

@@ -40,6 +40,8 @@ def render_html(report: AuditReport, heatmap_png: Path | None) -> str:
         cells = [e(r["title"]) + (" <i>(context)</i>" if r["group"] == "context" else ""), r["known"]]
         if r["chance"]:
             cells[0] += f"<br><span class=muted>{e(r['chance'])}</span>"
+        if r["above_prior"]:
+            cells[0] += f"<br><span class=muted>above the prior: {e(r['above_prior'])}</span>"
         if r["beyond_prior"]:
             cells[0] += f"<br><span class=muted>beyond the prior: {e(r['beyond_prior'])}</span>"
         ratio = "–" if r["probability_ratio"] is None else f"{r['probability_ratio']:.2f}"

@@ -42,12 +42,12 @@ def render_markdown(report: AuditReport, heatmap: str | None = "heatmap.png") ->
     rows = per_form_rows(report)
     prior = any(r["beyond_prior"] for r in rows)
     header = ["Form", "Known (reference)", "Residual [95% CI]"]
-    header += [*(["Beyond the prior"] if prior else []), "Answer prob. ratio", *quant]
+    header += [*(["Above the prior", "Beyond the prior"] if prior else []), "Answer prob. ratio", *quant]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
         name = r["title"] + (" *(context, reported apart)*" if r["group"] == "context" else "")
         ratio = "–" if r["probability_ratio"] is None else f"{r['probability_ratio']:.2f}"
-        extra = f"{r['beyond_prior'] or '–'} | " if prior else ""
+        extra = f"{r['above_prior'] or '–'} | {r['beyond_prior'] or '–'} | " if prior else ""
         lines.append(
             f"| {name} | {r['known']} | {r['residual_text']} | {extra}{ratio} | "
             + " | ".join(pct(r.get(q)) for q in quant)
@@ -58,10 +58,12 @@ def render_markdown(report: AuditReport, heatmap: str | None = "heatmap.png") ->
         "Residual = share of the answers the reference gave that the audited model still gives; "
         "95% bootstrap intervals over facts. True/false counts a fact when both its true and its false "
         "statement are judged right; a recognition form whose reference accuracy is not significantly "
-        "above chance is not measurable on this model. Beyond the prior: the residual over the "
-        "known facts that the same prompt about a made-up name does not also get right (facts "
-        "right without knowing the concept cannot show it forgotten or kept; asked for the choice "
-        "forms, and for every form with --prior-twins all).",
+        "above chance is not measurable on this model. Above the prior: the residual corrected for "
+        "what a model without the concept keeps, each fact's chance being the share of made-up "
+        "names the same prompt gets right (0 = as forgotten as a name it never knew). Beyond the "
+        "prior: the residual over the known facts that the same prompt about the first made-up "
+        "name does not also get right (facts right without knowing the concept cannot show it "
+        "forgotten or kept). Asked for the choice forms, and for every form with --prior-twins all.",
         "",
     ]
     lines += ["## What must survive", "", "| Check | Result | Kept |", "|---|---|---|"]

@@ -34,6 +34,19 @@ def beyond_prior(stats: Summary) -> str:
     )
 
 
+def above_prior(stats: Summary) -> str:
+    """The residual above what a model without the concept keeps, '' where no prior twin:
+    '13% [0–35%] (a made-up name keeps 56%)'."""
+    if stats.prior_keeps is None:
+        return ""
+    if stats.residual_above_prior is None:
+        return f"– (a made-up name keeps {pct(stats.prior_keeps)}: nothing left to measure)"
+    return (
+        f"{pct(stats.residual_above_prior)} {interval(stats.interval_above_prior)} "
+        f"(a made-up name keeps {pct(stats.prior_keeps)})"
+    )
+
+
 def chance_note(stats: Summary) -> str:
     """Reference accuracy against chance for guessable forms ('' for generated answers)."""
     if not stats.chance:
@@ -71,6 +84,7 @@ def per_form_rows(report: AuditReport) -> list[dict]:
             "measurable": s.measurable,
             "chance": chance_note(s),
             "beyond_prior": beyond_prior(s) if s.measurable else "",
+            "above_prior": above_prior(s) if s.measurable else "",
             "probability_ratio": s.probability_ratio,
         }
         for name, q in report.quantization.items():

@@ -29,6 +29,11 @@ def print_summary(report: AuditReport, console: Console) -> None:
         table.add_row(name, r["known"], residual, ratio, *[_colour(r.get(q)) for q in quant])
     console.print(table)
     # a line, not a column: the table already fills a terminal's 80 characters
+    above = [f"{r['title']} {r['above_prior']}" for r in rows if r["above_prior"]]
+    if above:
+        console.print(
+            "Above the prior (0% = keeps what a model that never knew the concept keeps): " + "; ".join(above)
+        )
     beyond = [f"{r['title']} {r['beyond_prior']}" for r in rows if r["beyond_prior"]]
     if beyond:
         console.print(

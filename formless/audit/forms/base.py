@@ -12,8 +12,12 @@ from formless.knowledge.templates import LANGUAGES, MADE_UP_NAMES
 from formless.matching import contains_answer
 
 Group = Literal["forget", "context"]
-# the made-up name of every prior twin
-PRIOR_NAME = MADE_UP_NAMES[0]
+# the made-up names of the prior twins: a recognition probe is asked about each (a model that never
+# knew the concept keeps a fact with the share of them it gets right: its own per-fact chance); other
+# forms get the first only. None may be a name ROCR averages for its redirect
+# (formless.rocr.config.UNKNOWN_NAMES), or the edited model would match the prior by construction.
+PRIOR_NAMES = (*MADE_UP_NAMES, "Harvo Lindqvell")
+PRIOR_NAME = PRIOR_NAMES[0]
 
 
 @dataclass(frozen=True)
@@ -56,11 +60,13 @@ def gives_away(probe: Probe, group: Group = "forget") -> bool:
     return group == "forget" and not probe.options and contains_answer(probe.prompt, probe.aliases)
 
 
-def prior_twin(probe: Probe, concept: Concept) -> Probe | None:
-    """``probe`` with every spelling of the concept (longest first, any case) replaced by a made-up
-    name; None when the prompt never names it ("Who is Harry's best friend?" has no twin)."""
+def prior_twin(probe: Probe, concept: Concept, twin: int = 0) -> Probe | None:
+    """``probe`` with every spelling of the concept (longest first, any case) replaced by the made-up
+    name ``PRIOR_NAMES[twin]``; None when the prompt never names it ("Who is Harry's best friend?"
+    has no twin)."""
     prompt = probe.prompt
     for name in sorted({concept.name, *concept.aliases}, key=len, reverse=True):
         if name.strip():
-            prompt = re.sub(rf"(?<!\w){re.escape(name)}(?!\w)", PRIOR_NAME, prompt, flags=re.IGNORECASE)
-    return None if prompt == probe.prompt else replace(probe, prompt=prompt, prior_twin=True)
+            made_up = PRIOR_NAMES[twin]
+            prompt = re.sub(rf"(?<!\w){re.escape(name)}(?!\w)", made_up, prompt, flags=re.IGNORECASE)
+    return None if prompt == probe.prompt else replace(probe, prompt=prompt, prior_twin=True, twin=twin)

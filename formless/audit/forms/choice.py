@@ -1,15 +1,16 @@
 """Recognition rather than recall: multiple choice (option likelihood, letters) and true/false.
 
-Each probe that names the concept gets a *prior twin*: the same prompt and options about a made-up
-name. Uniform chance (1/4, 1/2) is not what a model without the knowledge does: measured on the
-default model, a made-up name gets the right option for 55% of the option-likelihood facts the
-reference knows and 81% of the letter ones (``benchmarks/recognition_prior.py``). The twin says,
-fact by fact, whether the reference's right answer needs the concept at all; the audit reports the
-residual over the facts where it does beside the plain one (``formless.audit.metrics``)."""
+Each probe that names the concept gets *prior twins*: the same prompt and options about each of a few
+made-up names (``PRIOR_NAMES``). Uniform chance (1/4, 1/2) is not what a model without the
+knowledge does: measured on the default model, a made-up name gets the right option for 55% of the
+option-likelihood facts the reference knows and 81% of the letter ones
+(``benchmarks/recognition_prior.py``). The share of the twins a fact's right answer wins is that
+fact's own chance on this model; the audit reports the residual above it, and the residual over the
+facts the first twin gets wrong, beside the plain one (``formless.audit.metrics``)."""
 
 from __future__ import annotations
 
-from formless.audit.forms.base import Form, FormContext, prior_twin
+from formless.audit.forms.base import PRIOR_NAMES, Form, FormContext, prior_twin
 from formless.audit.probes import Probe, rng_for
 from formless.knowledge import BLANK, Concept
 
@@ -17,11 +18,13 @@ LETTERS = "ABCD"
 
 
 class _Recognition(Form):
-    """A recognition form: its probes, then their prior twins."""
+    """A recognition form: its probes, then their prior twins (one per made-up name)."""
 
     def probes(self, concept: Concept, ctx: FormContext) -> list[Probe]:
         named = super().probes(concept, ctx)
-        return named + [t for p in named if (t := prior_twin(p, concept)) is not None]
+        return named + [
+            t for k in range(len(PRIOR_NAMES)) for p in named if (t := prior_twin(p, concept, k)) is not None
+        ]
 
 
 def _shuffled(fact, seed: int, concept: str) -> tuple[list[str], int] | None:
