@@ -57,7 +57,9 @@ def run_concept(name: str, ref, kb, args) -> dict:
     concept = kb.concept(name)
     settings = AuditSettings(forms=list(args.forms), neighbours=False, general=False, fluency=False)
     probes = build_probes(kb, [concept], settings).forget
-    # forms the audit gives no twin (answers generated): the same made-up-name twin, built here
+    # the first made-up name's twin only (the audit asks recognition probes about several), and for
+    # forms the audit gives no twin (answers generated), the same made-up-name twin, built here
+    probes = [p for p in probes if not p.twin]
     have = {p.fact_key for p in probes if p.prior_twin}
     probes += [
         t
