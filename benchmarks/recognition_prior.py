@@ -17,7 +17,10 @@ Probes whose prompt never names the concept (no made-up twin exists) are left ou
 Printed per form, over the facts the reference knows (a true/false fact: both statements judged
 right, as the audit counts it): the residual and the prior, each with a 95% Wilson interval, and
 the residual over the facts the reference knows *and* does not get right with the made-up name
-(knowledge-dependent facts, the same rule the elicitation applies to its answers). A residual near
+(knowledge-dependent facts, the same rule the elicitation applies to its answers), and how many of
+those the audit's other made-up names get right on the reference: the floor of that figure (a
+model that knows nothing of the concept, but is not the first made-up name, reads that much; the
+audit's "above the prior" corrects for it). A residual near
 the prior means the edit left about what a no-knowledge model gets; a residual over the
 knowledge-dependent facts is recognition that only knowledge of the concept explains.
 
@@ -57,9 +60,7 @@ def run_concept(name: str, ref, kb, args) -> dict:
     concept = kb.concept(name)
     settings = AuditSettings(forms=list(args.forms), neighbours=False, general=False, fluency=False)
     probes = build_probes(kb, [concept], settings).forget
-    # the first made-up name's twin only (the audit asks recognition probes about several), and for
-    # forms the audit gives no twin (answers generated), the same made-up-name twin, built here
-    probes = [p for p in probes if not p.twin]
+    # forms the audit gives no twin (answers generated): the first made-up name's twin, built here
     have = {p.fact_key for p in probes if p.prior_twin}
     probes += [
         t
@@ -70,15 +71,25 @@ def run_concept(name: str, ref, kb, args) -> dict:
         config = make_config(preset=args.preset)
         edited = forget(name, model=args.model, out=Path(tmp) / "m", config=config).loaded
     on_ref = score_probes(ref, probes, batch_size=64, fast=args.fast)
-    on_edited = score_probes(edited, probes, batch_size=64, fast=args.fast)
-    twins = {p.fact_key: i for i, p in enumerate(probes) if p.prior_twin}
+    # the edited model answers the named probes and the first name's twins
+    asked = [i for i, p in enumerate(probes) if not p.twin]
+    on_edited = dict(
+        zip(asked, score_probes(edited, [probes[i] for i in asked], batch_size=64, fast=args.fast))
+    )
+    twins: dict[str, dict[int, int]] = {}
+    for i, p in enumerate(probes):
+        if p.prior_twin:
+            twins.setdefault(p.fact_key, {})[p.twin] = i
     named = [i for i, p in enumerate(probes) if not p.prior_twin]
     rows = []
     for i in named:  # a prompt that never names the concept has no twin: left out, counted
-        if (t := twins.get(probes[i].key)) is not None:
+        if (own := twins.get(probes[i].key)) is not None:
+            t = own[0]
             hits = (on_ref[i].hit, on_edited[i].hit, on_ref[t].hit, on_edited[t].hit)
             rows.append({"form": probes[i].form, "key": probes[i].key, "control_prompt": probes[t].prompt})
             rows[-1].update(zip(WAYS, hits))
+            # the other made-up names' twins, on the reference: a second no-knowledge model
+            rows[-1]["other_controls"] = [on_ref[own[k]].hit for k in sorted(own) if k]
     return {"concept": name, "skipped_unnamed": len(named) - len(rows), "probes": rows}
 
 
@@ -97,14 +108,31 @@ def fact_units(rows: list[dict], form: str) -> list[dict[str, bool]]:
         for p in row["probes"]:
             if p["form"] == form:
                 grouped.setdefault(p["key"].rsplit("|", 1)[0], []).append(p)
-    return [{w: all(p[w] for p in members) for w in WAYS} for members in grouped.values()]
+    out = []
+    for members in grouped.values():
+        unit = {w: all(p[w] for p in members) for w in WAYS}
+        others = zip(*(p.get("other_controls", []) for p in members))
+        unit["other_controls"] = [all(hits) for hits in others]
+        out.append(unit)
+    return out
+
+
+def floor(dependent: list[dict]) -> str:
+    """How many of the facts the first made-up name gets wrong another made-up name gets right: what
+    "residual over those" reads for a model that knows nothing of the concept (its floor)."""
+    k = min((len(u["other_controls"]) for u in dependent), default=0)
+    if not dependent or not k:
+        return "–"
+    right = sum(u["other_controls"][j] for u in dependent for j in range(k))
+    return f"{100 * right / (k * len(dependent)):.0f}% ({right}/{k * len(dependent)}, {k} other names)"
 
 
 def table(rows: list[dict]) -> str:
     lines = [
         "| form | reference knows | residual after ROCR | prior (made-up name) over the known "
-        "| prior after ROCR | known and not by prior | residual over those |",
-        "|---|---|---|---|---|---|---|",
+        "| prior after ROCR | known and not by prior | residual over those "
+        "| another made-up name right, of those (the floor) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     forms = dict.fromkeys(p["form"] for r in rows for p in r["probes"])
     for form in forms:
@@ -116,7 +144,8 @@ def table(rows: list[dict]) -> str:
             f"| {form} | {len(known)}/{len(units)} | {cell(count(known, 'edited'), len(known))} "
             f"| {cell(count(known, 'reference_control'), len(known))} "
             f"| {cell(count(known, 'edited_control'), len(known))} "
-            f"| {len(dependent)}/{len(known)} | {cell(count(dependent, 'edited'), len(dependent))} |"
+            f"| {len(dependent)}/{len(known)} | {cell(count(dependent, 'edited'), len(dependent))} "
+            f"| {floor(dependent)} |"
         )
     return "\n".join(lines)
 
