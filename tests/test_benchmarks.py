@@ -380,7 +380,14 @@ def test_recognition_prior_counts_over_the_probes_the_reference_knows():
 
     def probe(item: str, variant: str, ref: bool, edited: bool, ctl: bool) -> dict:
         ways = {"reference": ref, "edited": edited, "reference_control": ctl, "edited_control": ctl}
-        return {"form": "true_false", "key": f"X|true_false|{item}|{variant}", **ways}
+        # two other made-up names: the first right on both statements, the second on the true one only
+        others = [True, variant == "t"]
+        return {
+            "form": "true_false",
+            "key": f"X|true_false|{item}|{variant}",
+            **ways,
+            "other_controls": others,
+        }
 
     facts = [  # (reference, edited, made-up name) for the true and the false statement
         [(True, True, False), (True, True, True)],  # known, kept, prior wrong on one statement
@@ -393,4 +400,5 @@ def test_recognition_prior_counts_over_the_probes_the_reference_knows():
     cells = [c.strip() for c in line.strip("|").split("|")]
     # known 3 of 4 facts; residual 2/3; prior over the known 2/3; knowledge-dependent 1 (kept)
     assert cells[1:4] == ["3/4", "67% [21–94%] (2/3)", "67% [21–94%] (2/3)"]
-    assert cells[5:] == ["1/3", "100% [21–100%] (1/1)"]
+    # the floor: of that one fact, the first other name gets both statements right, the second not
+    assert cells[5:] == ["1/3", "100% [21–100%] (1/1)", "50% (1/2, 2 other names)"]
