@@ -173,18 +173,32 @@ def test_reports_show_the_residual_beyond_the_prior(tiny_dir, kb, cache):
     out = StringIO()
     print_summary(report, Console(file=out, width=200))
     assert "Beyond the prior" in out.getvalue() and "50% [0–100%] (1/2)" in out.getvalue()
+    # the residual above the prior, negative where the audited model keeps less than made-up names do
+    above = {"prior_keeps": 0.6667, "residual_above_prior": -0.5, "interval_above_prior": [-1.62, -0.11]}
+    report.forget.per_form["multiple_choice"] = shown.model_copy(update=above)
+    text = render_markdown(report, heatmap=None)
+    assert "| Above the prior | Beyond the prior |" in text
+    assert "| −50% [−162% to −11%] (a made-up name keeps 67%) | 50% [0–100%] (1/2) |" in text
+    out = StringIO()
+    print_summary(report, Console(file=out, width=200))
+    assert "Above the prior" in out.getvalue() and "−50% [−162% to −11%]" in out.getvalue()
+    from formless.reports.html import render_html
+
+    assert "above the prior: −50% [−162% to −11%] (a made-up name keeps 67%)" in render_html(report, None)
     # a prior twin both models answer is no leak; the probe it stands beside is one
     from formless.reports.markdown import leaks
 
     twin = next(i for i, p in enumerate(report.probes) if p.key.endswith("~prior"))
     stands_beside = report.probes[twin].key.removesuffix("~prior")
     named = next(i for i, p in enumerate(report.probes) if p.key == stands_beside)
-    for i in (twin, named):
+    third = next(i for i, p in enumerate(report.probes) if p.key == stands_beside + "~prior2")  # 3rd name
+    for i in (twin, named, third):
         record = report.probes[i]
         hit = record.before.model_copy(update={"hit": True})
         report.probes[i] = record.model_copy(update={"before": hit, "after": hit})
     found = {p.key for p in leaks(report, limit=10_000)}
-    assert report.probes[named].key in found and report.probes[twin].key not in found
+    assert report.probes[named].key in found
+    assert report.probes[twin].key not in found and report.probes[third].key not in found
 
 
 def test_reports_say_which_probes_were_not_asked_because_they_state_the_answer(tiny_dir, kb, cache):

@@ -6,12 +6,19 @@ from formless.audit.report import AuditReport, Summary
 
 
 def pct(value: float | None) -> str:
-    return "–" if value is None else f"{100 * value:.0f}%"
+    """'12%'; a negative figure (a residual above the prior can be) with a true minus sign: '−50%'."""
+    return "–" if value is None else f"{100 * value:.0f}%".replace("-", "−")
 
 
 def interval(bounds: list[float] | None) -> str:
-    """A 95% interval as '[lo–hi%]', or '' when there is none."""
-    return "" if not bounds else f"[{100 * bounds[0]:.0f}–{100 * bounds[1]:.0f}%]"
+    """A 95% interval as '[lo–hi%]', '[−162% to −11%]' where a bound is negative, or '' when there
+    is none."""
+    if not bounds:
+        return ""
+    lo, hi = (100 * b for b in bounds)
+    if min(lo, hi) < 0:
+        return f"[{pct(bounds[0])} to {pct(bounds[1])}]"
+    return f"[{lo:.0f}–{hi:.0f}%]"
 
 
 def with_interval(stats: Summary) -> str:
