@@ -256,9 +256,10 @@ def audit(
     prior_twins: Annotated[
         str,
         typer.Option(
-            help="which forms also ask each probe about a made-up name on the reference, to tell facts "
-            "that need the concept from facts the prompt gives away: 'recognition' (the choice forms) "
-            "or 'all' (every form that names the concept; at most doubles the reference's first scoring)"
+            help="which forms also ask each probe about made-up names on the reference, to tell facts "
+            "that need the concept from facts the prompt gives away: 'recognition' (the choice forms, "
+            "three names each: the residual above the prior) or 'all' (also one name for every other "
+            "form that names the concept; at most doubles the reference's first scoring)"
         ),
     ] = "recognition",
     kind: TypeOpt = None,

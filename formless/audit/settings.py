@@ -29,10 +29,10 @@ class AuditSettings:
     fast: bool = False  # bf16 where the CPU has it: ~1.4x faster, answers more sensitive to batch padding
     # generates (and scores) on the audited model and the reference: formless.engines.ENGINES
     engine: str = DEFAULT_ENGINE
-    # which forms get a prior twin (the prompt about a made-up name, asked on the reference only):
-    # "recognition" (multiple choice, true/false: their options have a prior) or "all" (every form
-    # whose prompt names the concept: a completion such as "Michael Jordan played professional
-    # basketball in the" is answered without knowing him); at most doubles the reference's first scoring
+    # which forms get prior twins (the prompt about made-up names, asked on the reference only):
+    # "recognition" (multiple choice, true/false: their options have a prior; three names each) or
+    # "all" (also the first name for every form whose prompt names the concept: a completion such as
+    # "Michael Jordan played professional basketball in the" is answered without knowing him)
     prior_twins: str = "recognition"
 
     @property
