@@ -15,8 +15,9 @@ Why each piece exists:
   ``prior_twins="all"`` every probe of every form that names it; a known fact the twin also gets
   right is right without the knowledge, so beside the plain residual each such form reports the
   residual over the known facts its twin gets wrong (``residual_beyond_prior``). That figure has a
-  floor above 0: a second made-up name gets ~20% of the facts the first one misses right (measured
-  on the default model's option-likelihood facts), and so does an edit that forgot everything. So
+  floor above 0: a second made-up name gets 16-18% of the facts the first one misses right
+  (measured on the default model's option-likelihood facts, ``benchmarks/recognition_prior.py``),
+  and so would an edit that made the concept as unknown as a made-up name. So
   recognition probes have a twin per made-up name (``PRIOR_NAMES``), the share of them a fact's
   right answer wins is that fact's own chance ``q``, and the form's residual above the prior is
   ``(kept - sum q) / (known - sum q)`` over the known facts: 0 when the audited model keeps what a
