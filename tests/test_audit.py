@@ -347,3 +347,31 @@ def test_the_same_checkpoint_audited_again_is_not_rescored(tiny_dir, kb, cache, 
     other = audit(save_tiny_model("llama", tmp_path / "other", seed=2))
     assert {"score_probes", "relearned_copy", "transform", "fluency_generations", "divergence"} <= set(calls)
     assert other.run.audited_cache != first.run.audited_cache
+
+
+def test_further_made_up_names_are_asked_only_about_facts_the_reference_knows(
+    tiny_dir, kb, cache, monkeypatch
+):
+    """The second and third made-up names' twins only set a known fact's own chance: the reference is
+    asked them for the facts it knows (every named variant right), after the rest, and the report
+    holds them for those facts alone; the first name's twin is asked of every fact."""
+    asked: list[list] = []
+
+    def fake_reference(loaded, batch, **kw):
+        # the reference knows the author fact in every form; a made-up name gets it right for name 1
+        asked.append(list(batch))
+        return [ProbeResult(hit=(p.item == "author") != (p.prior_twin and p.twin != 1), probability=0.5)
+                for p in batch]  # fmt: skip
+
+    monkeypatch.setattr(audit_run, "score_probes_halved", fake_reference)
+    report = _audit(tiny_dir, kb, cache, quantize=(), fluency=False)
+    extra = [p for batch in asked for p in batch if p.extra_twin]
+    assert extra and {p.item for p in extra} == {"author"}  # never about the unknown school fact
+    assert not any(p.extra_twin for p in asked[0])  # asked after the others were known
+    first = [p for batch in asked for p in batch if p.prior_twin and p.twin == 0]
+    assert {p.item for p in first} == {"author", "school"}
+    in_report = [p.key for p in report.probes if "~prior1" in p.key or "~prior2" in p.key]
+    assert in_report and all("|author|" in k for k in in_report)
+    # the author fact: twins 0 and 2 wrong, twin 1 right -> its own chance 1/3 in every choice form
+    mc = report.forget.per_form["multiple_choice"]
+    assert mc.known == 1 and mc.prior_keeps == round(1 / 3, 4)

@@ -73,6 +73,23 @@ def _product(values: Iterable[float | None]) -> float | None:
     return out
 
 
+def unit_key(probe: Probe) -> tuple[str, str, str]:
+    """The fact a probe counts toward in its form: a paired form's variants share one, and a prior
+    twin shares the key of the probe it stands beside."""
+    if probe.form in PAIRED_FORMS:
+        return (probe.form, probe.concept, probe.item)
+    return (probe.form, probe.concept, probe.fact_key)
+
+
+def known_facts(probes: Sequence[Probe], before: Sequence[ProbeResult]) -> set[tuple[str, str, str]]:
+    """The facts (``unit_key``) the reference knows: every probe of the fact that is not a twin right."""
+    hits: dict[tuple[str, str, str], bool] = {}
+    for p, b in zip(probes, before):
+        if not p.prior_twin:
+            hits[unit_key(p)] = hits.get(unit_key(p), True) and b.hit
+    return {k for k, known in hits.items() if known}
+
+
 def units(
     probes: Sequence[Probe], before: Sequence[ProbeResult], after: Sequence[ProbeResult | None]
 ) -> list[Unit]:
@@ -83,7 +100,7 @@ def units(
     twins: dict[tuple[str, str, str], dict[int, list[ProbeResult]]] = defaultdict(lambda: defaultdict(list))
     order: list[tuple[str, str, str]] = []
     for p, b, a in zip(probes, before, after):
-        key = (p.form, p.concept, p.item) if p.form in PAIRED_FORMS else (p.form, p.concept, p.fact_key)
+        key = unit_key(p)
         if p.prior_twin:
             twins[key][p.twin].append(b)
             continue

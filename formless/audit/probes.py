@@ -37,6 +37,12 @@ class Probe:
         return self.fact_key + PRIOR_SUFFIX + (str(self.twin) if self.twin else "")
 
     @property
+    def extra_twin(self) -> bool:
+        """A prior twin about a second or later made-up name: its answer only sets a known fact's own
+        chance, so the reference is asked it only where it knows the fact (the first twin always)."""
+        return self.prior_twin and self.twin > 0
+
+    @property
     def fact_key(self) -> str:
         """The key of the probe a prior twin stands beside (its own key otherwise)."""
         return f"{self.concept}|{self.form}|{self.item}|{self.variant}"

@@ -20,6 +20,7 @@ from formless.audit.building import ProbeSets, build_probes, general_probes
 from formless.audit.cached import cached_scores, rounded
 from formless.audit.engine import ProbeResult, score_probes_halved, scoring_jobs
 from formless.audit.forms import FORMS
+from formless.audit.metrics import known_facts, unit_key
 from formless.audit.probes import Probe
 from formless.audit.reference import ResultCache
 from formless.audit.report import AuditReport, Fluency, Retain
@@ -127,7 +128,12 @@ def reference_jobs(
     validate(settings)
     sets = build_probes(kb, [kb.concept(n) for n in concepts], settings)
     store = ResultCache(reference.weights_hash(), cache)
-    probes = [p for p in sets.all() if store.get(f"{settings.precision}{p.fingerprint()}") is None]
+    # the further made-up names' twins wait for the audit: they are asked only about known facts
+    probes = [
+        p
+        for p in sets.all()
+        if not p.extra_twin and store.get(f"{settings.precision}{p.fingerprint()}") is None
+    ]
     jobs, merge = scoring_jobs(
         reference, probes, batch_size=settings.batch_size, fast=settings.fast, engine=settings.engine
     )
@@ -229,6 +235,12 @@ def run_audit(
             )
 
     precision = settings.precision
+    # first every probe but the further made-up names' twins; those only set a known fact's own
+    # chance (metrics.own_chance), so they are asked, and reported, for the facts the reference knows
+    first = [p for p in probes if not p.extra_twin]
+    known_here = known_facts(first, cached_scores(store, precision, first, score_ref))
+    sets.forget = [p for p in sets.forget if not p.extra_twin or unit_key(p) in known_here]
+    probes = sets.all()
     before = cached_scores(store, precision, probes, score_ref)
     t = lap("reference", t)
 
