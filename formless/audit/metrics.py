@@ -141,15 +141,32 @@ def chance_corrected(accuracy: float | None, chance: float) -> float | None:
     return (accuracy - chance) / (1 - chance)
 
 
-def _cluster_counts(items: Sequence[Unit]) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """(known, kept) counts per fact, the facts in first-seen order."""
-    known: dict[str, int] = defaultdict(int)
-    kept: dict[str, int] = defaultdict(int)
+def _cluster_counts(
+    items: Sequence[Unit], expected: Callable[[Unit], float] = lambda _: 0.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(known, kept, expected) sums per fact, the facts in first-seen order; ``expected``: what a
+    model without the concept keeps of a known unit (0: the plain residual)."""
+    sums: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
     for u in items:
-        known[u.fact] += u.known
-        kept[u.fact] += u.kept
-    facts = list(known)
-    return np.array([known[f] for f in facts]), np.array([kept[f] for f in facts]), facts
+        row = sums[u.fact]
+        row[0] += u.known
+        row[1] += u.kept
+        row[2] += expected(u) if u.known else 0.0
+    table = np.array(list(sums.values())).reshape(-1, 3)
+    return table[:, 0], table[:, 1], table[:, 2]
+
+
+def _ratio_interval(
+    known: np.ndarray, kept: np.ndarray, expected: np.ndarray, seed: int, resamples: int
+) -> list[float] | None:
+    """95% percentile bootstrap interval of (kept − expected) / (known − expected), resampling facts
+    (a resample with less than one fact above ``expected`` has no figure)."""
+    if not len(known) or known.sum() == 0:
+        return None
+    idx = _draws(len(known), seed, resamples)
+    k, s, e = known[idx].sum(axis=1), kept[idx].sum(axis=1), expected[idx].sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return _percentiles(np.where(k - e >= 1, (s - e) / np.maximum(k - e, 1e-12), np.nan))
 
 
 def _draws(n: int, seed: int, resamples: int) -> np.ndarray:
@@ -169,13 +186,7 @@ def residual_interval(
     items: Sequence[Unit], *, seed: int = 0, resamples: int = RESAMPLES
 ) -> list[float] | None:
     """95% bootstrap interval of kept / known, resampling facts."""
-    known, kept, facts = _cluster_counts(items)
-    if not facts or known.sum() == 0:
-        return None
-    idx = _draws(len(facts), seed, resamples)
-    k, s = known[idx].sum(axis=1), kept[idx].sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return _percentiles(np.where(k > 0, s / np.maximum(k, 1), np.nan))
+    return _ratio_interval(*_cluster_counts(items), seed, resamples)
 
 
 def own_chance(unit: Unit) -> float:
@@ -194,18 +205,7 @@ def above_prior_interval(
     known_units: Sequence[Unit], *, seed: int = 0, resamples: int = RESAMPLES
 ) -> list[float] | None:
     """95% bootstrap interval of ``above_prior`` over known units, resampling facts."""
-    facts: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])  # known, kept, expected
-    for u in known_units:
-        facts[u.fact][0] += 1
-        facts[u.fact][1] += u.kept
-        facts[u.fact][2] += own_chance(u)
-    if not facts:
-        return None
-    table = np.array(list(facts.values()))
-    idx = _draws(len(table), seed, resamples)
-    k, s, e = (table[:, j][idx].sum(axis=1) for j in range(3))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return _percentiles(np.where(k - e >= 1, (s - e) / np.maximum(k - e, 1e-12), np.nan))
+    return _ratio_interval(*_cluster_counts(known_units, own_chance), seed, resamples)
 
 
 def summarise(items: Sequence[Unit], *, seed: int = 0) -> dict:
