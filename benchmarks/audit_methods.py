@@ -82,30 +82,33 @@ def counts(summary: Summary | None) -> list[int]:
 
 
 def own_chances(report: AuditReport) -> dict[str, list[list[float]]]:
-    """Per form with prior twins, [kept, q] per fact the reference knows (q: the share of the fact's
-    made-up-name twins the reference gets right, as ``formless.audit.metrics.own_chance``), read off
-    the report's probes: pooled over
-    concepts into the residual above the prior (``formless.audit.metrics.above_prior``)."""
-    facts: dict[tuple[str, str], dict] = {}
+    """Per form with prior twins, [kept, q] per fact the reference knows (q: ``metrics.own_chance``,
+    the share of the fact's made-up-name twins the reference gets right), from the report's probes
+    grouped into facts as the audit groups them: pooled over concepts into the residual above the
+    prior (``formless.audit.metrics.above_prior``)."""
+    from formless.audit.engine import ProbeResult
+    from formless.audit.metrics import units
+    from formless.audit.probes import PRIOR_SUFFIX, Probe
+
+    probes, before, after = [], [], []
     for p in report.probes:
-        base, _, twin = p.key.partition("~prior")
+        base, twin_mark, twin = p.key.partition(PRIOR_SUFFIX)
         concept, form, item, variant = base.rsplit("|", 3)
-        fact = facts.setdefault(
-            (form, f"{concept}|{item}" if form == "true_false" else base), {"named": [], "twins": {}}
-        )
-        if _:
-            fact["twins"].setdefault(twin, []).append(p.before.hit)
-        else:
-            fact["named"].append((p.before.hit, bool(p.after and p.after.hit)))
-    twinned = {form for (form, _), fact in facts.items() if fact["twins"]}
+        twin_of = {"prior_twin": bool(twin_mark), "twin": int(twin or 0)}
+        probes.append(Probe(form, concept, item, "", variant=variant, **twin_of))
+        before.append(ProbeResult(p.before.hit, None))
+        after.append(ProbeResult(p.after.hit, None) if p.after else None)
+    twinned = {p.form for p in probes if p.prior_twin}
     out: dict[str, list[list[float]]] = {}
-    for (form, _), fact in facts.items():
-        if form in twinned and fact["named"] and all(b for b, _ in fact["named"]):
-            # a fact whose prompt never names the concept has no twin: uniform chance, as the audit
-            chance = report.forget.per_form[form].chance or 0.0
-            twins = fact["twins"].values()
-            q = statistics.fmean(all(hits) for hits in twins) if twins else chance
-            out.setdefault(form, []).append([float(all(a for _, a in fact["named"])), q])
+    for unit in units(probes, before, after):
+        if unit.form in twinned and unit.known:
+            # a fact whose prompt never names the concept has no twin: the form's uniform chance
+            q = (
+                unit.prior_rate
+                if unit.prior_rate is not None
+                else report.forget.per_form[unit.form].chance or 0.0
+            )
+            out.setdefault(unit.form, []).append([float(unit.kept), q])
     return out
 
 
