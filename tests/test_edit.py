@@ -358,3 +358,82 @@ def test_an_update_that_is_not_finite_is_refused(setup, monkeypatch):
     with pytest.raises(edit.UnsafeEditError, match="not finite"):
         apply_rocr(loaded, ["Harry Potter"], make_config(**UNCONSTRAINED), stats)
     assert loaded.weights_hash(refresh=True) == before
+
+
+def _name_token_keys(loaded, name, layer):
+    """Keys of every token of ``name`` in its bare chat and plain contexts (d_ff x n)."""
+    items = []
+    for chat in (True, False):
+        located = _canonical(loaded, name, chat)
+        items += [located.back(o) for o in range(located.n_concept_tokens)]
+    keys, _ = collect(loaded, items, key_layers=[layer])
+    return keys[layer].T
+
+
+def test_a_protected_name_enters_the_solve_like_an_earlier_edit(setup):
+    """``protected``: the update is the dense float64 solve of (P (K K^T + w K_p K_p^T) + I) X = P K R^T,
+    with K_p the keys of every token of the protected name in each key group."""
+    loaded, stats = setup
+    threshold = float(stats[2].eigenvalues.median())
+    options = dict(layers=[2], threshold=threshold, prefixes=[""], plain_templates=["{s}."], concept_tokens=1)
+    config = make_config(
+        redirect="a random person", protected=["Albert Einstein"], protect_weight=2.5, **options, **UNGUARDED
+    )
+    keys, before = _representations(loaded, "Harry Potter", 2)
+    _, target = _representations(loaded, config.redirect, 2)
+    kept = _name_token_keys(loaded, "Albert Einstein", 2).double()
+    result = apply_rocr(loaded, ["Harry Potter"], config, stats)
+
+    k, r = keys.T.double(), (target - before).T.double()
+    basis = stats[2].basis(threshold).double()
+    p = basis @ basis.T
+    lhs = p @ (k @ k.T + 2.5 * kept @ kept.T) + torch.eye(k.shape[0], dtype=torch.float64)
+    x = torch.linalg.solve(lhs, p @ k @ r.T)
+    torch.testing.assert_close(result.layer_edits[0].delta.double(), x.T, atol=1e-5, rtol=1e-4)
+    assert result.layer_edits[0].keys.shape[1] == 2  # the protected keys are not the edit's own
+
+
+def test_a_protected_name_keeps_its_representation_when_the_edit_is_free(setup):
+    """Every direction free and lambda -> 0: the concept lands on v* while the protected name's keys
+    get no change, so its representation stays where it was; unprotected, the same edit moves it."""
+    loaded, stats = setup
+    _, target = _representations(loaded, "a random person", 2)
+    _, other_before = _representations(loaded, "Albert Einstein", 2)
+    moved = {}
+    for protected in ([], ["Albert Einstein"]):
+        model = load_model(loaded.path)
+        config = make_config(redirect="a random person", protected=protected, **UNCONSTRAINED, **UNGUARDED)
+        apply_rocr(model, ["Harry Potter"], config, stats)
+        _, after = _representations(model, "Harry Potter", 2)
+        torch.testing.assert_close(after, target, atol=2e-3, rtol=2e-3)
+        _, other_after = _representations(model, "Albert Einstein", 2)
+        moved[bool(protected)] = float((other_after - other_before).norm() / other_before.norm())
+    assert moved[False] > 1e-2
+    assert moved[True] < 1e-3 * moved[False]
+
+
+def test_protected_names_leave_out_any_that_share_a_word_with_the_concept_or_redirect():
+    from formless.rocr.protect import protected_names
+
+    names = ["Michael Jackson", "Nikola Tesla", "Mount Fuji", "the Nile", "Orlin Fields", "nikola  tesla"]
+    kept = protected_names(names, ["Michael Jordan", "Mount Everest"], ["Orlin Vasquire"])
+    # "Mount" is a generic word, so Mount Fuji stays; a repeat (after whitespace) is asked once
+    assert kept == ["Nikola Tesla", "Mount Fuji", "the Nile"]
+
+
+def test_the_famous_list_holds_no_concept_the_audit_asks_and_no_made_up_name():
+    """Neighbours kept thanks to the list must be kept by generalisation: it holds none of the shipped
+    concepts (the audit's neighbours are those), none measured outside the knowledge base, and no
+    made-up name (the redirect's or the prior twins')."""
+    from formless.audit.forms.base import PRIOR_NAMES
+    from formless.knowledge import load
+    from formless.matching import normalise
+    from formless.rocr.config import UNKNOWN_NAMES
+    from formless.rocr.protect import FAMOUS_NAMES, protected_names
+
+    kb = load()
+    outside = ["Paris", "London", "Tokyo", "Barack Obama", "Elon Musk", "Cristiano Ronaldo", "Microsoft",
+               "Google", "The Great Gatsby", "Pride and Prejudice", "French Revolution", "Bitcoin"]  # fmt: skip
+    asked = [*kb.concepts, *outside, *UNKNOWN_NAMES, *PRIOR_NAMES]
+    assert len(set(map(normalise, FAMOUS_NAMES))) == len(FAMOUS_NAMES) >= 100
+    assert protected_names(FAMOUS_NAMES, asked) == list(FAMOUS_NAMES)

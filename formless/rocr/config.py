@@ -123,6 +123,17 @@ class ROCRConfig(BaseModel):
         description="refuse the edit when any ||dW|| / ||W|| exceeds this (an update that large breaks "
         "unrelated knowledge)",
     )
+    protect_famous: bool = Field(
+        False,
+        description="keep the representations of a broad list of well-known names "
+        "(formless.rocr.protect.FAMOUS_NAMES) as they are: their keys enter the solve like earlier edits'",
+    )
+    protected: list[str] = Field(
+        default_factory=list, description="more names whose representation the edit must leave as it is"
+    )
+    protect_weight: float = Field(
+        1.0, gt=0, description="weight of a protected name's key against an edited one in the solve"
+    )
     stats_tokens: int = Field(40_000, ge=1000, description="generic-text tokens for the statistics")
     corpus: str | None = Field(None, description="statistics corpus file/dir; None = shipped default")
 

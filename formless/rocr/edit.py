@@ -202,6 +202,27 @@ def _contexts(loaded: LoadedModel, concept: str, config: ROCRConfig) -> dict[str
     return groups
 
 
+def _protected_positions(loaded: LoadedModel, concepts: Sequence[str], config: ROCRConfig, groups) -> list[Located]:
+    """Every name token of each protected name (``config.protected``, and ``FAMOUS_NAMES`` with
+    ``protect_famous``) in the bare-name context of each key group; names that share a word with a
+    concept or a redirect, or cannot be placed, are left out."""
+    from formless.rocr.protect import FAMOUS_NAMES, protected_names
+
+    wanted = [*(FAMOUS_NAMES if config.protect_famous else ()), *config.protected]
+    names = protected_names(wanted, concepts, config.redirect_targets())
+    out: list[Located] = []
+    for name in names:
+        for group in groups:
+            if group == "start":
+                continue
+            try:
+                located = _canonical(loaded, name, group)
+            except FormlessError:
+                continue
+            out += [located.back(o) for o in range(located.n_concept_tokens)]
+    return out
+
+
 def _canonical(loaded: LoadedModel, concept: str, group: str) -> Located:
     """The prompt whose block output stands for the concept's representation in ``group``: the bare
     name (" <s>." as a chat turn, "<s>." as plain text), placed by ``place`` like the keys."""
@@ -424,6 +445,7 @@ def _apply_rocr(
     )
     per_group = v_out[last].split(len(redirects))
     target = {g: per_group[i].mean(0) for i, g in enumerate(groups)}
+    protected = _protected_positions(loaded, concepts, config, groups)
     result = EditResult(concepts, config.redirect, layers, config)
     originals: list[tuple[torch.nn.Module, torch.Tensor]] = []  # (layer, its weight before the edit)
     for i, layer in enumerate(layers):
@@ -442,7 +464,12 @@ def _apply_rocr(
         st = stats[layer]
         basis = st.basis(config.threshold).to(keys.device)  # keys come back on the first layer's device
         prev = None if previous_keys is None else previous_keys.get(layer)
-        delta = rocr_delta(keys, residuals, basis, config.lam, None if prev is None else prev.to(keys.device))
+        prev = None if prev is None else prev.to(keys.device)
+        if protected:
+            kept, _ = collect(loaded, protected, key_layers=[layer])
+            kept = kept[layer].T.to(keys.device) * math.sqrt(config.protect_weight)
+            prev = kept if prev is None else torch.cat([prev, kept], 1)
+        delta = rocr_delta(keys, residuals, basis, config.lam, prev)
         module = adapter.mlp_out_module(model, layer)
         current = stored_weight(module)
         relative = float(delta.norm() / current.detach().float().norm().to(delta.device))
