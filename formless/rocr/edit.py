@@ -202,7 +202,9 @@ def _contexts(loaded: LoadedModel, concept: str, config: ROCRConfig) -> dict[str
     return groups
 
 
-def _protected_positions(loaded: LoadedModel, concepts: Sequence[str], config: ROCRConfig, groups) -> list[Located]:
+def _protected_positions(
+    loaded: LoadedModel, concepts: Sequence[str], config: ROCRConfig, groups: Sequence[str]
+) -> list[Located]:
     """Every name token of each protected name (``config.protected``, and ``FAMOUS_NAMES`` with
     ``protect_famous``) in the bare-name context of each key group; names that share a word with a
     concept or a redirect, or cannot be placed, are left out."""
