@@ -438,3 +438,30 @@ def test_the_famous_list_holds_no_concept_the_audit_asks_and_no_made_up_name():
     asked = [*kb.concepts, *outside, *UNKNOWN_NAMES, *PRIOR_NAMES]
     assert len(set(map(normalise, FAMOUS_NAMES))) == len(FAMOUS_NAMES) >= 100
     assert protected_names(FAMOUS_NAMES, asked) == list(FAMOUS_NAMES)
+
+
+def test_reading_shared_prompts_once_gives_each_item_its_own_rows(setup):
+    """``collect(shared_prompts=True)`` reads every token of one context from one forward pass and
+    gives back the rows in the items' order, equal (to float rounding) to one pass per item."""
+    loaded, _ = setup
+    items = []
+    for name in ("Harry Potter", "Albert Einstein"):
+        for chat in (True, False):
+            located = _canonical(loaded, name, chat)
+            items += [located.back(o) for o in range(located.n_concept_tokens)]
+    items = items[1::2] + items[::2]  # the same prompt's tokens far apart
+    calls = []
+    handle = loaded.model.register_forward_pre_hook(lambda _m, _a, kw: calls.append(1), with_kwargs=True)
+    try:
+        each = collect(loaded, items, key_layers=[1, 2], output_layers=[2], batch_size=2)
+        n_each = len(calls)
+        shared = collect(
+            loaded, items, key_layers=[1, 2], output_layers=[2], batch_size=2, shared_prompts=True
+        )
+    finally:
+        handle.remove()
+    assert len(calls) - n_each < n_each  # fewer passes
+    for got, want in ((shared[0][1], each[0][1]), (shared[0][2], each[0][2]), (shared[1][2], each[1][2])):
+        assert got.shape == want.shape == (len(items), want.shape[1])
+        scale = float(want.abs().max())
+        torch.testing.assert_close(got, want, atol=1e-5 * scale, rtol=1e-5)

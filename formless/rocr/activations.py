@@ -73,11 +73,14 @@ def collect(
     projection_layers: Sequence[int] = (),
     batch_size: int = 16,
     projections: dict[int, torch.Tensor] | None = None,
+    shared_prompts: bool = False,
 ) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor]]:
     """For each item, the MLP-projection input (key) and the block output at ``item.position``.
 
     Returns ({layer: [n, d_ff]}, {layer: [n, d_model]}) in float32. For ``projection_layers``
     the output of the MLP projection itself (``W a``) is written into ``projections``.
+    ``shared_prompts``: items with the same tokens are read from one forward pass (several name
+    tokens of one context); batches then differ, so float sums may differ in the last bits.
     """
     model, adapter = loaded.model, loaded.adapter
     deepest = max([*key_layers, *output_layers, *projection_layers])
@@ -126,20 +129,36 @@ def collect(
     if deepest not in outs:
         handles.append(adapter.layer(model, deepest).register_forward_hook(stop_hook))
     pad = loaded.tokenizer.pad_token_id or 0
+    # one row per prompt, or (shared_prompts) per distinct prompt with every position asked of it
+    prompts: dict[tuple[int, ...], list[tuple[int, int]]] = {}
+    for i, it in enumerate(items):
+        key = tuple(it.input_ids) if shared_prompts else (i, *it.input_ids)
+        prompts.setdefault(key, []).append((i, it.position))
+    texts = list(prompts.values())
+    ids_of = [items[picks[0][0]].input_ids for picks in texts]
+    order: list[int] = []  # the item each picked row belongs to
     try:
-        for start in range(0, len(items), batch_size):
-            batch = items[start : start + batch_size]
-            ids, mask = right_pad([it.input_ids for it in batch], pad)
-            rows.append(torch.arange(len(batch), device=device))
-            cols.append(torch.tensor([it.position for it in batch], device=device))
+        for start in range(0, len(texts), batch_size):
+            batch = texts[start : start + batch_size]
+            ids, mask = right_pad(ids_of[start : start + batch_size], pad)
+            pairs = [(row, pos, i) for row, picks in enumerate(batch) for i, pos in picks]
+            rows.append(torch.tensor([r for r, _, _ in pairs], device=device))
+            cols.append(torch.tensor([p for _, p, _ in pairs], device=device))
+            order += [i for _, _, i in pairs]
             with contextlib.suppress(_Stop):
                 model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False)
     finally:
         for h in handles:
             h.remove()
+    back = torch.argsort(torch.tensor(order)) if shared_prompts else None
+
+    def _stack(v: list[torch.Tensor]) -> torch.Tensor:
+        out = torch.cat(v)
+        return out if back is None else out[back.to(out.device)]
+
     if projections is not None:
-        projections.update({layer: torch.cat(v) for layer, v in proj.items()})
+        projections.update({layer: _stack(v) for layer, v in proj.items()})
     return (
-        {layer: torch.cat(v) for layer, v in keys.items()},
-        {layer: torch.cat(v) for layer, v in outs.items()},
+        {layer: _stack(v) for layer, v in keys.items()},
+        {layer: _stack(v) for layer, v in outs.items()},
     )

@@ -447,7 +447,11 @@ def _apply_rocr(
     )
     per_group = v_out[last].split(len(redirects))
     target = {g: per_group[i].mean(0) for i, g in enumerate(groups)}
+    # read once, before any layer is edited: what the protected names' keys are is what to keep
     protected = _protected_positions(loaded, concepts, config, groups)
+    protected_keys = (
+        collect(loaded, protected, key_layers=layers, shared_prompts=True)[0] if protected else {}
+    )
     result = EditResult(concepts, config.redirect, layers, config)
     originals: list[tuple[torch.nn.Module, torch.Tensor]] = []  # (layer, its weight before the edit)
     for i, layer in enumerate(layers):
@@ -467,9 +471,8 @@ def _apply_rocr(
         basis = st.basis(config.threshold).to(keys.device)  # keys come back on the first layer's device
         prev = None if previous_keys is None else previous_keys.get(layer)
         prev = None if prev is None else prev.to(keys.device)
-        if protected:
-            kept, _ = collect(loaded, protected, key_layers=[layer])
-            kept = kept[layer].T.to(keys.device) * math.sqrt(config.protect_weight)
+        if protected_keys:
+            kept = protected_keys[layer].T.to(keys.device) * math.sqrt(config.protect_weight)
             prev = kept if prev is None else torch.cat([prev, kept], 1)
         delta = rocr_delta(keys, residuals, basis, config.lam, prev)
         module = adapter.mlp_out_module(model, layer)
