@@ -1,7 +1,8 @@
 """ROCR speed and memory on this machine: statistics time, edit time per concept, peak memory.
 
 Statistics are computed from scratch in a temporary cache (then reloaded once to time the cached
-path); edit time per concept excludes model load and statistics, as the target is stated.
+path); edit time per concept excludes model load and statistics, as the target is stated. Each
+concept is also edited with ``protect_famous`` (the shipped famous names kept), alternating.
 
     python benchmarks/rocr_speed.py [--model smollm2-135m-instruct] [--json results.json] [--smoke]
 
@@ -72,17 +73,21 @@ def main() -> None:
     tokens = next(iter(stats.values())).n_tokens
     print(f"statistics: {seconds:.1f}s for {tokens} tokens, layers {layers} (from cache: {cached:.2f}s)")
     originals = {i: loaded.adapter.weight(loaded.model, i).detach().clone() for i in layers}
-    times = []
+    # the same edit with the shipped famous names protected, alternating with it concept by concept
+    protecting = config.model_copy(update={"protect_famous": True})
+    times, protected_times = [], []
     for name in concepts:
-        result = apply_rocr(loaded, [name], config, stats)
-        times.append(result.seconds)
-        with torch.no_grad():
-            for i, w in originals.items():
-                loaded.adapter.weight(loaded.model, i).copy_(w)
-    print(
-        f"edit per concept: median {statistics.median(times):.3f}s, min {min(times):.3f}s, "
-        f"max {max(times):.3f}s over {len(times)} concepts"
-    )
+        for cfg, out in ((config, times), (protecting, protected_times)):
+            result = apply_rocr(loaded, [name], cfg, stats)
+            out.append(result.seconds)
+            with torch.no_grad():
+                for i, w in originals.items():
+                    loaded.adapter.weight(loaded.model, i).copy_(w)
+    for label, values in (("edit per concept", times), ("with protect_famous", protected_times)):
+        print(
+            f"{label}: median {statistics.median(values):.3f}s, min {min(values):.3f}s, "
+            f"max {max(values):.3f}s over {len(values)} concepts"
+        )
     # ten concepts in one edit add up to a larger update: the guard may fall back to the names' last
     # tokens (its note says so; the time includes the refused first solve) or refuse it
     start = time.perf_counter()
@@ -110,6 +115,8 @@ def main() -> None:
             "statistics_cached_seconds": round(cached, 3),
             "edit_seconds": dict(zip(concepts, (round(t, 4) for t in times))),
             "edit_median_seconds": round(statistics.median(times), 4),
+            "protect_famous_edit_seconds": dict(zip(concepts, (round(t, 4) for t in protected_times))),
+            "protect_famous_edit_median_seconds": round(statistics.median(protected_times), 4),
             "all_in_one_edit_seconds": round(multi_seconds, 4),
             "all_in_one_refused": refused,
             "peak_rss_gib": round(peak, 3),

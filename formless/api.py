@@ -23,7 +23,7 @@ from formless.checkpoint import (
 )
 from formless.errors import FormlessError
 from formless.knowledge.split import DEFAULT_HELD_OUT
-from formless.models.cache import atomic_directory
+from formless.models.cache import atomic_directory, cache_dir
 from formless.models.loading import LoadedModel, load_model, state_dict_hash
 from formless.models.registry import DEFAULT_MODEL
 from formless.rocr.config import PRESETS, ROCRConfig
@@ -144,7 +144,7 @@ def forget(
         adapter.mlp_out_name(i): adapter.mlp_out_module(loaded.model, i).weight.detach().cpu().clone()
         for i in layers
     }
-    edit = apply_rocr(loaded, concepts, config, stats, previous_keys)
+    edit = apply_rocr(loaded, concepts, config, stats, previous_keys, protect_cache=cache_dir(cache))
     config = edit.config  # the fallback to the last name token, if the edit needed it
     all_keys = {
         e.layer: torch.cat([previous_keys[e.layer], e.keys], 1) if e.layer in previous_keys else e.keys

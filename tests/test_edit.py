@@ -465,3 +465,40 @@ def test_reading_shared_prompts_once_gives_each_item_its_own_rows(setup):
         assert got.shape == want.shape == (len(items), want.shape[1])
         scale = float(want.abs().max())
         torch.testing.assert_close(got, want, atol=1e-5 * scale, rtol=1e-5)
+
+
+def test_protected_keys_are_read_once_per_model_and_kept_in_the_cache(setup, tmp_path, monkeypatch):
+    """The keys of the whole protected list are cached per model; each edit selects the names it
+    keeps from them without a forward pass, and a damaged entry is read afresh."""
+    import formless.rocr.protect as protect
+
+    loaded, _ = setup
+    folder = tmp_path / "keys"
+    names = ["Albert Einstein", "Nikola Tesla", "Eiffel Tower"]
+
+    def place(name, group):
+        return edit_canonical(loaded, name, group)
+
+    reads = []
+    real_collect = protect.collect
+    monkeypatch.setattr(protect, "collect", lambda *a, **k: reads.append(1) or real_collect(*a, **k))
+    fresh = protect.protected_keys(loaded, names, names, ["chat", "plain"], [1, 2], place, cache=folder)
+    assert len(reads) == 1 and list(folder.rglob("*.safetensors"))
+    again = protect.protected_keys(loaded, names, names, ["chat", "plain"], [1, 2], place, cache=folder)
+    assert len(reads) == 1
+    for layer in (1, 2):
+        assert torch.equal(fresh[layer], again[layer])
+    tesla = protect.protected_keys(
+        loaded, names, ["Nikola Tesla"], ["chat", "plain"], [1, 2], place, cache=folder
+    )
+    alone = protect.protected_keys(
+        loaded, ["Nikola Tesla"], ["Nikola Tesla"], ["chat", "plain"], [1, 2], place
+    )
+    assert len(reads) == 2  # the uncached call only
+    torch.testing.assert_close(tesla[2], alone[2], atol=1e-5 * float(alone[2].abs().max()), rtol=1e-5)
+    assert protect.protected_keys(loaded, names, [], ["chat", "plain"], [1, 2], place, cache=folder) == {}
+    entry = next(folder.rglob("*.safetensors"))
+    entry.write_bytes(b"not a safetensors file")
+    repaired = protect.protected_keys(loaded, names, names, ["chat", "plain"], [1, 2], place, cache=folder)
+    assert len(reads) == 3
+    assert torch.equal(repaired[2], fresh[2])

@@ -11,6 +11,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -20,6 +21,7 @@ from formless.models.loading import LoadedModel
 from formless.models.prompts import add_special_tokens, render
 from formless.rocr.activations import Located, collect, locate
 from formless.rocr.config import ROCRConfig
+from formless.rocr.protect import FAMOUS_NAMES, protected_keys, protected_names
 from formless.rocr.stats import LayerStatistics
 from formless.rocr.update import rocr_delta
 
@@ -202,29 +204,6 @@ def _contexts(loaded: LoadedModel, concept: str, config: ROCRConfig) -> dict[str
     return groups
 
 
-def _protected_positions(
-    loaded: LoadedModel, concepts: Sequence[str], config: ROCRConfig, groups: Sequence[str]
-) -> list[Located]:
-    """Every name token of each protected name (``config.protected``, and ``FAMOUS_NAMES`` with
-    ``protect_famous``) in the bare-name context of each key group; names that share a word with a
-    concept or a redirect, or cannot be placed, are left out."""
-    from formless.rocr.protect import FAMOUS_NAMES, protected_names
-
-    wanted = [*(FAMOUS_NAMES if config.protect_famous else ()), *config.protected]
-    names = protected_names(wanted, concepts, config.redirect_targets())
-    out: list[Located] = []
-    for name in names:
-        for group in groups:
-            if group == "start":
-                continue
-            try:
-                located = _canonical(loaded, name, group)
-            except FormlessError:
-                continue
-            out += [located.back(o) for o in range(located.n_concept_tokens)]
-    return out
-
-
 def _canonical(loaded: LoadedModel, concept: str, group: str) -> Located:
     """The prompt whose block output stands for the concept's representation in ``group``: the bare
     name (" <s>." as a chat turn, "<s>." as plain text), placed by ``place`` like the keys."""
@@ -376,6 +355,7 @@ def apply_rocr(
     config: ROCRConfig,
     stats: dict[int, LayerStatistics],
     previous_keys: dict[int, torch.Tensor] | None = None,
+    protect_cache: Path | None = None,
 ) -> EditResult:
     """Edit ``loaded.model`` in place so that each concept's representation becomes the redirect's.
 
@@ -386,15 +366,17 @@ def apply_rocr(
     Lord of the Rings" passes the specificity rule with " of" and " the", whose redirect needs
     1.08 of a weight's norm on SmolLM2, where " Rings" alone needs 0.05. Refused with
     ``UnsafeEditError``, the model left as it was, when the last token alone is still too large.
+    ``protect_cache``: a folder where the protected names' keys are kept per model (``protected``,
+    ``protect_famous``); None reads them afresh.
     """
     try:
-        return _apply_rocr(loaded, concepts, config, stats, previous_keys)
+        return _apply_rocr(loaded, concepts, config, stats, previous_keys, protect_cache)
     except UnsafeEditError as refused:
         if config.concept_tokens == 1:
             raise
         fallback = config.model_copy(update={"concept_tokens": 1})
         try:
-            result = _apply_rocr(loaded, concepts, fallback, stats, previous_keys)
+            result = _apply_rocr(loaded, concepts, fallback, stats, previous_keys, protect_cache)
         except UnsafeEditError:
             raise refused from None
         largest = max(e.relative_norm for e in result.layer_edits)
@@ -414,6 +396,7 @@ def _apply_rocr(
     config: ROCRConfig,
     stats: dict[int, LayerStatistics],
     previous_keys: dict[int, torch.Tensor] | None = None,
+    protect_cache: Path | None = None,
 ) -> EditResult:
     """``apply_rocr`` with ``config`` as given: refused when an update is too large."""
     start = time.perf_counter()
@@ -448,10 +431,18 @@ def _apply_rocr(
     per_group = v_out[last].split(len(redirects))
     target = {g: per_group[i].mean(0) for i, g in enumerate(groups)}
     # read once, before any layer is edited: what the protected names' keys are is what to keep
-    protected = _protected_positions(loaded, concepts, config, groups)
-    protected_keys = (
-        collect(loaded, protected, key_layers=layers, shared_prompts=True)[0] if protected else {}
-    )
+    protected = list(dict.fromkeys([*(FAMOUS_NAMES if config.protect_famous else ()), *config.protected]))
+    kept_keys = {}
+    if protected:
+        kept_keys = protected_keys(
+            loaded,
+            protected,
+            protected_names(protected, concepts, redirects),
+            [g for g in groups if g != "start"],
+            layers,
+            lambda name, group: _canonical(loaded, name, group),
+            cache=protect_cache,
+        )
     result = EditResult(concepts, config.redirect, layers, config)
     originals: list[tuple[torch.nn.Module, torch.Tensor]] = []  # (layer, its weight before the edit)
     for i, layer in enumerate(layers):
@@ -471,8 +462,8 @@ def _apply_rocr(
         basis = st.basis(config.threshold).to(keys.device)  # keys come back on the first layer's device
         prev = None if previous_keys is None else previous_keys.get(layer)
         prev = None if prev is None else prev.to(keys.device)
-        if protected_keys:
-            kept = protected_keys[layer].T.to(keys.device) * math.sqrt(config.protect_weight)
+        if kept_keys:
+            kept = kept_keys[layer].T.to(keys.device) * math.sqrt(config.protect_weight)
             prev = kept if prev is None else torch.cat([prev, kept], 1)
         delta = rocr_delta(keys, residuals, basis, config.lam, prev)
         module = adapter.mlp_out_module(model, layer)

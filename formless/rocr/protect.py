@@ -15,9 +15,21 @@ concept that is then asked.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 
+import torch
+from safetensors.torch import load_file, save_file
+
+from formless.errors import FormlessError
 from formless.matching import normalise
+from formless.models.cache import atomic_file
+from formless.models.loading import LoadedModel
+from formless.rocr.activations import Located, collect
+
+FORMAT = "formless-protected-keys-1"
 
 FAMOUS_NAMES: tuple[str, ...] = (
     # people
@@ -76,3 +88,95 @@ def protected_names(
             seen.add(normalise(name))
             out.append(name)
     return out
+
+
+def _digest(model_hash: str, names: Sequence[str], groups: Sequence[str], layers: Sequence[int]) -> str:
+    text = json.dumps([FORMAT, model_hash, list(names), list(groups), list(layers)])
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def protected_keys(
+    loaded: LoadedModel,
+    names: Sequence[str],
+    keep: Iterable[str],
+    groups: Sequence[str],
+    layers: Sequence[int],
+    place: Callable[[str, str], Located],
+    cache: Path | None = None,
+) -> dict[int, torch.Tensor]:
+    """Keys (n x d_ff per layer) of every token of each of ``names`` that is in ``keep``, read in the
+    bare-name context ``place(name, group)`` of each group; a name that cannot be placed there is
+    skipped. With ``cache`` (a folder) the keys of all ``names`` are kept per model weights, name
+    list, groups and layers: they do not depend on the concept, and reading them costs ~5 s of CPU
+    on SmolLM2-135M, more than the edit itself."""
+    keep = set(keep)
+    path = None
+    if cache is not None:
+        model_hash = loaded.weights_hash().split(":")[-1]
+        path = (
+            Path(cache)
+            / "rocr-protect"
+            / model_hash[:20]
+            / f"{_digest(model_hash, names, groups, layers)}.safetensors"
+        )
+        found = _load(path, names, layers)
+        if found is not None:
+            return _select(*found, keep, layers)
+    owners: list[str] = []
+    items: list[Located] = []
+    for name in names:
+        for group in groups:
+            try:
+                located = place(name, group)
+            except FormlessError:
+                continue
+            offsets = range(located.n_concept_tokens)
+            items += [located.back(o) for o in offsets]
+            owners += [name] * len(offsets)
+    if not items:
+        return {}
+    keys = collect(loaded, items, key_layers=list(layers), shared_prompts=True)[0]
+    keys = {layer: k.cpu().contiguous() for layer, k in keys.items()}
+    if path is not None:
+        _save(path, keys, owners)
+    return _select(keys, owners, keep, layers)
+
+
+def _select(
+    keys: dict[int, torch.Tensor], owners: Sequence[str], keep: set[str], layers
+) -> dict[int, torch.Tensor]:
+    rows = torch.tensor([i for i, name in enumerate(owners) if name in keep], dtype=torch.long)
+    if not len(rows):
+        return {}
+    return {layer: keys[layer][rows] for layer in layers}
+
+
+def _save(path: Path, keys: dict[int, torch.Tensor], owners: Sequence[str]) -> None:
+    meta = {"format": FORMAT, "owners": json.dumps(list(owners))}
+    with atomic_file(path) as tmp:
+        save_file({f"layer_{layer}": k for layer, k in keys.items()}, str(tmp), metadata=meta)
+
+
+def _load(path: Path, names: Sequence[str], layers: Sequence[int]):
+    """(keys per layer, owner name per row) from the cache, or None when missing or failing a check
+    (then recomputed and rewritten)."""
+    if not path.exists():
+        return None
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+        tensors = load_file(str(path))
+        owners = json.loads(meta.get("owners", "null"))
+        keys = {layer: tensors[f"layer_{layer}"] for layer in layers}
+        if (
+            meta.get("format") == FORMAT
+            and isinstance(owners, list)
+            and set(owners) <= set(names)
+            and all(k.ndim == 2 and k.shape[0] == len(owners) for k in keys.values())
+        ):
+            return keys, owners
+    except Exception:  # unreadable: recomputed like a missing one
+        pass
+    return None
