@@ -2,7 +2,8 @@
 
 Statistics are computed from scratch in a temporary cache (then reloaded once to time the cached
 path); edit time per concept excludes model load and statistics, as the target is stated. Each
-concept is also edited with ``protect_famous`` (the shipped famous names kept), alternating.
+concept is also edited with ``protect_famous`` (the shipped famous names kept), alternating; the
+first such edit reads the names' keys, the others find them cached.
 
     python benchmarks/rocr_speed.py [--model smollm2-135m-instruct] [--json results.json] [--smoke]
 
@@ -65,6 +66,7 @@ def main() -> None:
     layers = config.resolved_layers(loaded.adapter.num_layers(loaded.model))
     config = config.model_copy(update={"layers": layers})
     corpus = load_corpus(config.corpus)
+    keys_cache = tempfile.TemporaryDirectory()
     with tempfile.TemporaryDirectory() as cache:
         stats, seconds = layer_statistics(loaded, layers, corpus, max_tokens=config.stats_tokens, cache=cache)
         start = time.perf_counter()
@@ -78,16 +80,20 @@ def main() -> None:
     times, protected_times = [], []
     for name in concepts:
         for cfg, out in ((config, times), (protecting, protected_times)):
-            result = apply_rocr(loaded, [name], cfg, stats)
+            result = apply_rocr(loaded, [name], cfg, stats, protect_cache=Path(keys_cache.name))
             out.append(result.seconds)
             with torch.no_grad():
                 for i, w in originals.items():
                     loaded.adapter.weight(loaded.model, i).copy_(w)
-    for label, values in (("edit per concept", times), ("with protect_famous", protected_times)):
+    keys_cache.cleanup()
+    # the first protected edit reads the famous names' keys (then cached per model, like statistics)
+    rows = (("edit per concept", times), ("with protect_famous, keys cached", protected_times[1:]))
+    for label, values in rows:
         print(
             f"{label}: median {statistics.median(values):.3f}s, min {min(values):.3f}s, "
             f"max {max(values):.3f}s over {len(values)} concepts"
         )
+    print(f"with protect_famous, first edit (reads and caches the protected keys): {protected_times[0]:.3f}s")
     # ten concepts in one edit add up to a larger update: the guard may fall back to the names' last
     # tokens (its note says so; the time includes the refused first solve) or refuse it
     start = time.perf_counter()
@@ -116,7 +122,7 @@ def main() -> None:
             "edit_seconds": dict(zip(concepts, (round(t, 4) for t in times))),
             "edit_median_seconds": round(statistics.median(times), 4),
             "protect_famous_edit_seconds": dict(zip(concepts, (round(t, 4) for t in protected_times))),
-            "protect_famous_edit_median_seconds": round(statistics.median(protected_times), 4),
+            "protect_famous_cached_median_seconds": round(statistics.median(protected_times[1:]), 4),
             "all_in_one_edit_seconds": round(multi_seconds, 4),
             "all_in_one_refused": refused,
             "peak_rss_gib": round(peak, 3),

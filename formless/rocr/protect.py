@@ -106,9 +106,10 @@ def protected_keys(
 ) -> dict[int, torch.Tensor]:
     """Keys (n x d_ff per layer) of every token of each of ``names`` that is in ``keep``, read in the
     bare-name context ``place(name, group)`` of each group; a name that cannot be placed there is
-    skipped. With ``cache`` (a folder) the keys of all ``names`` are kept per model weights, name
-    list, groups and layers: they do not depend on the concept, and reading them costs ~5 s of CPU
-    on SmolLM2-135M, more than the edit itself."""
+    skipped. With ``cache`` (a folder) the keys of all ``names`` are kept per model weights (the
+    hash ``loaded`` last computed: ``forget`` computes it just before the edit), name list, groups
+    and layers: they do not depend on the concept, and reading them costs ~5 s of one CPU core on
+    SmolLM2-135M, more than the edit itself."""
     keep = set(keep)
     path = None
     if cache is not None:
