@@ -91,7 +91,10 @@ def own_chances(report: AuditReport) -> dict[str, list[list[float]]]:
     from formless.audit.probes import PRIOR_SUFFIX, Probe
 
     probes, before, after = [], [], []
+    targets = set(report.concepts)
     for p in report.probes:
+        if p.concept not in targets:  # a neighbour's or a general fact, asked in the same forms
+            continue
         base, twin_mark, twin = p.key.partition(PRIOR_SUFFIX)
         concept, form, item, variant = base.rsplit("|", 3)
         twin_of = {"prior_twin": bool(twin_mark), "twin": int(twin or 0)}

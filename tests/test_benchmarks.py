@@ -185,18 +185,23 @@ def test_audit_methods_reads_each_facts_own_chance_as_the_audit_does(monkeypatch
     import audit_methods
 
     kb = load()
-    forms = ["multiple_choice", "multiple_choice_letter", "true_false"]
-    settings = AuditSettings(forms=forms, neighbours=False, general=False, fluency=False)
-    probes = build_probes(kb, [kb.concept("Albert Einstein")], settings).forget
+    # the report also holds the neighbours' and general facts, asked in the question form: they are
+    # retain figures and must not enter a form's residual
+    forms = ["multiple_choice", "multiple_choice_letter", "true_false", "question"]
+    settings = AuditSettings(forms=forms, prior_twins="all", fluency=False)
+    sets = build_probes(kb, [kb.concept("Albert Einstein")], settings)
+    assert {p.form for p in sets.neighbour + sets.general} & set(forms)
     rng = random.Random(0)
-    before = [ProbeResult(rng.random() < 0.7, None) for _ in probes]
-    after = [ProbeResult(rng.random() < 0.4, None) if not p.prior_twin else None for p in probes]
-    per_form = {f: summarise(units(*zip(*[t for t in zip(probes, before, after) if t[0].form == f])))
-                for f in forms}  # fmt: skip
+    every = sets.forget + sets.neighbour + sets.general
+    before = [ProbeResult(rng.random() < 0.7, None) for _ in every]
+    after = [ProbeResult(rng.random() < 0.4, None) if not p.prior_twin else None for p in every]
+    forget = list(zip(every, before, after))[: len(sets.forget)]
+    per_form = {f: summarise(units(*zip(*[t for t in forget if t[0].form == f]))) for f in forms}
     record = lambda r: SimpleNamespace(hit=r.hit)  # noqa: E731
     report = SimpleNamespace(
-        probes=[SimpleNamespace(key=p.key, before=record(b), after=a and record(a))
-                for p, b, a in zip(probes, before, after)],
+        concepts=["Albert Einstein"],
+        probes=[SimpleNamespace(key=p.key, concept=p.concept, before=record(b), after=a and record(a))
+                for p, b, a in zip(every, before, after)],
         forget=SimpleNamespace(
             per_form={f: SimpleNamespace(chance=v.get("chance")) for f, v in per_form.items()}
         ),
