@@ -107,6 +107,20 @@ def forget(
         float | None,
         typer.Option(help="refuse an edit whose ||dW||/||W|| exceeds this on any layer (default 0.25)"),
     ] = None,
+    keep: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="ROCR: a name whose representation the edit must leave as it is, e.g. a namesake or a "
+            "related entity (repeatable)"
+        ),
+    ] = None,
+    keep_famous: Annotated[
+        bool,
+        typer.Option(
+            help="ROCR: also keep a shipped list of ~120 well-known names (measured: a few more "
+            "neighbour facts kept, a few more forgotten facts left; README)"
+        ),
+    ] = False,
     force: Annotated[bool, typer.Option(help="overwrite an existing output directory")] = False,
     seed: int = 0,
     device_map: Annotated[
@@ -144,11 +158,17 @@ def forget(
         corpus=corpus,
         stats_tokens=stats_tokens,
         max_relative_norm=max_relative_norm,
+        protected=keep or None,
+        protect_famous=keep_famous or None,
     )
     train_config = None
     if method != "rocr":
         if preset != "formless":
             raise FormlessError(f"--preset configures ROCR; it does not apply to --method {method}")
+        if keep or keep_famous:
+            raise FormlessError(
+                f"--keep and --keep-famous configure ROCR; they do not apply to --method {method}"
+            )
         from pydantic import ValidationError
 
         from formless.methods import TrainConfig

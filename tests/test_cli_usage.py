@@ -104,3 +104,26 @@ def test_paper_preset_end_to_end_on_a_tiny_model(tmp_path, tiny_dir, corpus_file
     assert manifest["hyperparameters"]["key_groups"] == ["chat"]
     assert manifest["hyperparameters"]["concept_tokens"] == 1
     assert {layer: k.shape[1] for layer, k in read_keys(tmp_path / "o").items()} == {1: 1, 2: 1}
+
+
+def test_kept_names_reach_the_edit_and_its_manifest(tmp_path, tiny_dir, corpus_file):
+    """`--keep NAME` (repeatable) and `--keep-famous`: the names enter the edit's solve and the
+    manifest records them as overrides; with a baseline they are a one-line usage error."""
+    import json
+
+    args = ["--model", str(tiny_dir), "--corpus", str(corpus_file), "--stats-tokens", "1000", "--layers", "2"]
+    result = formless(
+        "forget", "Harry Potter", "--out", "o", "--keep", "Albert Einstein", "--keep", "Eiffel Tower",
+        "--keep-famous", *args, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((tmp_path / "o" / "formless_manifest.json").read_text())
+    assert manifest["hyperparameters"]["protected"] == ["Albert Einstein", "Eiffel Tower"]
+    assert manifest["hyperparameters"]["protect_famous"] is True
+    assert {"protected", "protect_famous"} <= set(manifest["preset"]["overridden"])
+    wrong = formless(
+        "forget", "Harry Potter", "--out", "b", "--method", "npo", "--keep", "X", *args, cwd=tmp_path
+    )
+    lines = [line for line in wrong.stderr.splitlines() if line.strip()]
+    assert wrong.returncode == 2 and len(lines) == 1 and "--keep" in lines[0] and "--method npo" in lines[0]
+    assert not (tmp_path / "b").exists()
