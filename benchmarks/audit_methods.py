@@ -115,6 +115,28 @@ def own_chances(report: AuditReport) -> dict[str, list[list[float]]]:
     return out
 
 
+def same_facts_shift(per_concept: list[list[list[int]] | None]) -> str:
+    """'+3 points [−2 to +8] (29 vs 25 of 149)': what quantizing changes over the same facts, pooled
+    over concepts with a bootstrap interval over facts (formless.audit.metrics.paired_shift); a
+    concept audited before the paired figure existed has none: left out, and said."""
+    from formless.audit.metrics import paired_shift
+
+    have = [rows for rows in per_concept if rows is not None]
+    if not have:
+        return "–"
+    out = paired_shift([row for rows in have for row in rows])
+    if out["shift"] is None:
+        return "– (0 facts)"
+    lo, hi = out["interval"] or (out["shift"], out["shift"])
+    missing = len(per_concept) - len(have)
+    note = f", {missing} concepts without it" if missing else ""
+    text = (
+        f"{100 * out['shift']:+.0f} points [{100 * lo:+.0f} to {100 * hi:+.0f}] "
+        f"({out['kept_quantized']} vs {out['kept_unquantized']} of {out['known']}{note})"
+    )
+    return text.replace("-", "−")
+
+
 def above_prior_pooled(pairs: list[list[float]], seed: int = 0) -> str:
     """'13% [2–25%] (prior 56%, 37 facts)': (kept − Σq) / (known − Σq) pooled, with a 95% bootstrap
     interval over facts."""
@@ -166,9 +188,12 @@ def concept_record(report: AuditReport, forget_seconds: float, outcome) -> dict:
     }
     for key, data in report.quantization.items():
         own = data.over_quantized_reference.overall if data.over_quantized_reference else None
+        same = data.over_quantized_reference
         record["quantization"][key] = {
             "overall": counts(data.overall),
             "over_quantized_reference": counts(own),
+            # per fact [known, kept by the quantized copy, kept unquantized] over the same facts
+            "same_facts": same.shift_facts if same is not None else None,
             "reference_quantized_keeps": data.reference_quantized_keeps,
             "probability_ratio": data.overall.probability_ratio,
         }
@@ -290,6 +315,12 @@ def print_table(names: list[str], results: dict, schemes: tuple[str, ...], relea
             f"residual after {q} (over the {q} reference's facts)",
             lambda rs, q=q: pooled(
                 [r["quantization"][q]["over_quantized_reference"] for r in rs if q in r["quantization"]]
+            ),
+        )
+        row(
+            f"change after {q} on the same facts (the {q} reference's; kept quantized − unquantized)",
+            lambda rs, q=q: same_facts_shift(
+                [r["quantization"][q].get("same_facts") for r in rs if q in r["quantization"]]
             ),
         )
         row(

@@ -125,6 +125,9 @@ def test_audit_methods_smoke(tmp_path, tiny_dir):
     done = smoke("audit_methods", "--model", str(tiny_dir), *args, tmp_path=tmp_path)
     assert "| form | rocr | ga |" in done.stdout
     assert "| residual after rtn8 (over the reference's facts) |" in done.stdout
+    assert "| change after rtn8 on the same facts (the rtn8 reference's; kept quantized − unquantized) |" in (
+        done.stdout
+    )
     assert "| held-out facts (never trained on; the same half for every method) |" in done.stdout
     data = json.loads(out.read_text())
     assert data["concepts"] == ["Harry Potter"] and data["fast"] is False and data["schemes"] == ["rtn8"]
@@ -407,3 +410,13 @@ def test_recognition_prior_counts_over_the_probes_the_reference_knows():
     assert cells[1:4] == ["3/4", "67% [21–94%] (2/3)", "67% [21–94%] (2/3)"]
     # the floor: of that one fact, the first other name gets both statements right, the second not
     assert cells[5:] == ["1/3", "100% [21–100%] (1/1)", "50% (1/2, 2 other names)"]
+
+
+def test_audit_methods_pools_the_same_facts_shift_over_concepts(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import audit_methods
+
+    text = audit_methods.same_facts_shift([[[1, 1, 0], [2, 1, 1]], [[1, 0, 0]], None])
+    # (2 − 1) / 4 pooled over the two concepts that have it
+    assert text.startswith("+25 points [") and text.endswith("(2 vs 1 of 4, 1 concepts without it)")
+    assert audit_methods.same_facts_shift([None]) == "–"

@@ -241,3 +241,29 @@ def test_bias_bootstrap_corrects_each_form_as_its_figure_does():
     assert bias["std"] == round(float(np.std(values)), 4)
     lo, hi = bias["interval"]
     assert lo <= bias["std"] <= hi
+
+
+def test_the_paired_shift_compares_the_same_facts_by_hand():
+    """Three facts the quantized reference knows (one a true/false pair: two units of one fact);
+    the quantized copy keeps fact a and one unit of c, the unquantized model only fact c's two:
+    (2 − 2) / 4 = 0; a fourth unknown fact counts nowhere."""
+    from formless.audit.metrics import Unit, paired_shift, shift_counts
+
+    def unit(fact, known, kept):
+        return Unit("question", fact, known, kept, 0.0)
+
+    facts, known = ["a", "b", "c", "c", "d"], [True, True, True, True, False]
+    quantized = [unit(f, k, kept) for f, k, kept in zip(facts, known, [1, 0, 1, 0, 0])]
+    unquantized = [unit(f, k, kept) for f, k, kept in zip(facts, known, [0, 0, 1, 1, 0])]
+    rows = shift_counts(quantized, unquantized)
+    assert rows == [[1, 1, 0], [1, 0, 0], [2, 1, 2]]
+    out = paired_shift(rows, seed=0)
+    assert out["known"] == 4 and out["kept_quantized"] == 2 and out["kept_unquantized"] == 2
+    assert out["shift"] == 0.0
+    lo, hi = out["interval"]
+    assert -1 <= lo <= 0 <= hi <= 1 and lo < hi  # fact a pulls up, fact c down: resamples spread
+    # one more fact the quantized copy keeps and the model did not: (3 − 2) / 5
+    assert paired_shift([*rows, [1, 1, 0]], seed=0)["shift"] == 0.2
+    assert paired_shift([], seed=0)["shift"] is None
+    with pytest.raises(ValueError):
+        shift_counts(quantized, unquantized[:-1])

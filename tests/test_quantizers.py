@@ -255,7 +255,11 @@ def test_audit_reports_each_scheme_two_ways(tiny_dir, cache, tmp_path, monkeypat
         assert d["parameters"] > 0 and d["mean_abs_error"] > 0 and d["tensors"]
         assert set(q.per_form) == {"question", "multiple_choice"}
         own = q.over_quantized_reference
-        assert set(own.model_dump()) == {"overall", "per_form"}
+        assert {"overall", "per_form"} <= set(own.model_dump())
+        # the same facts unquantized: the audited model is the reference, so it keeps every one the
+        # quantized reference knows, as the quantized copy (= the quantized reference) does
+        assert own.unquantized_kept == own.overall.known
+        assert own.shift in (None, 0.0) and own.shift_interval in (None, [0.0, 0.0])
         assert "probability_ratio" in own.overall.model_dump()
         assert "reference_quantized_probability_ratio" in q.model_dump()
         # audited model == reference: the quantized copy answers exactly as the quantized reference

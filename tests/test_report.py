@@ -136,6 +136,10 @@ def test_attack_loop_treats_any_attack_alike(tiny_dir, kb, cache):
     assert entry.per_form == {k: v.residual for k, v in report.forget.per_form.items()}
     assert entry.reference_quantized_keeps in (None, 1.0)
     assert entry.over_quantized_reference.overall.residual == report.forget.overall.residual
+    # an attack that changes nothing changes nothing on the same facts
+    own = entry.over_quantized_reference
+    assert own.unquantized_kept == own.overall.still_answered
+    assert own.shift == (0.0 if own.overall.known else None)
     assert entry.details == {"parameters": 0}
     # the prior twins of the recognition forms are not asked of an attacked copy
     assert any(p.key.endswith("~prior") for p in report.probes)
@@ -225,3 +229,28 @@ def test_reports_say_which_probes_were_not_asked_because_they_state_the_answer(t
     print_summary(again, Console(file=out, width=300))
     assert line in out.getvalue() and f"{again.form_title('background_hint')} 2" in out.getvalue()
     assert line not in render_markdown(report.model_copy(update={"given_away": None}), heatmap=None)
+
+
+def test_a_quantization_entry_compares_the_same_facts_unquantized():
+    """Over the facts the quantized reference still knows (b, c, d; it lost a), the quantized copy
+    keeps b and c and the unquantized model only c: the paired shift is (2 − 1) / 3, while the
+    unpaired figures compare 2/3 with the unquantized 1/4 over other facts."""
+    from formless.audit.engine import ProbeResult
+    from formless.audit.probes import Probe
+
+    probes = [Probe("question", "X", item, f"What is {item} of X?") for item in "abcd"]
+    hit, miss = ProbeResult(True, None), ProbeResult(False, None)
+    scores = AttackScores(
+        probes=probes,
+        before=[hit, hit, hit, hit],
+        after=[miss, miss, hit, miss],
+        attacked=[hit, hit, hit, miss],
+        reference_known=[miss, hit, hit, hit],
+        details={"scheme": "s", "method": "m"},
+    )
+    entry = quantization_entry(scores)
+    own = entry.over_quantized_reference
+    assert (own.overall.known, own.overall.still_answered, own.unquantized_kept) == (3, 2, 1)
+    assert own.shift == round(1 / 3, 4)
+    lo, hi = own.shift_interval
+    assert lo <= own.shift <= hi

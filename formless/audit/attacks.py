@@ -23,11 +23,19 @@ from pydantic import BaseModel
 from formless.attacks.quantizers import Quantizer
 from formless.audit.cached import cached_scores, score_known
 from formless.audit.engine import ProbeResult, score_probes
+from formless.audit.metrics import paired_shift, shift_counts, units
 from formless.audit.probes import Probe
 from formless.audit.reference import ResultCache
 from formless.audit.report import Quantization, QuantizedTables, Relearning
 from formless.audit.settings import AuditSettings
-from formless.audit.tables import forget_tables, grouped, is_forget_form, residuals, summarise_probes
+from formless.audit.tables import (
+    counted_forms,
+    forget_tables,
+    grouped,
+    is_forget_form,
+    residuals,
+    summarise_probes,
+)
 from formless.concurrent import side_by_side
 from formless.engines import DEFAULT_ENGINE
 from formless.knowledge import Concept, KnowledgeBase
@@ -228,6 +236,14 @@ def quantization_entry(scores: AttackScores) -> Quantization:
         q_before[i] = result
     tables = forget_tables(probes, before, attacked, seed)
     own = forget_tables(probes, q_before, attacked, seed)
+    # the same facts (those the quantized reference knows, in the forms counted) unquantized
+    counted = counted_forms(own.per_form)
+    same = [(p, b, a, u) for p, b, a, u in zip(probes, q_before, attacked, scores.after) if p.form in counted]
+    pairs = shift_counts(
+        units([p for p, *_ in same], [b for _, b, _, _ in same], [a for *_, a, _ in same]),
+        units([p for p, *_ in same], [b for _, b, _, _ in same], [u for *_, u in same]),
+    ) if same else []  # fmt: skip
+    shift = paired_shift(pairs, seed=seed)
     ref_q = summarise_probes(
         [probes[i] for i in known], [before[i] for i in known], scores.reference_known or [], seed=seed
     )
@@ -239,7 +255,14 @@ def quantization_entry(scores: AttackScores) -> Quantization:
         per_form=residuals(tables.per_form),
         reference_quantized_keeps=ref_q.residual,
         reference_quantized_probability_ratio=ref_q.probability_ratio,
-        over_quantized_reference=QuantizedTables(overall=own.overall, per_form=residuals(own.per_form)),
+        over_quantized_reference=QuantizedTables(
+            overall=own.overall,
+            per_form=residuals(own.per_form),
+            unquantized_kept=shift["kept_unquantized"],
+            shift=shift["shift"],
+            shift_interval=shift["interval"],
+            shift_facts=pairs,
+        ),
         **details,
     )
 

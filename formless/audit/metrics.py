@@ -208,6 +208,45 @@ def above_prior_interval(
     return _ratio_interval(*_cluster_counts(known_units, own_chance), seed, resamples)
 
 
+def shift_counts(quantized: Sequence[Unit], unquantized: Sequence[Unit]) -> list[list[int]]:
+    """Per known fact, [known units, kept by the quantized copy, kept by the model unquantized]:
+    the same units (built from the same probes and reference results) scored two ways."""
+    if len(quantized) != len(unquantized) or any(
+        (q.form, q.fact, q.known) != (u.form, u.fact, u.known) for q, u in zip(quantized, unquantized)
+    ):
+        raise ValueError("the two unit lists must hold the same facts in the same order")
+    rows: dict[str, list[int]] = {}
+    for q, u in zip(quantized, unquantized):
+        if q.known:
+            row = rows.setdefault(q.fact, [0, 0, 0])
+            row[0] += 1
+            row[1] += q.kept
+            row[2] += u.kept
+    return list(rows.values())
+
+
+def paired_shift(rows: Sequence[Sequence[float]], *, seed: int = 0, resamples: int = RESAMPLES) -> dict:
+    """What quantizing changes in the residual over the *same* known facts: (kept quantized − kept
+    unquantized) / known, with a 95% bootstrap interval resampling facts (``rows`` from
+    ``shift_counts``). Comparing residuals over different fact sets (all the reference knows, and the
+    share its quantized copy still knows) mixes in which facts each set holds."""
+    table = np.array(rows, dtype=float).reshape(-1, 3)
+    known, quantized, unquantized = table.sum(axis=0) if len(table) else (0.0, 0.0, 0.0)
+    out = {"known": int(known), "kept_quantized": int(quantized), "kept_unquantized": int(unquantized)}
+    if not known:
+        return {**out, "shift": None, "interval": None}
+    idx = _draws(len(table), seed, resamples)
+    k = table[idx, 0].sum(axis=1)
+    d = (table[idx, 1] - table[idx, 2]).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        draws = np.where(k > 0, d / np.maximum(k, 1e-12), np.nan)
+    return {
+        **out,
+        "shift": round(float((quantized - unquantized) / known), 4),
+        "interval": _percentiles(draws),
+    }
+
+
 def summarise(items: Sequence[Unit], *, seed: int = 0) -> dict:
     """Residual knowledge over what the reference knows (after / before), with its interval and,
     for guessable forms, the reference's accuracy against chance."""

@@ -150,6 +150,14 @@ class Retain(Record):
 class QuantizedTables(Record):
     overall: Summary
     per_form: dict[str, float | None]
+    # the same facts, the audited model unquantized: the paired change quantizing makes
+    # (formless.audit.metrics.paired_shift); older reports lack it
+    unquantized_kept: int | None = None
+    shift: float | None = None
+    shift_interval: list[float] | None = None
+    # per known fact [units known, kept quantized, kept unquantized]: pooled over reports as one
+    shift_facts: list[list[int]] | None = None
+    omit_none = ("unquantized_kept", "shift", "shift_interval", "shift_facts")
 
 
 class Quantization(Record):

@@ -147,6 +147,13 @@ def headline(report: AuditReport) -> list[str]:
         own = q.over_quantized_reference
         if own:  # older reports lack it
             line += f"; {pct(own.overall.residual)} of what the quantized reference still knows"
+            if own.shift is not None:  # the same facts unquantized: what quantizing itself changed
+                spread = own.shift_interval
+                ci = f" [{100 * spread[0]:+.0f} to {100 * spread[1]:+.0f}]" if spread else ""
+                line += (
+                    f", {own.unquantized_kept}/{own.overall.known} of those unquantized: "
+                    f"{100 * own.shift:+.0f} points{ci}"
+                ).replace("-", "−")
         lines.append(f"{line} (the quantized reference itself keeps {pct(q.reference_quantized_keeps)})")
     if report.relearning is not None:
         r = report.relearning
