@@ -254,3 +254,17 @@ def test_a_quantization_entry_compares_the_same_facts_unquantized():
     assert own.shift == round(1 / 3, 4)
     lo, hi = own.shift_interval
     assert lo <= own.shift <= hi
+    assert own.shift_facts == [[1, 1, 0], [1, 1, 1], [1, 0, 0]]
+    # every report's summary says it (markdown, HTML and terminal share these lines)
+    from types import SimpleNamespace
+
+    from formless.reports.tables import headline
+
+    bias = SimpleNamespace(std=None)
+    forget = SimpleNamespace(
+        overall=entry.overall, not_measurable=[], form_dependent_bias=bias, by_exposure=None
+    )
+    report = SimpleNamespace(forget=forget, given_away=None, quantization={"s": entry}, relearning=None)
+    line = headline(report)[-1]
+    assert line.startswith("After s quantization: ")
+    assert f"1/3 of those unquantized: +33 points [+{100 * lo:.0f} to +{100 * hi:.0f}]" in line
