@@ -75,3 +75,14 @@ def atomic_file(target: Path) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def read_tensors(path: Path) -> tuple[dict, dict[str, str]]:
+    """A safetensors cache entry's tensors and metadata; raises on an unreadable file (callers treat
+    that like a missing entry). Never unpickles."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata() or {}
+    return load_file(str(path)), meta

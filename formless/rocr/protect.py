@@ -21,11 +21,11 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from formless.errors import FormlessError
 from formless.matching import normalise
-from formless.models.cache import atomic_file
+from formless.models.cache import atomic_file, read_tensors
 from formless.models.loading import LoadedModel
 from formless.rocr.activations import Located, collect
 
@@ -164,11 +164,7 @@ def _load(path: Path, names: Sequence[str], layers: Sequence[int]):
     if not path.exists():
         return None
     try:
-        from safetensors import safe_open
-
-        with safe_open(str(path), "pt") as f:
-            meta = f.metadata() or {}
-        tensors = load_file(str(path))
+        tensors, meta = read_tensors(path)
         owners = json.loads(meta.get("owners", "null"))
         keys = {layer: tensors[f"layer_{layer}"] for layer in layers}
         if (

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
-from formless.models.cache import atomic_file, cache_dir
+from formless.models.cache import atomic_file, cache_dir, read_tensors
 from formless.models.loading import LoadedModel
 from formless.models.prompts import right_pad
 from formless.progress import track
@@ -69,11 +69,7 @@ def _load(path: Path, layer: int, d_ff: int) -> LayerStatistics | None:
     if not path.exists():
         return None
     try:
-        from safetensors import safe_open
-
-        with safe_open(str(path), "pt") as f:
-            meta = f.metadata() or {}
-        tensors = load_file(str(path))
+        tensors, meta = read_tensors(path)
         values, vectors = tensors["eigenvalues"], tensors["eigenvectors"]
         ok = (
             meta.get("format") == FORMAT
@@ -193,11 +189,8 @@ def _load_shard(path: Path, d_ff: int) -> tuple[torch.Tensor, int] | None:
     if not path.exists():
         return None
     try:
-        from safetensors import safe_open
-
-        with safe_open(str(path), "pt") as f:
-            meta = f.metadata() or {}
-        total = load_file(str(path))["sum"]
+        tensors, meta = read_tensors(path)
+        total = tensors["sum"]
         if (
             meta.get("format") == FORMAT
             and total.shape == (d_ff, d_ff)
