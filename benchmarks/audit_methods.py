@@ -150,7 +150,8 @@ def above_prior_pooled(pairs: list[list[float]], seed: int = 0) -> str:
         return f"– (prior {100 * expected / n:.0f}%, {n} facts)"
     idx = np.random.default_rng(seed).integers(0, n, size=(1000, n))
     s, e = table[:, 0][idx].sum(axis=1), table[:, 1][idx].sum(axis=1)
-    values = ((s - e) / (n - e))[n - e >= 1]
+    with np.errstate(invalid="ignore", divide="ignore"):  # resamples with < 1 fact above the prior
+        values = ((s - e) / (n - e))[n - e >= 1]
     lo, hi = np.percentile(values, [2.5, 97.5])
     return (
         f"{100 * (kept - expected) / (n - expected):.0f}% [{100 * lo:.0f}–{100 * hi:.0f}%] "
