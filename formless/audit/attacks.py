@@ -239,10 +239,10 @@ def quantization_entry(scores: AttackScores) -> Quantization:
     # the same facts (those the quantized reference knows, in the forms counted) unquantized
     counted = counted_forms(own.per_form)
     same = [(p, b, a, u) for p, b, a, u in zip(probes, q_before, attacked, scores.after) if p.form in counted]
-    pairs = shift_counts(
-        units([p for p, *_ in same], [b for _, b, _, _ in same], [a for *_, a, _ in same]),
-        units([p for p, *_ in same], [b for _, b, _, _ in same], [u for *_, u in same]),
-    ) if same else []  # fmt: skip
+    pairs = []
+    if same:
+        asked, known_by, quantized, unquantized = zip(*same)
+        pairs = shift_counts(units(asked, known_by, quantized), units(asked, known_by, unquantized))
     shift = paired_shift(pairs, seed=seed)
     ref_q = summarise_probes(
         [probes[i] for i in known], [before[i] for i in known], scores.reference_known or [], seed=seed

@@ -58,7 +58,8 @@ FAMOUS_NAMES: tuple[str, ...] = (
     # organisations
     "NASA", "the United Nations", "Apple", "Coca-Cola", "Nike", "FIFA", "the Red Cross", "Toyota",
     "Harvard University", "The Rolling Stones",
-    # events and things
+    # events and things (after a singer and before a character that replaced names sharing a word
+    # with a shipped concept; the order is kept: it is the order the figures were measured in)
     "Beyoncé", "the Renaissance", "the Black Death", "the Bronze Age", "the Roman Empire",
     "the Internet", "DNA", "penicillin", "Peter Pan", "the telephone",
 )  # fmt: skip
@@ -68,7 +69,7 @@ _FUNCTION_WORDS = frozenset({"the", "of", "and", "a", "an"})
 
 def _words(name: str) -> set[str]:
     """A name's words but its function words: two names that share one share a token the edit may
-    redirect ("Mount" in "Kyoto" and "Mount Everest")."""
+    redirect ("Mount" in "Mount Fuji" and "Mount Everest")."""
     return {w for w in normalise(name).split() if w not in _FUNCTION_WORDS}
 
 
@@ -77,11 +78,11 @@ def protected_names(
 ) -> list[str]:
     """``names`` without any that shares a word (other than "the", "of", "and", "a", "an") with a
     concept being edited or a redirect target ("Michael Jackson" is dropped when "Michael Jordan" is
-    edited, "Kyoto" when "Mount Everest" is): a protected key of the very token the edit
+    edited, "Mount Fuji" when "Mount Everest" is): a protected key of the very token the edit
     redirects asks the solve for two things at once, and the update grows to give both (measured:
-    Mount Everest's general facts 92/94 -> 88/94 with "Kyoto" protected). A name given twice
+    Mount Everest's general facts 92/94 -> 88/94 with "Mount Fuji" protected). A name given twice
     (up to case, accents and punctuation) is kept once."""
-    taken = set().union(*(_words(c) for c in [*concepts, *redirects])) if concepts or redirects else set()
+    taken = set().union(*(_words(c) for c in [*concepts, *redirects]))
     out, seen = [], {normalise(c) for c in concepts}
     for name in (" ".join(str(n).split()) for n in names):
         if name and normalise(name) not in seen and not (_words(name) & taken):
