@@ -172,6 +172,15 @@ def forget(
                 "update_norm": e.delta_norm,
                 "relative_norm": e.relative_norm,
                 "null_space_dim": e.null_dim,
+                **(
+                    {
+                        "grid": e.grid,
+                        "grid_key_error": round(e.grid_key_error or 0.0, 5),
+                        "grid_plain_rounding_key_error": round(e.grid_rounded_error or 0.0, 5),
+                    }
+                    if e.grid
+                    else {}
+                ),
             }
             for e in edit.layer_edits
         ],

@@ -238,7 +238,8 @@ def test_refusal_at_a_later_layer_puts_back_the_earlier_layers(tiny_dir, corpus_
 
 def test_paper_preset_differs_from_the_default_exactly_where_documented():
     """The reference's choices (config.PRESETS): last name token only, chat keys only; the same
-    fixed redirect "a random person" (formless: "an unknown name"); the same contexts, layers rule
+    fixed redirect "a random person" (formless: "an unknown name"); the update as solved (formless:
+    kept on the weights' own quantization grid); the same contexts, layers rule
     and update settings as formless' default."""
     from formless.errors import FormlessError
     from formless.rocr.config import (
@@ -257,6 +258,7 @@ def test_paper_preset_differs_from_the_default_exactly_where_documented():
         "concept_tokens": (0, 1),
         "key_groups": (["chat", "plain"], ["chat"]),
         "redirect": (DEFAULT_REDIRECT, PAPER_REDIRECT),
+        "grid": ("auto", "off"),
     }
     assert DEFAULT_REDIRECT == UNKNOWN_REDIRECT and PAPER_REDIRECT == "a random person"
     assert paper["prefixes"] == REFERENCE_PREFIXES

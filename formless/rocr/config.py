@@ -134,6 +134,16 @@ class ROCRConfig(BaseModel):
     protect_weight: float = Field(
         1.0, gt=0, description="weight of a protected name's key against an edited one in the solve"
     )
+    grid: Literal["auto", "off"] = Field(
+        "auto",
+        description="'auto': where an edited matrix's weights sit exactly on a llama.cpp block grid (a "
+        "checkpoint published quantized, like the default model's Q4_1), the edited matrix is put back "
+        "on that grid (GPTQ rounding against the statistics and the concept's keys), so converting the "
+        "model back to its format keeps the edit (formless.rocr.grid); 'off': the update as solved",
+    )
+    grid_key_weight: float = Field(
+        10.0, gt=0, description="weight of the concept's keys against generic text in the grid rounding"
+    )
     stats_tokens: int = Field(40_000, ge=1000, description="generic-text tokens for the statistics")
     corpus: str | None = Field(None, description="statistics corpus file/dir; None = shipped default")
 
@@ -192,11 +202,14 @@ class ROCRConfig(BaseModel):
 #   key_groups=[chat]  keys in the six chat-turn contexts only (formless: chat + plain text)
 #   redirect           one fixed s' for every target, "a random person" (formless: "an unknown name",
 #                      the mean of made-up names' representations)
+#   grid="off"         the update as solved (formless: put back on the weights' own quantization grid)
 # Every other field is the same, including the layers by relative depth.
 # Not reproduced: the reference reads z(s) in the plain string "<s>." -- on a tokenizer that adds no
 # BOS that is position 0, the outlier position keys are never read at here (edit.MIN_POSITION), so
 # the paper preset reads z(s), like v*, in the chat turn " <s>.".
 PRESETS: dict[str, ROCRConfig] = {
     "formless": ROCRConfig(),
-    "paper": ROCRConfig(preset="paper", concept_tokens=1, key_groups=["chat"], redirect=PAPER_REDIRECT),
+    "paper": ROCRConfig(
+        preset="paper", concept_tokens=1, key_groups=["chat"], redirect=PAPER_REDIRECT, grid="off"
+    ),
 }

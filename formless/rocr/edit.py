@@ -21,6 +21,7 @@ from formless.models.loading import LoadedModel
 from formless.models.prompts import add_special_tokens, render
 from formless.rocr.activations import Located, collect, locate
 from formless.rocr.config import ROCRConfig
+from formless.rocr.grid import Snapped, find_grid, grid_hessian, snap_to_grid
 from formless.rocr.protect import FAMOUS_NAMES, protected_keys, protected_names
 from formless.rocr.stats import LayerStatistics
 from formless.rocr.update import rocr_delta
@@ -51,6 +52,9 @@ class LayerEdit:
     null_dim: int
     delta_norm: float
     relative_norm: float  # ||delta|| / ||W||
+    grid: str | None = None  # the quantization grid the edited matrix was kept on (formless.rocr.grid)
+    grid_key_error: float | None = None  # ||(on grid - as solved) K|| / ||update K||, GPTQ rounding
+    grid_rounded_error: float | None = None  # the same for plain nearest rounding (what re-quantizing does)
 
 
 @dataclass
@@ -318,6 +322,20 @@ def add_to_weight(module: torch.nn.Module, transposed: bool, delta: torch.Tensor
     return edited.T if transposed else edited
 
 
+def _on_grid(
+    weight: torch.Tensor, delta: torch.Tensor, stats: LayerStatistics, keys: torch.Tensor, key_weight: float
+) -> Snapped | None:
+    """``weight + delta`` put back on the block grid ``weight`` sits on (formless.rocr.grid), or None
+    where it sits on none, is not float32, or the rounded result would not survive re-quantization."""
+    if weight.dtype != torch.float32:
+        return None
+    grid = find_grid(weight)
+    if grid is None:
+        return None
+    hessian = grid_hessian(stats.eigenvalues, stats.eigenvectors, keys, key_weight)
+    return snap_to_grid(weight, weight + delta, grid, hessian, keys)
+
+
 def _offload_map(module: torch.nn.Module):
     """The offload hook's weights map of a layer accelerate keeps on the meta device, else None."""
     hook = getattr(module, "_hf_hook", None)
@@ -490,7 +508,19 @@ def _apply_rocr(
                 limit=config.max_relative_norm,
             )
         originals.append((module, current.detach().clone()))
-        add_to_weight(module, adapter.transposed, delta)
+        snapped = None
+        if config.grid == "auto":
+            before = (current.T if adapter.transposed else current).detach().float().cpu()  # d x d_ff
+            kept_too = [] if prev is None else [prev.cpu()]
+            flat = torch.cat([k_out[layer].T.cpu(), *kept_too], 1)
+            snapped = _on_grid(before, delta.cpu(), st, flat, config.grid_key_weight)
+            if snapped is not None:
+                delta = snapped.weight - before
+                relative = float(delta.norm() / before.norm())  # what is written, not what was solved
+        written = add_to_weight(module, adapter.transposed, delta)
+        if snapped is not None:
+            with torch.no_grad():  # exactly the grid's values: w + (s - w) can round off them
+                written.copy_(snapped.weight.to(device=written.device, dtype=written.dtype))
         result.layer_edits.append(
             LayerEdit(
                 layer=layer,
@@ -499,6 +529,9 @@ def _apply_rocr(
                 null_dim=basis.shape[1],
                 delta_norm=float(delta.norm()),
                 relative_norm=relative,
+                grid=snapped.qtype if snapped else None,
+                grid_key_error=snapped.key_error if snapped else None,
+                grid_rounded_error=snapped.rounded_error if snapped else None,
             )
         )
     result.seconds = time.perf_counter() - start

@@ -1,0 +1,200 @@
+"""Keep an edited matrix on the quantization grid its weights were published on.
+
+Many checkpoints are published quantized (the default model ships as GGUF Q4_1): their dense
+weights sit exactly on a block grid. ROCR's update is mostly smaller than half a grid step, so a
+user who converts the edited model back to that format rounds most of it away and the concept
+returns (measured: Q4_1 brought back 10 points of the designed-on concepts' facts). Here the
+edited matrix is put back on the *same* grid (each 32-value block keeps its scale and offset) by
+GPTQ's sequential rounding (Frantar et al. 2023): each column is rounded to its block's nearest
+level and its error is spread over the columns not yet rounded, weighted by the inverse of
+``H = E[a a^T] + w K K^T`` (generic text's second moment, from the ROCR statistics, plus the
+concept's own keys), so the rounded matrix still does what the update asked on the concept's keys
+and what the original did on generic text. Re-quantizing the result to that format then changes
+nothing: the elements that set each block's scale keep their codes, so the block's scale and
+offset come out the same (checked: the round trip is bit for bit, or the grid is not used).
+
+Only llama.cpp's 32-value block formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) are recognised; a matrix on
+no such grid (a float16 checkpoint) is edited as before."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from formless.attacks.quantizers import GGUF_BLOCK, _gguf_round_trip
+
+# qtype: (bytes per block, has an offset m, lowest code, highest code, code offset)
+# value = d * (code + code_offset) [+ m], as gguf's dequantizers compute it in float32
+FORMATS: dict[str, tuple[int, bool, int, int, int]] = {
+    "Q4_0": (18, False, 0, 15, -8),
+    "Q4_1": (20, True, 0, 15, 0),
+    "Q5_0": (22, False, 0, 31, -16),
+    "Q5_1": (24, True, 0, 31, 0),
+    "Q8_0": (34, False, -127, 127, 0),
+}
+PROBE_ROWS = 4  # a type is tried on a few rows first: most matrices are on no grid
+
+
+@dataclass
+class BlockGrid:
+    """One matrix's grid: per (row, block) scale ``d`` and offset ``m`` (float32), the original
+    codes, and which elements set their block's scale (they keep their codes)."""
+
+    qtype: str
+    d: torch.Tensor  # rows x blocks
+    m: torch.Tensor  # rows x blocks (zeros for the symmetric types)
+    codes: torch.Tensor  # rows x cols, int64
+    fixed: torch.Tensor  # rows x cols, bool
+    _columns: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, repr=False)
+
+    @property
+    def low(self) -> int:
+        return FORMATS[self.qtype][2]
+
+    @property
+    def high(self) -> int:
+        return FORMATS[self.qtype][3]
+
+    def values(self, codes: torch.Tensor) -> torch.Tensor:
+        """The float32 weights ``codes`` (rows x cols) stand for, computed as gguf dequantizes."""
+        d, m = self.columns()
+        return d * (codes + FORMATS[self.qtype][4]).to(torch.float32) + m
+
+    def nearest(self, target: torch.Tensor, col: int | slice = slice(None)) -> torch.Tensor:
+        """Per row, the code of column(s) ``col`` whose level is nearest ``target`` (fixed elements
+        keep theirs)."""
+        d, m = self.columns()
+        d, m = d[:, col], m[:, col]
+        safe = torch.where(d == 0, torch.ones_like(d), d)
+        code = torch.round((target.to(torch.float32) - m) / safe) - FORMATS[self.qtype][4]
+        code = code.clamp(self.low, self.high).to(torch.int64)
+        return torch.where(self.fixed[:, col], self.codes[:, col], code)
+
+    def level(self, code: torch.Tensor, col: int) -> torch.Tensor:
+        """The float32 value of ``code`` (one per row) in column ``col``."""
+        d, m = self.columns()
+        return d[:, col] * (code + FORMATS[self.qtype][4]).to(torch.float32) + m[:, col]
+
+    def columns(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scale and offset of every element's block (rows x cols), computed once."""
+        if self._columns is None:
+            block = torch.arange(self.codes.shape[1]) // GGUF_BLOCK
+            self._columns = (self.d[:, block].contiguous(), self.m[:, block].contiguous())
+        return self._columns
+
+
+def find_grid(weight: torch.Tensor) -> BlockGrid | None:
+    """The block grid ``weight`` (rows along the GGUF row: out x in for a Linear) sits on exactly, or
+    None. The coarsest format whose round trip leaves every value bit for bit wins."""
+    w = weight.detach().to(torch.float32).cpu()
+    if w.dim() != 2 or w.shape[1] % GGUF_BLOCK:
+        return None
+    for qtype in FORMATS:
+        probe = w[:PROBE_ROWS]
+        if not torch.equal(_gguf_round_trip(probe, qtype), probe):
+            continue
+        if torch.equal(_gguf_round_trip(w, qtype), w):
+            return _grid_of(w, qtype)
+    return None
+
+
+def _grid_of(w: torch.Tensor, qtype: str) -> BlockGrid:
+    from gguf import GGMLQuantizationType, quants
+
+    size, has_m, low, high, offset = FORMATS[qtype]
+    rows, cols = w.shape
+    packed = quants.quantize(w.numpy(), GGMLQuantizationType[qtype]).reshape(rows, cols // GGUF_BLOCK, size)
+    d = torch.from_numpy(np.ascontiguousarray(packed[..., 0:2]).view(np.float16).astype(np.float32)[..., 0])
+    m = (
+        torch.from_numpy(np.ascontiguousarray(packed[..., 2:4]).view(np.float16).astype(np.float32)[..., 0])
+        if has_m
+        else torch.zeros_like(d)
+    )
+    block = torch.arange(cols) // GGUF_BLOCK
+    safe = torch.where(d == 0, torch.ones_like(d), d)
+    codes = (torch.round((w - m[:, block]) / safe[:, block]) - offset).clamp(low, high).to(torch.int64)
+    # the elements that set a block's scale on re-quantization: its minimum and maximum (offset
+    # formats) or its largest magnitude (symmetric ones); they keep their codes
+    blocks = w.view(rows, -1, GGUF_BLOCK)
+    fixed = torch.zeros(rows, cols // GGUF_BLOCK, GGUF_BLOCK, dtype=torch.bool)
+    if has_m:
+        fixed.scatter_(2, blocks.argmin(-1, keepdim=True), True)
+        fixed.scatter_(2, blocks.argmax(-1, keepdim=True), True)
+    else:
+        fixed.scatter_(2, blocks.abs().argmax(-1, keepdim=True), True)
+    return BlockGrid(qtype, d, m, codes, fixed.view(rows, cols))
+
+
+def gptq_codes(target: torch.Tensor, grid: BlockGrid, hessian: torch.Tensor, block: int = 128) -> torch.Tensor:
+    """Codes on ``grid`` for ``target`` (rows x cols) chosen column by column, each rounding error
+    spread over the columns still to round through the Cholesky factor of ``hessian^-1`` (GPTQ),
+    columns taken in order of decreasing ``hessian`` diagonal. Minimises ``||(Q - target) X||``
+    for inputs whose second moment is ``hessian`` far better than rounding each value alone."""
+    rows, cols = target.shape
+    order = torch.argsort(torch.diagonal(hessian), descending=True)
+    h = hessian[order][:, order].to(torch.float64)
+    upper = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(h)), upper=True)
+    w = target.to(torch.float64)[:, order].clone()
+    codes = torch.empty(rows, cols, dtype=torch.int64)
+    for start in range(0, cols, block):
+        stop = min(start + block, cols)
+        part = w[:, start:stop].clone()
+        errors = torch.zeros_like(part)
+        u = upper[start:stop, start:stop]
+        for j in range(stop - start):
+            col = int(order[start + j])
+            code = grid.nearest(part[:, j], col)
+            codes[:, col] = code
+            value = grid.level(code, col).to(torch.float64)
+            error = (part[:, j] - value) / u[j, j]
+            part[:, j:] -= error.unsqueeze(1) * u[j, j:].unsqueeze(0)
+            errors[:, j] = error
+        w[:, stop:] -= errors @ upper[start:stop, stop:]
+    return codes
+
+
+def grid_hessian(
+    eigenvalues: torch.Tensor, eigenvectors: torch.Tensor, keys: torch.Tensor, key_weight: float
+) -> torch.Tensor:
+    """``S / mean(diag S) + key_weight * K^ K^T / n + damping``: generic text's second moment (the
+    ROCR statistics, scaled to a unit mean diagonal) plus the keys (d_ff x n) scaled to the same
+    per-entry size, all together worth ``key_weight`` times the generic text."""
+    vectors = eigenvectors.to(torch.float64)
+    s = (vectors * eigenvalues.to(torch.float64).clamp_min(0)) @ vectors.T
+    s /= torch.diagonal(s).mean().clamp_min(1e-12)
+    k = keys.to(torch.float64)
+    k = k / (k.norm(dim=0, keepdim=True) / k.shape[0] ** 0.5).clamp_min(1e-12)
+    h = s + key_weight * (k @ k.T) / max(1, k.shape[1])
+    h.diagonal().add_(0.01 * float(torch.diagonal(h).mean()))
+    return h
+
+
+@dataclass
+class Snapped:
+    qtype: str
+    weight: torch.Tensor  # float32, on the grid
+    key_error: float  # ||(snapped - edited) K|| / ||(edited - original) K||
+    rounded_error: float  # the same for plain nearest rounding, for comparison
+
+
+def snap_to_grid(
+    original: torch.Tensor, edited: torch.Tensor, grid: BlockGrid, hessian: torch.Tensor, keys: torch.Tensor
+) -> Snapped | None:
+    """``edited`` put back on ``original``'s grid (both rows x cols, out x in); None when the
+    result would not survive re-quantization bit for bit (then the caller keeps ``edited``)."""
+    codes = gptq_codes(edited, grid, hessian)
+    snapped = grid.values(codes)
+    if not torch.equal(_gguf_round_trip(snapped, grid.qtype), snapped):
+        return None
+    k = keys.to(torch.float32)
+    wanted = float(((edited - original) @ k).norm())
+    plain = grid.values(grid.nearest(edited))
+    scale = max(wanted, 1e-12)
+    return Snapped(
+        grid.qtype,
+        snapped,
+        float(((snapped - edited) @ k).norm()) / scale,
+        float(((plain - edited) @ k).norm()) / scale,
+    )
