@@ -162,7 +162,8 @@ def forget(
         "edited_weights_hash": loaded.weights_hash(refresh=True),
         "update_guard": {
             "max_relative_norm": config.max_relative_norm,
-            "largest_relative_norm": max(e.relative_norm for e in edit.layer_edits),
+            # what the guard compared: the update as solved (before any grid rounding)
+            "largest_relative_norm": max(e.solved_relative_norm or e.relative_norm for e in edit.layer_edits),
         },
         "notes": edit.notes,
         "layer_updates": [
@@ -175,6 +176,7 @@ def forget(
                 **(
                     {
                         "grid": e.grid,
+                        "solved_relative_norm": e.solved_relative_norm,
                         "grid_key_error": round(e.grid_key_error or 0.0, 5),
                         "grid_plain_rounding_key_error": round(e.grid_rounded_error or 0.0, 5),
                     }

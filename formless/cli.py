@@ -121,6 +121,14 @@ def forget(
             "neighbour facts kept, a few more forgotten facts left; README)"
         ),
     ] = False,
+    grid: Annotated[
+        str | None,
+        typer.Option(
+            help="ROCR: 'auto' (default) keeps each edited matrix on the quantization grid its weights "
+            "sit on, so a model published quantized (the default: GGUF Q4_1) converted back keeps the "
+            "edit; 'off' writes the update as solved (the paper preset's choice)"
+        ),
+    ] = None,
     force: Annotated[bool, typer.Option(help="overwrite an existing output directory")] = False,
     seed: int = 0,
     device_map: Annotated[
@@ -160,14 +168,15 @@ def forget(
         max_relative_norm=max_relative_norm,
         protected=keep or None,
         protect_famous=keep_famous or None,
+        grid=grid,
     )
     train_config = None
     if method != "rocr":
         if preset != "formless":
             raise FormlessError(f"--preset configures ROCR; it does not apply to --method {method}")
-        if keep or keep_famous:
+        if keep or keep_famous or grid:
             raise FormlessError(
-                f"--keep and --keep-famous configure ROCR; they do not apply to --method {method}"
+                f"--keep, --keep-famous and --grid configure ROCR; they do not apply to --method {method}"
             )
         from pydantic import ValidationError
 
@@ -213,15 +222,24 @@ def forget(
         return
     preset_note = "" if m["preset"]["name"] == "formless" else f" (preset {m['preset']['name']})"
     table = Table(title=f"ROCR{preset_note}: {', '.join(m['concepts'])} -> {m['redirect']}")
-    for col in ("layer", "weight", "update norm", "relative", "null-space dim"):
+    for col in ("layer", "weight", "update norm", "relative", "null-space dim", "kept on grid"):
         table.add_column(col)
     for u in m["layer_updates"]:
+        # the grid column: the format, and how much of the update's effect on the concept's keys the
+        # rounding misses (plain rounding, what re-quantizing an off-grid edit does, in brackets)
+        on_grid = (
+            f"{u['grid']} ({u['grid_key_error']:.1%} off; "
+            f"plain rounding {u['grid_plain_rounding_key_error']:.0%})"
+            if u.get("grid")
+            else "–"
+        )
         table.add_row(
             str(u["layer"]),
             u["weight"],
             f"{u['update_norm']:.3f}",
             f"{u['relative_norm']:.4f}",
             str(u["null_space_dim"]),
+            on_grid,
         )
     out_console.print(table)
     for note in m.get("notes", []):

@@ -127,3 +127,25 @@ def test_kept_names_reach_the_edit_and_its_manifest(tmp_path, tiny_dir, corpus_f
     lines = [line for line in wrong.stderr.splitlines() if line.strip()]
     assert wrong.returncode == 2 and len(lines) == 1 and "--keep" in lines[0] and "--method npo" in lines[0]
     assert not (tmp_path / "b").exists()
+
+
+def test_grid_option_reaches_the_manifest_and_bad_values_are_usage_errors(tmp_path, tiny_dir, corpus_file):
+    """`--grid off` is recorded as an override; a value other than auto/off, or --grid with a
+    baseline, is a one-line usage error that writes nothing. (A tiny random model sits on no
+    quantization grid, so `auto` leaves its update as solved: no grid in the manifest.)"""
+    import json
+
+    args = ["--model", str(tiny_dir), "--corpus", str(corpus_file), "--stats-tokens", "1000", "--layers", "2"]
+    result = formless("forget", "Harry Potter", "--out", "o", "--grid", "off", *args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((tmp_path / "o" / "formless_manifest.json").read_text())
+    assert manifest["hyperparameters"]["grid"] == "off" and "grid" in manifest["preset"]["overridden"]
+    auto = formless("forget", "Harry Potter", "--out", "a", *args, cwd=tmp_path)
+    assert auto.returncode == 0, auto.stderr
+    updates = json.loads((tmp_path / "a" / "formless_manifest.json").read_text())["layer_updates"]
+    assert updates and not any("grid" in u for u in updates)
+    for bad in (["--grid", "sometimes"], ["--grid", "off", "--method", "npo"]):
+        wrong = formless("forget", "Harry Potter", "--out", "b", *bad, *args, cwd=tmp_path)
+        lines = [line for line in wrong.stderr.splitlines() if line.strip()]
+        assert wrong.returncode == 2 and len(lines) == 1 and "grid" in lines[0], wrong.stderr
+        assert not (tmp_path / "b").exists()

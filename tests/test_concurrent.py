@@ -175,8 +175,9 @@ def test_the_audit_reads_the_same_with_one_worker_and_with_two(tiny_dir, tmp_pat
 
 def test_a_transform_that_changes_no_weight_reuses_the_references_answers(tiny_dir, tmp_path, monkeypatch):
     """The default model ships on the Q4_1 grid, so its Q4_1 copy is itself: such a copy of the
-    reference is not scored again (its answers are the reference's), while a copy that changes a
-    weight is."""
+    reference is not scored again (its answers are the reference's), and neither is such a copy of
+    the audited model (an ROCR edit kept on that grid: its answers are the audited model's), while a
+    copy that changes a weight is."""
     import copy as copying
     from dataclasses import dataclass
     from typing import ClassVar
@@ -225,6 +226,15 @@ def test_a_transform_that_changes_no_weight_reuses_the_references_answers(tiny_d
         "score_probes",
         lambda copy, batch, **kw: scored_copies.append(len(batch)) or real(copy, batch, **kw),
     )
+    audited_copies: list[int] = []
+    real_known = attacks_module.score_known
+    monkeypatch.setattr(
+        attacks_module,
+        "score_known",
+        lambda copy, asked, before, settings: (
+            audited_copies.append(len(asked)) or real_known(copy, asked, before, settings)
+        ),
+    )
     model = str(tiny_dir)
     settings = AuditSettings(quantize=(), forms=["question", "true_false", "multiple_choice"], fluency=False)
     report = run_audit(
@@ -232,7 +242,10 @@ def test_a_transform_that_changes_no_weight_reuses_the_references_answers(tiny_d
         attacks=[CopyAttack("same", 0.0)],
     )  # fmt: skip
     assert scored_copies == []  # the unchanged copy of the reference was not asked anything
+    assert audited_copies == []  # nor the unchanged copy of the audited model
     entry = report.quantization["same"]
+    assert entry.overall == report.forget.overall  # it answered what the audited model answered
+    assert entry.over_quantized_reference.shift in (0.0, None)
     assert entry.reference_quantized_keeps in (None, 1.0)
     assert entry.over_quantized_reference.overall == report.forget.overall
     run_audit(
@@ -240,6 +253,7 @@ def test_a_transform_that_changes_no_weight_reuses_the_references_answers(tiny_d
         attacks=[CopyAttack("nudged", 1e-3)],
     )  # fmt: skip
     assert scored_copies and scored_copies[0] > 0  # a changed copy is scored
+    assert audited_copies and audited_copies[0] > 0
     a = torch.nn.Linear(3, 2)
     b = copying.deepcopy(a)
     assert same_weights(a, b)

@@ -51,7 +51,8 @@ class LayerEdit:
     keys: torch.Tensor  # d_ff x n, the keys this edit wrote (for later sequential edits)
     null_dim: int
     delta_norm: float
-    relative_norm: float  # ||delta|| / ||W||
+    relative_norm: float  # ||delta|| / ||W||, delta as written into the weights
+    solved_relative_norm: float | None = None  # the update as solved, before grid rounding (guarded)
     grid: str | None = None  # the quantization grid the edited matrix was kept on (formless.rocr.grid)
     grid_key_error: float | None = None  # ||(on grid - as solved) K|| / ||update K||, GPTQ rounding
     grid_rounded_error: float | None = None  # the same for plain nearest rounding (what re-quantizing does)
@@ -397,7 +398,7 @@ def apply_rocr(
             result = _apply_rocr(loaded, concepts, fallback, stats, previous_keys, protect_cache)
         except UnsafeEditError:
             raise refused from None
-        largest = max(e.relative_norm for e in result.layer_edits)
+        largest = max(e.solved_relative_norm or e.relative_norm for e in result.layer_edits)
         name, last = ("the name", "the name's") if len(result.concepts) == 1 else ("the names", "each name's")
         result.notes.append(
             f"redirecting every specific token of {name} would change layer {refused.layer} by "
@@ -516,7 +517,6 @@ def _apply_rocr(
             snapped = _on_grid(before, delta.cpu(), st, flat, config.grid_key_weight)
             if snapped is not None:
                 delta = snapped.weight - before
-                relative = float(delta.norm() / before.norm())  # what is written, not what was solved
         written = add_to_weight(module, adapter.transposed, delta)
         if snapped is not None:
             with torch.no_grad():  # exactly the grid's values: w + (s - w) can round off them
@@ -528,7 +528,9 @@ def _apply_rocr(
                 keys=keys.cpu(),
                 null_dim=basis.shape[1],
                 delta_norm=float(delta.norm()),
-                relative_norm=relative,
+                # the guard reads the update as solved; grid rounding adds quantization-sized noise
+                relative_norm=relative if snapped is None else float(delta.norm() / before.norm()),
+                solved_relative_norm=relative if snapped is not None else None,
                 grid=snapped.qtype if snapped else None,
                 grid_key_error=snapped.key_error if snapped else None,
                 grid_rounded_error=snapped.rounded_error if snapped else None,

@@ -127,32 +127,50 @@ def _grid_of(w: torch.Tensor, qtype: str) -> BlockGrid:
     return BlockGrid(qtype, d, m, codes, fixed.view(rows, cols))
 
 
-def gptq_codes(target: torch.Tensor, grid: BlockGrid, hessian: torch.Tensor, block: int = 128) -> torch.Tensor:
+def _upper_factor_of_inverse(hessian: torch.Tensor) -> torch.Tensor:
+    """The upper Cholesky factor ``U`` of ``hessian^-1`` (``hessian^-1 = U^T U``) from one Cholesky
+    factorisation and one triangular inverse: with ``J`` the reversal, ``J H J = L L^T`` gives
+    ``H^-1 = (J L^-T J)(J L^-1 J)``, and ``J L^-1 J`` is upper triangular with a positive diagonal."""
+    flipped = torch.linalg.cholesky(hessian.flip(0, 1))
+    eye = torch.eye(hessian.shape[0], dtype=hessian.dtype, device=hessian.device)
+    return torch.linalg.solve_triangular(flipped, eye, upper=False).flip(0, 1)
+
+
+def gptq_codes(
+    target: torch.Tensor, grid: BlockGrid, hessian: torch.Tensor, block: int = 128
+) -> torch.Tensor:
     """Codes on ``grid`` for ``target`` (rows x cols) chosen column by column, each rounding error
     spread over the columns still to round through the Cholesky factor of ``hessian^-1`` (GPTQ),
     columns taken in order of decreasing ``hessian`` diagonal. Minimises ``||(Q - target) X||``
-    for inputs whose second moment is ``hessian`` far better than rounding each value alone."""
+    for inputs whose second moment is ``hessian`` far better than rounding each value alone.
+    Float32, as GPTQ runs; the work is laid out column-major so each step reads contiguous rows."""
     rows, cols = target.shape
     order = torch.argsort(torch.diagonal(hessian), descending=True)
-    h = hessian[order][:, order].to(torch.float64)
-    upper = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(h)), upper=True)
-    w = target.to(torch.float64)[:, order].clone()
-    codes = torch.empty(rows, cols, dtype=torch.int64)
+    upper = _upper_factor_of_inverse(hessian[order][:, order].to(torch.float64)).to(torch.float32)
+    d, m = (t.T[order].contiguous() for t in grid.columns())  # cols x rows, in the rounding order
+    # a fixed element's bounds are its own code; level(code) = d * code + (m + d * offset)
+    fixed, original = grid.fixed.T[order], grid.codes.T[order].to(torch.float32)
+    low = torch.where(fixed, original, torch.full_like(original, grid.low)).contiguous()
+    high = torch.where(fixed, original, torch.full_like(original, grid.high)).contiguous()
+    inverse_d = torch.where(d == 0, torch.ones_like(d), d).reciprocal()
+    base = m + d * FORMATS[grid.qtype][4]
+    w = target.to(torch.float32).T[order].contiguous()  # cols x rows
+    codes = torch.empty(cols, rows, dtype=torch.float32)
     for start in range(0, cols, block):
         stop = min(start + block, cols)
-        part = w[:, start:stop].clone()
-        errors = torch.zeros_like(part)
+        part = w[start:stop].clone()
+        errors = torch.empty_like(part)
         u = upper[start:stop, start:stop]
         for j in range(stop - start):
-            col = int(order[start + j])
-            code = grid.nearest(part[:, j], col)
-            codes[:, col] = code
-            value = grid.level(code, col).to(torch.float64)
-            error = (part[:, j] - value) / u[j, j]
-            part[:, j:] -= error.unsqueeze(1) * u[j, j:].unsqueeze(0)
-            errors[:, j] = error
-        w[:, stop:] -= errors @ upper[start:stop, stop:]
-    return codes
+            c = start + j
+            code = torch.round((part[j] - base[c]) * inverse_d[c]).clamp_(low[c], high[c])
+            codes[c] = code
+            error = torch.sub(part[j], torch.addcmul(base[c], d[c], code), out=errors[j]).div_(u[j, j])
+            part[j:].addr_(u[j, j:], error, alpha=-1)
+        w[stop:] -= upper[start:stop, stop:].T @ errors
+    out = torch.empty(cols, rows, dtype=torch.int64)
+    out[order] = codes.to(torch.int64)
+    return out.T.contiguous()
 
 
 def grid_hessian(
@@ -160,11 +178,11 @@ def grid_hessian(
 ) -> torch.Tensor:
     """``S / mean(diag S) + key_weight * K^ K^T / n + damping``: generic text's second moment (the
     ROCR statistics, scaled to a unit mean diagonal) plus the keys (d_ff x n) scaled to the same
-    per-entry size, all together worth ``key_weight`` times the generic text."""
-    vectors = eigenvectors.to(torch.float64)
-    s = (vectors * eigenvalues.to(torch.float64).clamp_min(0)) @ vectors.T
+    per-entry size, all together worth ``key_weight`` times the generic text. Float32."""
+    vectors = eigenvectors.to(torch.float32)
+    s = (vectors * eigenvalues.to(torch.float32).clamp_min(0)) @ vectors.T
     s /= torch.diagonal(s).mean().clamp_min(1e-12)
-    k = keys.to(torch.float64)
+    k = keys.to(torch.float32)
     k = k / (k.norm(dim=0, keepdim=True) / k.shape[0] ** 0.5).clamp_min(1e-12)
     h = s + key_weight * (k @ k.T) / max(1, k.shape[1])
     h.diagonal().add_(0.01 * float(torch.diagonal(h).mean()))

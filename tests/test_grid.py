@@ -1,0 +1,113 @@
+"""An edit kept on the quantization grid its weights were published on (formless.rocr.grid)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from formless.attacks.quantizers import _gguf_round_trip
+from formless.rocr.grid import FORMATS, find_grid, gptq_codes, grid_hessian, snap_to_grid
+
+pytest.importorskip("gguf")
+
+
+def _on_grid(qtype: str, rows: int = 6, cols: int = 96, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return _gguf_round_trip(torch.randn(rows, cols, generator=g) * 0.05, qtype)
+
+
+@pytest.mark.parametrize("qtype", list(FORMATS))
+def test_a_matrix_on_a_block_grid_is_recognised_and_its_codes_give_it_back(qtype):
+    w = _on_grid(qtype)
+    grid = find_grid(w)
+    assert grid is not None and grid.qtype == qtype
+    assert torch.equal(grid.values(grid.codes), w)  # bit for bit, computed as gguf dequantizes
+    # each block keeps the elements that set its scale: the extremes (offset formats) or the
+    # largest magnitude (symmetric ones)
+    per_block = grid.fixed.view(w.shape[0], -1, 32).sum(-1)
+    assert bool(((per_block >= 1) & (per_block <= 2)).all())
+
+
+def test_a_matrix_on_no_grid_is_left_alone():
+    assert find_grid(torch.randn(4, 64)) is None
+    assert find_grid(_on_grid("Q4_1")[:, :40]) is None  # rows not whole blocks
+
+
+def test_gptq_with_no_correlation_between_inputs_is_plain_rounding():
+    w = _on_grid("Q4_1")
+    grid = find_grid(w)
+    target = w + 0.3 * torch.randn(w.shape, generator=torch.Generator().manual_seed(1)) * grid.columns()[0]
+    codes = gptq_codes(target, grid, torch.eye(w.shape[1], dtype=torch.float64))
+    assert torch.equal(codes, grid.nearest(target))
+
+
+def _gptq_by_dense_inverses(target: torch.Tensor, grid, hessian: torch.Tensor) -> torch.Tensor:
+    """GPTQ written the slow way, as Frantar et al. derive it (Optimal Brain Quantization): round the
+    next column, then move every column not yet rounded by -(error / [H_F^-1]_jj) [H_F^-1]_j,:,
+    with H_F^-1 the inverse of the Hessian over the columns still free, inverted afresh each step."""
+    w = target.to(torch.float64).clone()
+    order = torch.argsort(torch.diagonal(hessian), descending=True).tolist()
+    codes = torch.empty(target.shape, dtype=torch.int64)
+    free = list(order)
+    while free:
+        j = free[0]
+        inverse = torch.linalg.inv(hessian[free][:, free].to(torch.float64))
+        code = grid.nearest(w[:, j], j)
+        codes[:, j] = code
+        error = (w[:, j] - grid.level(code, j).to(torch.float64)) / inverse[0, 0]
+        w[:, free] -= error.unsqueeze(1) * inverse[0].unsqueeze(0)
+        free = free[1:]
+    return codes
+
+
+def test_gptq_codes_match_the_rounding_derived_with_dense_inverses():
+    torch.manual_seed(0)
+    w = _on_grid("Q4_1", rows=5, cols=64)
+    grid = find_grid(w)
+    a = torch.randn(64, 200, dtype=torch.float64)
+    hessian = a @ a.T / 200 + 0.1 * torch.eye(64, dtype=torch.float64)
+    target = w + 0.4 * torch.randn(w.shape) * grid.columns()[0]
+    fast = gptq_codes(target, grid, hessian, block=16)  # blocks of columns: the lazy updates run too
+    assert torch.equal(fast, _gptq_by_dense_inverses(target, grid, hessian))
+
+
+@pytest.mark.parametrize("qtype", ["Q4_0", "Q4_1", "Q8_0"])
+def test_an_update_smaller_than_the_grid_step_survives_on_the_grid_and_re_quantization(qtype):
+    """Plain rounding of a small rank-one update gives the original back (what re-quantizing the
+    edited model does); GPTQ rounding keeps what it does to the concept's keys, and the result
+    re-quantizes to itself."""
+    torch.manual_seed(0)
+    w = _on_grid(qtype, rows=16, cols=128)
+    grid = find_grid(w)
+    key = torch.randn(128, 1)
+    out = torch.randn(16, 1)
+    step = float(grid.columns()[0].abs().mean())
+    delta = 0.2 * step * out @ key.T / float(key.abs().mean())  # most entries below half a step
+    generic = torch.randn(128, 300, dtype=torch.float64)
+    values, vectors = torch.linalg.eigh(generic @ generic.T / 300)
+    keys = key + 0.05 * torch.randn(128, 4)  # the concept in a few contexts
+    hessian = grid_hessian(values, vectors, keys, key_weight=10.0)
+    snapped = snap_to_grid(w, w + delta, grid, hessian, keys)
+    assert snapped is not None and snapped.qtype == qtype
+    assert torch.equal(_gguf_round_trip(snapped.weight, qtype), snapped.weight)
+    assert snapped.rounded_error > 0.5  # plain rounding loses most of the update on the keys
+    assert snapped.key_error < 0.5 * snapped.rounded_error
+    k = keys.to(torch.float32)
+    wanted = float((delta @ k).norm())
+    assert float(((snapped.weight - w - delta) @ k).norm()) == pytest.approx(
+        snapped.key_error * wanted, rel=1e-4
+    )
+
+
+def test_grid_hessian_is_the_scaled_sum_it_documents():
+    torch.manual_seed(0)
+    a = torch.randn(8, 50, dtype=torch.float64)
+    s = a @ a.T / 50
+    values, vectors = torch.linalg.eigh(s)
+    keys = torch.randn(8, 3, dtype=torch.float64)
+    h = grid_hessian(values, vectors, keys, key_weight=2.0)
+    unit = keys / (keys.norm(dim=0, keepdim=True) / 8**0.5)
+    expected = s / torch.diagonal(s).mean() + 2.0 * unit @ unit.T / 3
+    expected += 0.01 * torch.diagonal(expected).mean() * torch.eye(8, dtype=torch.float64)
+    # computed in float32 from float64 inputs: agreement to float32 rounding of O(1) entries
+    torch.testing.assert_close(h.double(), expected, rtol=1e-5, atol=1e-6)
