@@ -97,6 +97,7 @@ def test_rocr_speed_smoke(tmp_path, tiny_dir):
     assert "edit per concept: median" in done.stdout and "peak RSS" in done.stdout
     data = json.loads(out.read_text())
     assert len(data["edit_seconds"]) == 2 and all(t > 0 for t in data["edit_seconds"].values())
+    assert "with grid off" in done.stdout and len(data["grid_off_edit_seconds"]) == 2
     assert data["statistics_tokens"] > 0 and data["layers"]
     for key in ("load_seconds", "statistics_seconds", "statistics_cached_seconds", "edit_median_seconds"):
         assert number(data[key]) and data[key] >= 0
