@@ -147,9 +147,15 @@ def test_scoring_in_halves_side_by_side_gives_the_one_pass_results(tmp_path, two
 
 def test_the_audit_reads_the_same_with_one_worker_and_with_two(tiny_dir, tmp_path, monkeypatch, two_threads):
     """The audit's jobs (reference halves, fluency, quantized copies of both models, relearning)
-    run side by side or in sequence: the report's per-probe results and tables are the same."""
+    run side by side or in sequence: the report's per-probe results and tables are the same. The
+    attacked copies need nothing from the audited model's own scoring, so they share its pool."""
+    import formless.audit.run as run_module
     from formless.audit.run import AuditSettings, run_audit
     from formless.knowledge import load
+
+    pools: list[int] = []
+    real = run_module.side_by_side
+    monkeypatch.setattr(run_module, "side_by_side", lambda jobs: pools.append(len(jobs)) or real(jobs))
 
     kb = load()
     settings = AuditSettings(
@@ -168,6 +174,9 @@ def test_the_audit_reads_the_same_with_one_worker_and_with_two(tiny_dir, tmp_pat
         return data
 
     together = audit("2", tmp_path / "a")
+    # one pool: 2 quantized copies of each model and the relearned copy, beside the audited model's
+    # two scoring halves and the two fluency texts
+    assert max(pools) == 5 + 2 + 2, pools
     alone = audit("1", tmp_path / "b")
     assert together == alone
     assert set(together["quantization"]) == {"rtn8", "gguf-q4_1"} and together["relearning"]

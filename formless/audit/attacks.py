@@ -95,13 +95,13 @@ def _on_audited(
     before: Sequence[ProbeResult],
     settings: AuditSettings,
     results: ResultCache | None = None,
-    after: Sequence[ProbeResult | None] | None = None,
-) -> tuple[list[int], list[ProbeResult | None], dict[str, Any], dict[str, float], dict[str, Any]]:
+) -> tuple[list[int], list[ProbeResult | None] | None, dict[str, Any], dict[str, float], dict[str, Any]]:
     """The attacked copy's results over the probes it is asked (those the reference knew), and what
     to add to the audited model's result cache (``results``): a copy whose results and details are
     all there is neither made nor scored; a copy the transform left bit for bit as it was (an ROCR
-    edit kept on the weights' own grid, re-quantized to that grid) answers what the audited model
-    answered (``after``)."""
+    edit kept on the weights' own grid, re-quantized to that grid) is not scored either: its
+    results come back None, for the caller to fill with what the audited model answered (this job
+    may run beside the audited model's own scoring)."""
     started = time.perf_counter()
     idx = _asked(attack, probes)
     asked, asked_before = [probes[i] for i in idx], [before[i] for i in idx]
@@ -116,16 +116,10 @@ def _on_audited(
             return idx, attacked, results.get_raw(prefix + "details"), seconds, {}
     copy, details = attack.transform(audited)
     transformed = time.perf_counter()
-    unchanged = (
-        after is not None
-        and settings.engine == DEFAULT_ENGINE
-        and all(after[i] is not None for i in idx if before[i].hit)
-        and same_weights(copy.model, audited.model)
-    )
-    if unchanged:
-        attacked = [after[i] if before[i].hit else None for i in idx]  # type: ignore[index]
-    else:
-        attacked = score_known(copy, asked, asked_before, settings)
+    if settings.engine == DEFAULT_ENGINE and same_weights(copy.model, audited.model):
+        seconds = {"quantize": transformed - started, "score": 0.0}
+        return idx, None, details, seconds, ({prefix + "details": details} if results else {})
+    attacked = score_known(copy, asked, asked_before, settings)
     del copy
     seconds = {"quantize": transformed - started, "score": time.perf_counter() - transformed}
     new = dict(zip(keys, (r for r in attacked if r is not None)))
@@ -171,6 +165,56 @@ def _on_reference(
     return cached_scores(store, prefix, known, score_reference), time.perf_counter() - started
 
 
+Outcome = tuple[BaseModel, dict[str, float]]
+
+
+def attack_jobs(
+    attacks: Sequence[Attack],
+    audited: LoadedModel,
+    reference: Callable[[], LoadedModel],
+    store: ResultCache,
+    probes: Sequence[Probe],
+    before: Sequence[ProbeResult],
+    settings: AuditSettings,
+    results: ResultCache | None = None,
+) -> tuple[list[Callable[[], Any]], Callable[[Sequence[Any], Sequence[ProbeResult | None]], list[Outcome]]]:
+    """``run_attacks`` in two parts: its independent jobs (none needs the audited model's own
+    answers, so a caller can run them side by side with that model's scoring) and a function that
+    takes their results, in order, and the audited model's answers ``after``, and gives the
+    outcomes."""
+    jobs: list[Callable[[], Any]] = []
+    for attack in attacks:
+        jobs.append(lambda a=attack: _on_audited(a, audited, probes, before, settings, results))
+        if attack.run_on_reference:
+            jobs.append(lambda a=attack: _on_reference(a, reference, store, probes, before, settings))
+
+    def finish(done: Sequence[Any], after: Sequence[ProbeResult | None]) -> list[Outcome]:
+        outcomes = iter(done)
+        out = []
+        for attack in attacks:
+            idx, attacked, details, seconds, new = next(outcomes)
+            if attacked is None:  # the copy is the audited model, bit for bit: its answers
+                attacked = [after[i] if before[i].hit else None for i in idx]
+                prefix = f"{settings.precision}{attack.cache_key()}:"
+                if results is not None:
+                    new = {
+                        **new,
+                        **{f"{prefix}{probes[i].fingerprint()}": after[i] for i in idx if before[i].hit},
+                    }
+            for key, value in new.items():  # here, not in the jobs: one thread writes the cache
+                results.put(key, value)  # type: ignore[union-attr]
+            reference_known, seconds["reference"] = next(outcomes) if attack.run_on_reference else (None, 0.0)
+            sub = [probes[i] for i in idx]
+            scores = AttackScores(
+                sub, [before[i] for i in idx], [after[i] for i in idx], attacked, reference_known, details,
+                settings.seed,
+            )  # fmt: skip
+            out.append((attack.entry(scores), {k: round(v, 3) for k, v in seconds.items()}))
+        return out
+
+    return jobs, finish
+
+
 def run_attacks(
     attacks: Sequence[Attack],
     audited: LoadedModel,
@@ -181,32 +225,15 @@ def run_attacks(
     after: Sequence[ProbeResult | None],
     settings: AuditSettings,
     results: ResultCache | None = None,
-) -> list[tuple[BaseModel, dict[str, float]]]:
+) -> list[Outcome]:
     """Per attack, its report entry and its jobs' seconds (transform, score, reference): the
     forget probes on ``attack.transform(audited)`` (only those the reference knows; kept in the
     audited model's result cache ``results``, when given, per ``cache_key``) and, where the
     attack asks for it, on ``attack.transform(reference)`` (cached per ``cache_key``). Every copy is
     made and scored as an independent job, side by side (formless.concurrent); the entries do not
     depend on the order."""
-    jobs: list[Callable[[], Any]] = []
-    for attack in attacks:
-        jobs.append(lambda a=attack: _on_audited(a, audited, probes, before, settings, results, after))
-        if attack.run_on_reference:
-            jobs.append(lambda a=attack: _on_reference(a, reference, store, probes, before, settings))
-    outcomes = iter(side_by_side(jobs))
-    out = []
-    for attack in attacks:
-        idx, attacked, details, seconds, new = next(outcomes)
-        for key, value in new.items():  # here, not in the jobs: one thread writes the cache
-            results.put(key, value)  # type: ignore[union-attr]
-        reference_known, seconds["reference"] = next(outcomes) if attack.run_on_reference else (None, 0.0)
-        sub = [probes[i] for i in idx]
-        scores = AttackScores(
-            sub, [before[i] for i in idx], [after[i] for i in idx], attacked, reference_known, details,
-            settings.seed,
-        )  # fmt: skip
-        out.append((attack.entry(scores), {k: round(v, 3) for k, v in seconds.items()}))
-    return out
+    jobs, finish = attack_jobs(attacks, audited, reference, store, probes, before, settings, results)
+    return finish(side_by_side(jobs), after)
 
 
 @dataclass

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from formless.audit.attacks import Attack, QuantizationAttack, RelearningAttack, run_attacks
+from formless.audit.attacks import Attack, QuantizationAttack, RelearningAttack, attack_jobs
 from formless.audit.building import ProbeSets, build_probes, general_probes
 from formless.audit.cached import cached_scores, rounded
 from formless.audit.engine import ProbeResult, score_probes_halved, scoring_jobs
@@ -264,9 +264,24 @@ def run_audit(
         fluency_jobs.append(lambda: _reference_fluency(ref(), settings))
     if wants_own_fluency:
         fluency_jobs.append(lambda: fluency_generations(loaded, fast=settings.fast, engine=settings.engine))
+    # the attacked copies are asked the forget probes the reference knows, so their jobs need
+    # nothing from the audited model's own scoring and run beside it: one pool, no barrier between
+    n_forget, n_neigh = len(sets.forget), len(sets.neighbour)
+    planned: list[Attack] = [QuantizationAttack(key, scheme) for key, scheme in schemes]
+    if settings.relearn_steps and targets:
+        planned.append(RelearningAttack(kb, targets, settings.relearn_steps, seed=settings.seed))
+    planned += attacks
+    copies, finish_attacks = attack_jobs(
+        planned, loaded, ref, store, sets.forget, before[:n_forget], settings, results=own
+    )
     cached_note = f" ({len(known) - len(asked)} cached)" if len(asked) < len(known) else ""
-    with phase(f"scoring {len(asked)} probes the reference knows on the audited model{cached_note}", say):
-        results = side_by_side([*jobs, *fluency_jobs])
+    doing = f"scoring {len(asked)} probes the reference knows on the audited model{cached_note}"
+    if planned:
+        doing += "; " + "; ".join(a.announce() for a in planned) + " (side by side)"
+    with phase(doing, say):
+        # the copies first: each is one long job, the scoring halves fill in beside them
+        done = side_by_side([*copies, *jobs, *fluency_jobs])
+    attacked, results = done[: len(copies)], done[len(copies) :]
     scored = dict(zip(asked, merge(results[: len(jobs)])))
     after: list[ProbeResult | None] = [None] * len(probes)
     for i in known:
@@ -283,8 +298,7 @@ def run_audit(
     own_fluency = next(extra) if wants_own_fluency else (own.get_raw(fluency_key) if own else None)
     if wants_own_fluency and own is not None:
         own.put(fluency_key, own_fluency)
-    t = lap("audited_model", t)
-    n_forget, n_neigh = len(sets.forget), len(sets.neighbour)
+    t = lap("audited_model", t)  # and the attacked copies beside it
     f_before, f_after = before[:n_forget], after[:n_forget]
     forget = forget_tables(sets.forget, f_before, f_after, settings.seed)
     forget.by_exposure = exposure_tables(
@@ -314,22 +328,12 @@ def run_audit(
         )
         t = lap("fluency", t)
 
-    planned: list[Attack] = [QuantizationAttack(key, scheme) for key, scheme in schemes]
-    if settings.relearn_steps and targets:
-        planned.append(RelearningAttack(kb, targets, settings.relearn_steps, seed=settings.seed))
-    planned += attacks
     sections: dict[str, dict] = {"quantization": {}, "relearning": {}}
-    if planned:
-        with phase("; ".join(a.announce() for a in planned) + " (side by side)", say):
-            outcomes = run_attacks(
-                planned, loaded, ref, store, sets.forget, f_before, f_after, settings, results=own
-            )
-        for attack, (entry, seconds) in zip(planned, outcomes):
-            sections[attack.section][attack.name] = entry
-            timings.update(attack.timings(seconds))
-            label = attack.name if attack.section == "relearning" else f"quantized_{attack.name}"
-            timings[label] = round(sum(seconds.values()), 3)  # its jobs' own time, overlapping the others'
-        t = lap("attacks", t)
+    for attack, (entry, seconds) in zip(planned, finish_attacks(attacked, f_after)):
+        sections[attack.section][attack.name] = entry
+        timings.update(attack.timings(seconds))
+        label = attack.name if attack.section == "relearning" else f"quantized_{attack.name}"
+        timings[label] = round(sum(seconds.values()), 3)  # its jobs' own time, overlapping the others'
     store.save()
     if own is not None:
         own.save()
