@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from formless.attacks.quantizers import _gguf_round_trip
-from formless.rocr.grid import FORMATS, find_grid, gptq_codes, grid_hessian, snap_to_grid
+from formless.rocr.grid import FORMATS, find_grid, gptq_codes, grid_hessian, rounding_target, snap_to_grid
 
 pytest.importorskip("gguf")
 
@@ -86,8 +86,7 @@ def test_an_update_smaller_than_the_grid_step_survives_on_the_grid_and_re_quanti
     generic = torch.randn(128, 300, dtype=torch.float64)
     values, vectors = torch.linalg.eigh(generic @ generic.T / 300)
     keys = key + 0.05 * torch.randn(128, 4)  # the concept in a few contexts
-    hessian = grid_hessian(values, vectors, keys, key_weight=10.0)
-    snapped = snap_to_grid(w, w + delta, grid, hessian, keys)
+    snapped = snap_to_grid(w, w + delta, grid, values, vectors, keys, key_weight=1.0)
     assert snapped is not None and snapped.qtype == qtype
     assert torch.equal(_gguf_round_trip(snapped.weight, qtype), snapped.weight)
     assert snapped.rounded_error > 0.5  # plain rounding loses most of the update on the keys
@@ -111,3 +110,20 @@ def test_grid_hessian_is_the_scaled_sum_it_documents():
     expected += 0.01 * torch.diagonal(expected).mean() * torch.eye(8, dtype=torch.float64)
     # computed in float32 from float64 inputs: agreement to float32 rounding of O(1) entries
     torch.testing.assert_close(h.double(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_the_rounding_target_is_the_original_on_generic_text_and_the_edit_on_the_keys():
+    """T = W + (E - W) C H^-1 zeroes the gradient of tr((T - W)(H - C)(T - W)^T) +
+    tr((T - E) C (T - E)^T): (T - W)(H - C) + (T - E) C = 0 (float32 inputs, O(1) terms)."""
+    torch.manual_seed(0)
+    a = torch.randn(16, 80, dtype=torch.float64)
+    values, vectors = torch.linalg.eigh(a @ a.T / 80)
+    keys = torch.randn(16, 3)
+    w, e = torch.randn(4, 16), torch.randn(4, 16)
+    h = grid_hessian(values, vectors, keys, key_weight=1.0)
+    from formless.rocr.grid import key_term
+
+    c = key_term(keys, 1.0)
+    t = rounding_target(w, e, h, keys, key_weight=1.0)
+    gradient = (t - w) @ (h - c) + (t - e) @ c
+    assert float(gradient.abs().max()) < 1e-4 * float(((e - w) @ c).abs().max())

@@ -142,7 +142,7 @@ class ROCRConfig(BaseModel):
         "model back to its format keeps the edit (formless.rocr.grid); 'off': the update as solved",
     )
     grid_key_weight: float = Field(
-        10.0, gt=0, description="weight of the concept's keys against generic text in the grid rounding"
+        1.0, gt=0, description="weight of the concept's keys against generic text in the grid rounding"
     )
     stats_tokens: int = Field(40_000, ge=1000, description="generic-text tokens for the statistics")
     corpus: str | None = Field(None, description="statistics corpus file/dir; None = shipped default")

@@ -21,7 +21,7 @@ from formless.models.loading import LoadedModel
 from formless.models.prompts import add_special_tokens, render
 from formless.rocr.activations import Located, collect, locate
 from formless.rocr.config import ROCRConfig
-from formless.rocr.grid import Snapped, find_grid, grid_hessian, snap_to_grid
+from formless.rocr.grid import Snapped, find_grid, snap_to_grid
 from formless.rocr.protect import FAMOUS_NAMES, protected_keys, protected_names
 from formless.rocr.stats import LayerStatistics
 from formless.rocr.update import rocr_delta
@@ -333,8 +333,7 @@ def _on_grid(
     grid = find_grid(weight)
     if grid is None:
         return None
-    hessian = grid_hessian(stats.eigenvalues, stats.eigenvectors, keys, key_weight)
-    return snap_to_grid(weight, weight + delta, grid, hessian, keys)
+    return snap_to_grid(weight, weight + delta, grid, stats.eigenvalues, stats.eigenvectors, keys, key_weight)
 
 
 def _offload_map(module: torch.nn.Module):

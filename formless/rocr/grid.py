@@ -8,8 +8,8 @@ edited matrix is put back on the *same* grid (each 32-value block keeps its scal
 GPTQ's sequential rounding (Frantar et al. 2023): each column is rounded to its block's nearest
 level and its error is spread over the columns not yet rounded, weighted by the inverse of
 ``H = E[a a^T] + w K K^T`` (generic text's second moment, from the ROCR statistics, plus the
-concept's own keys), so the rounded matrix still does what the update asked on the concept's keys
-and what the original did on generic text. Re-quantizing the result to that format then changes
+concept's own keys), aiming at what the update does on the concept's keys and what the original
+does on generic text (``rounding_target``). Re-quantizing the result to that format then changes
 nothing: the elements that set each block's scale keep their codes, so the block's scale and
 offset come out the same (checked: the round trip is bit for bit, or the grid is not used).
 
@@ -173,20 +173,40 @@ def gptq_codes(
     return out.T.contiguous()
 
 
+def key_term(keys: torch.Tensor, key_weight: float) -> torch.Tensor:
+    """``key_weight * K^ K^T / n``: the keys (d_ff x n) scaled to a unit mean square entry, like a
+    generic token's activation in ``S / mean(diag S)``, all together worth ``key_weight`` times the
+    generic text."""
+    k = keys.to(torch.float32)
+    k = k / (k.norm(dim=0, keepdim=True) / k.shape[0] ** 0.5).clamp_min(1e-12)
+    return key_weight * (k @ k.T) / max(1, k.shape[1])
+
+
 def grid_hessian(
     eigenvalues: torch.Tensor, eigenvectors: torch.Tensor, keys: torch.Tensor, key_weight: float
 ) -> torch.Tensor:
-    """``S / mean(diag S) + key_weight * K^ K^T / n + damping``: generic text's second moment (the
-    ROCR statistics, scaled to a unit mean diagonal) plus the keys (d_ff x n) scaled to the same
-    per-entry size, all together worth ``key_weight`` times the generic text. Float32."""
+    """``S / mean(diag S) + key_term + damping``: generic text's second moment (the ROCR
+    statistics, scaled to a unit mean diagonal) plus the concept's keys (``key_term``), with 1% of
+    the mean diagonal added (GPTQ's damping). Float32."""
     vectors = eigenvectors.to(torch.float32)
     s = (vectors * eigenvalues.to(torch.float32).clamp_min(0)) @ vectors.T
     s /= torch.diagonal(s).mean().clamp_min(1e-12)
-    k = keys.to(torch.float32)
-    k = k / (k.norm(dim=0, keepdim=True) / k.shape[0] ** 0.5).clamp_min(1e-12)
-    h = s + key_weight * (k @ k.T) / max(1, k.shape[1])
+    h = s + key_term(keys, key_weight)
     h.diagonal().add_(0.01 * float(torch.diagonal(h).mean()))
     return h
+
+
+def rounding_target(
+    original: torch.Tensor, edited: torch.Tensor, hessian: torch.Tensor, keys: torch.Tensor, key_weight: float
+) -> torch.Tensor:
+    """What the rounding aims at: the original on generic text, the edit on the concept's keys.
+    ``T = W + (E - W) C H^-1`` (``C = key_term``, ``H = grid_hessian``) minimises
+    ``tr((T - W)(H - C)(T - W)^T) + tr((T - E) C (T - E)^T)``. The solved update is already small on
+    generic text (it lives where generic text has little variance), but not nothing; aiming at
+    ``E`` itself would keep that part too and pay for it in grid steps."""
+    update = (edited - original).to(torch.float32)
+    pulled = key_term(keys, key_weight) @ update.T  # C (E - W)^T, d_ff x rows
+    return original.to(torch.float32) + torch.linalg.solve(hessian.to(torch.float32), pulled).T
 
 
 @dataclass
@@ -198,11 +218,20 @@ class Snapped:
 
 
 def snap_to_grid(
-    original: torch.Tensor, edited: torch.Tensor, grid: BlockGrid, hessian: torch.Tensor, keys: torch.Tensor
+    original: torch.Tensor,
+    edited: torch.Tensor,
+    grid: BlockGrid,
+    eigenvalues: torch.Tensor,
+    eigenvectors: torch.Tensor,
+    keys: torch.Tensor,
+    key_weight: float,
 ) -> Snapped | None:
-    """``edited`` put back on ``original``'s grid (both rows x cols, out x in); None when the
+    """``edited`` put back on ``original``'s grid (both rows x cols, out x in), GPTQ-rounding
+    ``rounding_target`` with the Hessian ``grid_hessian`` (generic text's second moment from the
+    ROCR statistics ``eigenvalues``/``eigenvectors``, and the concept's ``keys``); None when the
     result would not survive re-quantization bit for bit (then the caller keeps ``edited``)."""
-    codes = gptq_codes(edited, grid, hessian)
+    hessian = grid_hessian(eigenvalues, eigenvectors, keys, key_weight)
+    codes = gptq_codes(rounding_target(original, edited, hessian, keys, key_weight), grid, hessian)
     snapped = grid.values(codes)
     if not torch.equal(_gguf_round_trip(snapped, grid.qtype), snapped):
         return None
