@@ -268,3 +268,10 @@ def test_a_quantization_entry_compares_the_same_facts_unquantized():
     line = headline(report)[-1]
     assert line.startswith("After s quantization: ")
     assert f"1/3 of those unquantized: +33 points [+{100 * lo:.0f} to +{100 * hi:.0f}]" in line
+    assert "bit for bit" not in line
+    # a copy the quantizer left as it was (an edit kept on the model's own grid) says so
+    same = type(entry).model_validate({**entry.model_dump(), "parameters": 10, "mean_abs_error": 0.0})
+    report.quantization = {"s": same}
+    assert headline(report)[-1].endswith(
+        "the quantized copy is the audited model bit for bit, its weights on this grid)"
+    )

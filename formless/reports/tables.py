@@ -154,7 +154,13 @@ def headline(report: AuditReport) -> list[str]:
                     f", {own.unquantized_kept}/{own.overall.known} of those unquantized: "
                     f"{100 * own.shift:+.0f} points{ci}"
                 ).replace("-", "−")
-        lines.append(f"{line} (the quantized reference itself keeps {pct(q.reference_quantized_keeps)})")
+        same = q.details.get("mean_abs_error") == 0 and q.details.get("parameters")
+        note = (
+            "; the quantized copy is the audited model bit for bit, its weights on this grid" if same else ""
+        )
+        lines.append(
+            f"{line} (the quantized reference itself keeps {pct(q.reference_quantized_keeps)}{note})"
+        )
     if report.relearning is not None:
         r = report.relearning
         lines.append(
