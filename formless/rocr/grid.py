@@ -136,8 +136,29 @@ def _upper_factor_of_inverse(hessian: torch.Tensor) -> torch.Tensor:
     return torch.linalg.solve_triangular(flipped, eye, upper=False).flip(0, 1)
 
 
+@dataclass
+class InverseFactor:
+    """``hessian^-1`` in GPTQ's column order (decreasing ``hessian`` diagonal): ``order`` and the
+    upper factor ``upper`` of the permuted inverse (``H_p^-1 = U^T U``), float32."""
+
+    order: torch.Tensor
+    upper: torch.Tensor
+
+    @classmethod
+    def of(cls, hessian: torch.Tensor) -> InverseFactor:
+        order = torch.argsort(torch.diagonal(hessian), descending=True)
+        permuted = hessian[order][:, order].to(torch.float32)
+        return cls(order, _upper_factor_of_inverse(permuted))
+
+    def solve(self, x: torch.Tensor) -> torch.Tensor:
+        """``hessian^-1 x`` for ``x`` (cols x r): ``P^T U^T U P x``."""
+        out = torch.empty_like(x, dtype=torch.float32)
+        out[self.order] = self.upper.T @ (self.upper @ x[self.order].to(torch.float32))
+        return out
+
+
 def gptq_codes(
-    target: torch.Tensor, grid: BlockGrid, hessian: torch.Tensor, block: int = 128
+    target: torch.Tensor, grid: BlockGrid, hessian: torch.Tensor | InverseFactor, block: int = 128
 ) -> torch.Tensor:
     """Codes on ``grid`` for ``target`` (rows x cols) chosen column by column, each rounding error
     spread over the columns still to round through the Cholesky factor of ``hessian^-1`` (GPTQ),
@@ -145,8 +166,8 @@ def gptq_codes(
     for inputs whose second moment is ``hessian`` far better than rounding each value alone.
     Float32, as GPTQ runs; the work is laid out column-major so each step reads contiguous rows."""
     rows, cols = target.shape
-    order = torch.argsort(torch.diagonal(hessian), descending=True)
-    upper = _upper_factor_of_inverse(hessian[order][:, order].to(torch.float64)).to(torch.float32)
+    factor = hessian if isinstance(hessian, InverseFactor) else InverseFactor.of(hessian)
+    order, upper = factor.order, factor.upper
     d, m = (t.T[order].contiguous() for t in grid.columns())  # cols x rows, in the rounding order
     # a fixed element's bounds are its own code; level(code) = d * code + (m + d * offset)
     fixed, original = grid.fixed.T[order], grid.codes.T[order].to(torch.float32)
@@ -197,16 +218,24 @@ def grid_hessian(
 
 
 def rounding_target(
-    original: torch.Tensor, edited: torch.Tensor, hessian: torch.Tensor, keys: torch.Tensor, key_weight: float
+    original: torch.Tensor,
+    edited: torch.Tensor,
+    hessian: torch.Tensor | InverseFactor,
+    keys: torch.Tensor,
+    key_weight: float,
 ) -> torch.Tensor:
     """What the rounding aims at: the original on generic text, the edit on the concept's keys.
     ``T = W + (E - W) C H^-1`` (``C = key_term``, ``H = grid_hessian``) minimises
     ``tr((T - W)(H - C)(T - W)^T) + tr((T - E) C (T - E)^T)``. The solved update is already small on
     generic text (it lives where generic text has little variance), but not nothing; aiming at
-    ``E`` itself would keep that part too and pay for it in grid steps."""
+    ``E`` itself would keep that part too and pay for it in grid steps. ``C`` is low-rank
+    (``key_term``'s scaled keys), so only ``H^-1`` times the keys is solved for."""
+    factor = hessian if isinstance(hessian, InverseFactor) else InverseFactor.of(hessian)
+    k = keys.to(torch.float32)
+    k = k / (k.norm(dim=0, keepdim=True) / k.shape[0] ** 0.5).clamp_min(1e-12)  # as key_term
     update = (edited - original).to(torch.float32)
-    pulled = key_term(keys, key_weight) @ update.T  # C (E - W)^T, d_ff x rows
-    return original.to(torch.float32) + torch.linalg.solve(hessian.to(torch.float32), pulled).T
+    pulled = (update @ k) @ factor.solve(k).T  # (E - W) K^ (H^-1 K^)^T
+    return original.to(torch.float32) + key_weight / max(1, k.shape[1]) * pulled
 
 
 @dataclass
@@ -230,8 +259,8 @@ def snap_to_grid(
     ``rounding_target`` with the Hessian ``grid_hessian`` (generic text's second moment from the
     ROCR statistics ``eigenvalues``/``eigenvectors``, and the concept's ``keys``); None when the
     result would not survive re-quantization bit for bit (then the caller keeps ``edited``)."""
-    hessian = grid_hessian(eigenvalues, eigenvectors, keys, key_weight)
-    codes = gptq_codes(rounding_target(original, edited, hessian, keys, key_weight), grid, hessian)
+    factor = InverseFactor.of(grid_hessian(eigenvalues, eigenvectors, keys, key_weight))
+    codes = gptq_codes(rounding_target(original, edited, factor, keys, key_weight), grid, factor)
     snapped = grid.values(codes)
     if not torch.equal(_gguf_round_trip(snapped, grid.qtype), snapped):
         return None
