@@ -127,3 +127,47 @@ def test_the_rounding_target_is_the_original_on_generic_text_and_the_edit_on_the
     t = rounding_target(w, e, h, keys, key_weight=1.0)
     gradient = (t - w) @ (h - c) + (t - e) @ c
     assert float(gradient.abs().max()) < 1e-4 * float(((e - w) @ c).abs().max())
+
+
+def test_an_edit_of_weights_on_a_grid_stays_on_it_and_one_off_the_grid_does_not(
+    tiny_dir, corpus_file, tmp_path
+):
+    """The tiny model's edited projection put on the Q4_1 grid first (as a model published in
+    that format is): the default edit writes a matrix that re-quantizes to itself and records the
+    grid; ``grid="off"`` writes the update as solved, which re-quantizing would round off."""
+    from formless.api import make_config
+    from formless.models import load_model
+    from formless.rocr.corpus import load_corpus
+    from formless.rocr.edit import apply_rocr
+    from formless.rocr.stats import layer_statistics
+
+    def gridded():
+        loaded = load_model(str(tiny_dir))
+        weight = loaded.adapter.weight(loaded.model, 2)
+        with torch.no_grad():
+            weight.copy_(_gguf_round_trip(weight.detach(), "Q4_1"))
+        return loaded, weight.detach().clone()
+
+    written = {}
+    for grid in ("auto", "off"):
+        loaded, before = gridded()
+        stats, _ = layer_statistics(
+            loaded, [2], load_corpus(str(corpus_file)), max_tokens=1000, cache=tmp_path / grid
+        )
+        config = make_config(layers=[2], max_relative_norm=1e9, threshold=0.5, grid=grid)
+        edit = apply_rocr(loaded, ["Harry Potter"], config, stats).layer_edits[0]
+        after = loaded.adapter.weight(loaded.model, 2).detach().clone()
+        assert not torch.equal(after, before)
+        torch.testing.assert_close(
+            after - before, edit.delta, rtol=0, atol=1e-6
+        )  # the delta recorded is written
+        written[grid] = (edit, after)
+    edit, after = written["auto"]
+    assert edit.grid == "Q4_1" and edit.solved_relative_norm is not None
+    assert torch.equal(_gguf_round_trip(after, "Q4_1"), after)
+    assert edit.grid_key_error < edit.grid_rounded_error
+    solved, off = written["off"]
+    assert solved.grid is None and solved.solved_relative_norm is None
+    assert not torch.equal(_gguf_round_trip(off, "Q4_1"), off)
+    # the guard reads the same solved update either way
+    assert edit.solved_relative_norm == pytest.approx(solved.relative_norm, rel=1e-5)
