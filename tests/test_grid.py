@@ -161,6 +161,8 @@ def test_an_edit_of_weights_on_a_grid_stays_on_it_and_one_off_the_grid_does_not(
         torch.testing.assert_close(
             after - before, edit.delta, rtol=0, atol=1e-6
         )  # the delta recorded is written
+        # the share recorded is the written change against the weight before it
+        assert edit.relative_norm == pytest.approx(float((after - before).norm() / before.norm()), rel=1e-5)
         written[grid] = (edit, after)
     edit, after = written["auto"]
     assert edit.grid == "Q4_1" and edit.solved_relative_norm is not None

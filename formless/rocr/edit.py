@@ -510,7 +510,8 @@ def _apply_rocr(
         originals.append((module, current.detach().clone()))
         snapped = None
         if config.grid == "auto":
-            before = (current.T if adapter.transposed else current).detach().float().cpu()  # d x d_ff
+            # a copy: the weight itself changes below, and the written share is measured against it
+            before = (current.T if adapter.transposed else current).detach().float().cpu().clone()  # d x d_ff
             kept_too = [] if prev is None else [prev.cpu()]
             flat = torch.cat([k_out[layer].T.cpu(), *kept_too], 1)
             snapped = _on_grid(before, delta.cpu(), st, flat, config.grid_key_weight)
