@@ -1,5 +1,5 @@
 """Attacks the audit re-runs the forget probes under: each is one object that makes a modified copy
-of a model, and one loop (``run_attacks``) treats them all alike.
+of a model, and one loop (``attack_jobs``) treats them all alike.
 
 An attack has a ``name`` (its report key), a ``section`` of the report it goes to, ``transform(loaded)
 -> (copy, details)`` (a modified copy, the original untouched, and what was done to it) and
@@ -36,7 +36,6 @@ from formless.audit.tables import (
     residuals,
     summarise_probes,
 )
-from formless.concurrent import side_by_side
 from formless.engines import DEFAULT_ENGINE
 from formless.knowledge import Concept, KnowledgeBase
 from formless.models.loading import LoadedModel
@@ -178,10 +177,14 @@ def attack_jobs(
     settings: AuditSettings,
     results: ResultCache | None = None,
 ) -> tuple[list[Callable[[], Any]], Callable[[Sequence[Any], Sequence[ProbeResult | None]], list[Outcome]]]:
-    """``run_attacks`` in two parts: its independent jobs (none needs the audited model's own
-    answers, so a caller can run them side by side with that model's scoring) and a function that
-    takes their results, in order, and the audited model's answers ``after``, and gives the
-    outcomes."""
+    """Every attack's jobs and a function that turns their results into outcomes. The jobs: the
+    forget probes on ``attack.transform(audited)`` (only those the reference knows; kept in the
+    audited model's result cache ``results``, when given, per ``cache_key``) and, where the attack
+    asks for it, on ``attack.transform(reference)`` (cached per ``cache_key``). None needs the
+    audited model's own answers, so a caller runs them side by side with that model's scoring
+    (formless.concurrent). The function takes their results, in order, and the audited model's
+    answers ``after``, and gives per attack its report entry and its jobs' seconds (transform,
+    score, reference); the entries do not depend on the order."""
     jobs: list[Callable[[], Any]] = []
     for attack in attacks:
         jobs.append(lambda a=attack: _on_audited(a, audited, probes, before, settings, results))
@@ -213,27 +216,6 @@ def attack_jobs(
         return out
 
     return jobs, finish
-
-
-def run_attacks(
-    attacks: Sequence[Attack],
-    audited: LoadedModel,
-    reference: Callable[[], LoadedModel],
-    store: ResultCache,
-    probes: Sequence[Probe],
-    before: Sequence[ProbeResult],
-    after: Sequence[ProbeResult | None],
-    settings: AuditSettings,
-    results: ResultCache | None = None,
-) -> list[Outcome]:
-    """Per attack, its report entry and its jobs' seconds (transform, score, reference): the
-    forget probes on ``attack.transform(audited)`` (only those the reference knows; kept in the
-    audited model's result cache ``results``, when given, per ``cache_key``) and, where the
-    attack asks for it, on ``attack.transform(reference)`` (cached per ``cache_key``). Every copy is
-    made and scored as an independent job, side by side (formless.concurrent); the entries do not
-    depend on the order."""
-    jobs, finish = attack_jobs(attacks, audited, reference, store, probes, before, settings, results)
-    return finish(side_by_side(jobs), after)
 
 
 @dataclass
