@@ -91,21 +91,24 @@ def find_grid(weight: torch.Tensor) -> BlockGrid | None:
     w = weight.detach().to(torch.float32).cpu()
     if w.dim() != 2 or w.shape[1] % GGUF_BLOCK:
         return None
+    from gguf import GGMLQuantizationType, quants
+
     for qtype in FORMATS:
         probe = w[:PROBE_ROWS]
         if not torch.equal(_gguf_round_trip(probe, qtype), probe):
             continue
-        if torch.equal(_gguf_round_trip(w, qtype), w):
-            return _grid_of(w, qtype)
+        # the whole matrix quantized once: its round trip decides, its blocks give the grid
+        packed = quants.quantize(w.numpy(), GGMLQuantizationType[qtype])
+        back = quants.dequantize(packed, GGMLQuantizationType[qtype]).reshape(w.shape)
+        if np.array_equal(back.astype(np.float32), w.numpy()):
+            return _grid_of(w, qtype, packed)
     return None
 
 
-def _grid_of(w: torch.Tensor, qtype: str) -> BlockGrid:
-    from gguf import GGMLQuantizationType, quants
-
+def _grid_of(w: torch.Tensor, qtype: str, packed: np.ndarray) -> BlockGrid:
     size, has_m, low, high, offset = FORMATS[qtype]
     rows, cols = w.shape
-    packed = quants.quantize(w.numpy(), GGMLQuantizationType[qtype]).reshape(rows, cols // GGUF_BLOCK, size)
+    packed = packed.reshape(rows, cols // GGUF_BLOCK, size)
     d = torch.from_numpy(np.ascontiguousarray(packed[..., 0:2]).view(np.float16).astype(np.float32)[..., 0])
     m = (
         torch.from_numpy(np.ascontiguousarray(packed[..., 2:4]).view(np.float16).astype(np.float32)[..., 0])
@@ -198,9 +201,14 @@ def key_term(keys: torch.Tensor, key_weight: float) -> torch.Tensor:
     """``key_weight * K^ K^T / n``: the keys (d_ff x n) scaled to a unit mean square entry, like a
     generic token's activation in ``S / mean(diag S)``, all together worth ``key_weight`` times the
     generic text."""
-    k = keys.to(torch.float32)
-    k = k / (k.norm(dim=0, keepdim=True) / k.shape[0] ** 0.5).clamp_min(1e-12)
+    k = _unit_keys(keys)
     return key_weight * (k @ k.T) / max(1, k.shape[1])
+
+
+def _unit_keys(keys: torch.Tensor) -> torch.Tensor:
+    """Each key (a column) scaled to a unit mean square entry, float32."""
+    k = keys.to(torch.float32)
+    return k / (k.norm(dim=0, keepdim=True) / k.shape[0] ** 0.5).clamp_min(1e-12)
 
 
 def grid_hessian(
@@ -231,8 +239,7 @@ def rounding_target(
     ``E`` itself would keep that part too and pay for it in grid steps. ``C`` is low-rank
     (``key_term``'s scaled keys), so only ``H^-1`` times the keys is solved for."""
     factor = hessian if isinstance(hessian, InverseFactor) else InverseFactor.of(hessian)
-    k = keys.to(torch.float32)
-    k = k / (k.norm(dim=0, keepdim=True) / k.shape[0] ** 0.5).clamp_min(1e-12)  # as key_term
+    k = _unit_keys(keys)  # as key_term
     update = (edited - original).to(torch.float32)
     pulled = (update @ k) @ factor.solve(k).T  # (E - W) K^ (H^-1 K^)^T
     return original.to(torch.float32) + key_weight / max(1, k.shape[1]) * pulled
