@@ -236,6 +236,36 @@ def test_refusal_at_a_later_layer_puts_back_the_earlier_layers(tiny_dir, corpus_
     assert loaded.weights_hash(refresh=True) == before
 
 
+def test_statistics_carry_their_second_moment_into_the_cache_and_back(tiny_dir, corpus_file, cache):
+    """The moment the grid rounding starts from is V diag(max(lambda, 0)) V^T of the stored
+    eigendecomposition, written with it, read back bit for bit; an entry written before the moment
+    was stored loads and builds the same matrix."""
+    from safetensors.torch import load_file, save_file
+
+    loaded = load_model(str(tiny_dir))
+    corpus = load_corpus(str(corpus_file))
+    computed, _ = layer_statistics(loaded, [1], corpus, max_tokens=1000, cache=cache)
+    st = computed[1]
+    v, lam = st.eigenvectors.double(), st.eigenvalues.double().clamp_min(0)
+    dense = (v * lam) @ v.T
+    moment = st.second_moment()
+    assert moment.dtype == torch.float32
+    torch.testing.assert_close(moment.double(), dense, rtol=0, atol=1e-5 * float(lam.max()))
+    again, seconds = layer_statistics(loaded, [1], corpus, max_tokens=1000, cache=cache)
+    assert seconds == 0 and again[1].moment is not None  # read from the cache, not rebuilt
+    assert torch.equal(again[1].moment, moment)
+    (entry,) = cache.glob("stats/*/*/layer_1.safetensors")
+    from formless.models.cache import read_tensors
+
+    tensors, meta = read_tensors(entry)
+    assert torch.equal(load_file(str(entry))["second_moment"], moment)
+    del tensors["second_moment"], meta["moment_checksum"]
+    save_file(tensors, str(entry), metadata=meta)  # the entry as earlier versions wrote it
+    old, seconds = layer_statistics(loaded, [1], corpus, max_tokens=1000, cache=cache)
+    assert seconds == 0 and old[1].moment is None
+    assert torch.equal(old[1].second_moment(), moment)
+
+
 def test_paper_preset_differs_from_the_default_exactly_where_documented():
     """The reference's choices (config.PRESETS): last name token only, chat keys only; the same
     fixed redirect "a random person" (formless: "an unknown name"); the update as solved (formless:

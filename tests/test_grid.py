@@ -84,9 +84,8 @@ def test_an_update_smaller_than_the_grid_step_survives_on_the_grid_and_re_quanti
     step = float(grid.columns()[0].abs().mean())
     delta = 0.2 * step * out @ key.T / float(key.abs().mean())  # most entries below half a step
     generic = torch.randn(128, 300, dtype=torch.float64)
-    values, vectors = torch.linalg.eigh(generic @ generic.T / 300)
     keys = key + 0.05 * torch.randn(128, 4)  # the concept in a few contexts
-    snapped = snap_to_grid(w, w + delta, grid, values, vectors, keys, key_weight=1.0)
+    snapped = snap_to_grid(w, w + delta, grid, generic @ generic.T / 300, keys, key_weight=1.0)
     assert snapped is not None and snapped.qtype == qtype
     assert torch.equal(_gguf_round_trip(snapped.weight, qtype), snapped.weight)
     assert snapped.rounded_error > 0.5  # plain rounding loses most of the update on the keys
@@ -102,9 +101,8 @@ def test_grid_hessian_is_the_scaled_sum_it_documents():
     torch.manual_seed(0)
     a = torch.randn(8, 50, dtype=torch.float64)
     s = a @ a.T / 50
-    values, vectors = torch.linalg.eigh(s)
     keys = torch.randn(8, 3, dtype=torch.float64)
-    h = grid_hessian(values, vectors, keys, key_weight=2.0)
+    h = grid_hessian(s, keys, key_weight=2.0)
     unit = keys / (keys.norm(dim=0, keepdim=True) / 8**0.5)
     expected = s / torch.diagonal(s).mean() + 2.0 * unit @ unit.T / 3
     expected += 0.01 * torch.diagonal(expected).mean() * torch.eye(8, dtype=torch.float64)
@@ -117,10 +115,9 @@ def test_the_rounding_target_is_the_original_on_generic_text_and_the_edit_on_the
     tr((T - E) C (T - E)^T): (T - W)(H - C) + (T - E) C = 0 (float32 inputs, O(1) terms)."""
     torch.manual_seed(0)
     a = torch.randn(16, 80, dtype=torch.float64)
-    values, vectors = torch.linalg.eigh(a @ a.T / 80)
     keys = torch.randn(16, 3)
     w, e = torch.randn(4, 16), torch.randn(4, 16)
-    h = grid_hessian(values, vectors, keys, key_weight=1.0)
+    h = grid_hessian(a @ a.T / 80, keys, key_weight=1.0)
     from formless.rocr.grid import key_term
 
     c = key_term(keys, 1.0)

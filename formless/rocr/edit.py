@@ -333,7 +333,7 @@ def _on_grid(
     grid = find_grid(weight)
     if grid is None:
         return None
-    return snap_to_grid(weight, weight + delta, grid, stats.eigenvalues, stats.eigenvectors, keys, key_weight)
+    return snap_to_grid(weight, weight + delta, grid, stats.second_moment(), keys, key_weight)
 
 
 def _offload_map(module: torch.nn.Module):

@@ -161,13 +161,17 @@ class InverseFactor:
 
 
 def gptq_codes(
-    target: torch.Tensor, grid: BlockGrid, hessian: torch.Tensor | InverseFactor, block: int = 128
+    target: torch.Tensor, grid: BlockGrid, hessian: torch.Tensor | InverseFactor, block: int = 32
 ) -> torch.Tensor:
     """Codes on ``grid`` for ``target`` (rows x cols) chosen column by column, each rounding error
     spread over the columns still to round through the Cholesky factor of ``hessian^-1`` (GPTQ),
     columns taken in order of decreasing ``hessian`` diagonal. Minimises ``||(Q - target) X||``
     for inputs whose second moment is ``hessian`` far better than rounding each value alone.
-    Float32, as GPTQ runs; the work is laid out column-major so each step reads contiguous rows."""
+    Float32, as GPTQ runs; the work is laid out column-major so each step reads contiguous rows.
+    ``block``: columns whose errors are spread among themselves one by one before one matrix product
+    passes them on to the rest (GPTQ's lazy batch); 32 rather than GPTQ's 128 halves this function's
+    time on a CPU (measured 0.137 -> 0.072 s on a 576 x 1536 matrix), where the one-by-one updates,
+    not the products, are the cost."""
     rows, cols = target.shape
     factor = hessian if isinstance(hessian, InverseFactor) else InverseFactor.of(hessian)
     order, upper = factor.order, factor.upper
@@ -211,16 +215,12 @@ def _unit_keys(keys: torch.Tensor) -> torch.Tensor:
     return k / (k.norm(dim=0, keepdim=True) / k.shape[0] ** 0.5).clamp_min(1e-12)
 
 
-def grid_hessian(
-    eigenvalues: torch.Tensor, eigenvectors: torch.Tensor, keys: torch.Tensor, key_weight: float
-) -> torch.Tensor:
-    """``S / mean(diag S) + key_term + damping``: generic text's second moment (the ROCR
-    statistics, scaled to a unit mean diagonal) plus the concept's keys (``key_term``), with 1% of
-    the mean diagonal added (GPTQ's damping). Float32."""
-    vectors = eigenvectors.to(torch.float32)
-    s = (vectors * eigenvalues.to(torch.float32).clamp_min(0)) @ vectors.T
-    s /= torch.diagonal(s).mean().clamp_min(1e-12)
-    h = s + key_term(keys, key_weight)
+def grid_hessian(second_moment: torch.Tensor, keys: torch.Tensor, key_weight: float) -> torch.Tensor:
+    """``S / mean(diag S) + key_term + damping``: generic text's second moment ``S`` (the ROCR
+    statistics', ``LayerStatistics.second_moment``, scaled to a unit mean diagonal) plus the
+    concept's keys (``key_term``), with 1% of the mean diagonal added (GPTQ's damping). Float32."""
+    s = second_moment.to(torch.float32)
+    h = s / torch.diagonal(s).mean().clamp_min(1e-12) + key_term(keys, key_weight)
     h.diagonal().add_(0.01 * float(torch.diagonal(h).mean()))
     return h
 
@@ -257,16 +257,15 @@ def snap_to_grid(
     original: torch.Tensor,
     edited: torch.Tensor,
     grid: BlockGrid,
-    eigenvalues: torch.Tensor,
-    eigenvectors: torch.Tensor,
+    second_moment: torch.Tensor,
     keys: torch.Tensor,
     key_weight: float,
 ) -> Snapped | None:
     """``edited`` put back on ``original``'s grid (both rows x cols, out x in), GPTQ-rounding
-    ``rounding_target`` with the Hessian ``grid_hessian`` (generic text's second moment from the
-    ROCR statistics ``eigenvalues``/``eigenvectors``, and the concept's ``keys``); None when the
-    result would not survive re-quantization bit for bit (then the caller keeps ``edited``)."""
-    factor = InverseFactor.of(grid_hessian(eigenvalues, eigenvectors, keys, key_weight))
+    ``rounding_target`` with the Hessian ``grid_hessian`` (generic text's ``second_moment`` from the
+    ROCR statistics, and the concept's ``keys``); None when the result would not survive
+    re-quantization bit for bit (then the caller keeps ``edited``)."""
+    factor = InverseFactor.of(grid_hessian(second_moment, keys, key_weight))
     codes = gptq_codes(rounding_target(original, edited, factor, keys, key_weight), grid, factor)
     snapped = grid.values(codes)
     if not torch.equal(_gguf_round_trip(snapped, grid.qtype), snapped):
