@@ -3,7 +3,6 @@ form (and after 8-/4-bit quantization) and write the report."""
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from rich.table import Table
 from formless.api import forget
 from formless.attacks.quantizers import DEFAULT_SCHEMES
 from formless.audit.report import AuditReport
-from formless.audit.run import AuditSettings, audited_fluency_job, reference_jobs, run_audit
+from formless.audit.run import AuditSettings, reference_jobs, run_audit
 from formless.concurrent import job_threads, side_by_side, torch_threads
 from formless.knowledge import load
 from formless.models.loading import load_model
@@ -84,35 +83,16 @@ def run_demo(
 
     threads = job_threads()
 
-    written = threading.Event()
-    edited_ok: list[bool] = []
-
     def edit():
         # on the threads it gets beside the reference's jobs even when there are none (all cached):
         # float sums depend on the thread count, and the same checkpoint bit for bit is what lets
         # the audit find its results in its own cache on a second run
-        try:
-            with torch_threads(threads):
-                result = forget(concept, model=model, out=out / "model", force=True, cache=cache)
-            edited_ok.append(True)
-            return result
-        finally:
-            written.set()
-
-    fluency = audited_fluency_job(out / "model", settings=settings, cache=cache)
-
-    def edited_fluency():
-        # the edited model's fluency texts need only the checkpoint: they fill the core the
-        # reference's last half leaves free instead of waiting for the audit (the job after the
-        # reference's is taken once one finishes, and the edit is the shortest of them)
-        written.wait()
-        if edited_ok:
-            with torch_threads(threads):
-                fluency()
+        with torch_threads(threads):
+            return forget(concept, model=model, out=out / "model", force=True, cache=cache)
 
     with console.status("editing, and scoring the reference beside it (cached afterwards)"):
-        outcome, *scored = side_by_side([edit] + [timed(job) for job in jobs] + [edited_fluency])
-    save_reference(scored[:-1])
+        outcome, *scored = side_by_side([edit] + [timed(job) for job in jobs])
+    save_reference(scored)
     edited = time.perf_counter()
     del reference
     m = outcome.manifest

@@ -152,30 +152,6 @@ def reference_jobs(
     return [*jobs, *fluency], save
 
 
-def audited_fluency_job(
-    model: str | Path, *, settings: AuditSettings | None = None, cache: str | Path | None = None
-) -> Callable[[], None]:
-    """A job that writes the audited checkpoint's fluency texts into its own result cache, where
-    ``run_audit`` finds them: for a caller that holds the checkpoint before its audit starts and a
-    core free beside other work (``formless demo`` runs it beside the reference's scoring once the
-    edit is written). Its texts are those the audit's pool would generate: one job, the same
-    threads."""
-    settings = settings or AuditSettings()
-
-    def run() -> None:
-        if not settings.fluency:
-            return
-        loaded = load_model(str(model), cache=cache)
-        own = _result_cache(loaded, cache)
-        key = _fluency_key(settings)
-        if own is None or own.get_raw(key) is not None:
-            return
-        own.put(key, fluency_generations(loaded, fast=settings.fast, engine=settings.engine))
-        own.save()
-
-    return run
-
-
 def _fluency_key(settings: AuditSettings) -> str:
     return f"{settings.precision}fluency:" + hashlib.sha256(repr(NEUTRAL_PROMPTS).encode()).hexdigest()[:16]
 
