@@ -9,7 +9,7 @@ import pytest
 from conftest import has_default_model
 
 from formless.models.cache import cache_dir
-from formless.models.loading import gguf_parsed_once, resolve_model_path
+from formless.models.loading import gguf_parsed_once, resolve_model_path, write_dense_checkpoint
 from formless.models.registry import BUILTIN_MODELS
 
 
@@ -60,20 +60,9 @@ def test_the_originals_come_back_after_a_failure():
 def test_the_default_model_converts_to_the_same_files_as_transformers_plain_conversion(tmp_path):
     """formless's conversion (one parse) writes byte for byte what transformers writes parsing the
     GGUF three times."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
-
     _, converted = resolve_model_path("smollm2-135m-instruct")
     gguf_file = BUILTIN_MODELS["smollm2-135m-instruct"].locate_gguf(cache_dir(None) / "gguf")
-    tok = AutoTokenizer.from_pretrained(str(gguf_file.parent), gguf_file=gguf_file.name)
-    model = AutoModelForCausalLM.from_pretrained(
-        str(gguf_file.parent),
-        gguf_file=gguf_file.name,
-        dtype=torch.float32,
-        quantization_config=GgufConfig(dequantize=True),
-    )
-    model.save_pretrained(tmp_path, safe_serialization=True)
-    tok.save_pretrained(tmp_path)
+    write_dense_checkpoint(gguf_file, tmp_path)  # outside gguf_parsed_once: transformers alone
     ours = sorted(p.name for p in Path(converted).iterdir())
     assert ours == sorted(p.name for p in tmp_path.iterdir())
     for name in ours:

@@ -108,10 +108,26 @@ def gguf_parsed_once() -> Iterator[None]:
         gguf.GGUFReader, gguf.get_tensor_name_map = real_reader, real_name_map
 
 
-def _convert_builtin(name: str, root: Path) -> Path:
-    """Dense HF checkpoint of a built-in model, converted from its GGUF on first use."""
+def write_dense_checkpoint(gguf: Path, target: Path) -> None:
+    """transformers' own conversion of a GGUF file into a float32 safetensors checkpoint (weights
+    dequantized, tokenizer and config alongside) in ``target``."""
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(
+            str(gguf.parent),
+            gguf_file=gguf.name,
+            dtype=torch.float32,
+            quantization_config=GgufConfig(dequantize=True),
+        )
+        model.save_pretrained(target, safe_serialization=True)
+        tok.save_pretrained(target)
+
+
+def _convert_builtin(name: str, root: Path) -> Path:
+    """Dense HF checkpoint of a built-in model, converted from its GGUF on first use."""
     spec = BUILTIN_MODELS[name]
     target = root / "models" / name
     if (target / "config.json").exists() and any(target.glob("*.safetensors")):
@@ -123,19 +139,9 @@ def _convert_builtin(name: str, root: Path) -> Path:
     with (
         status(f"converting {name} from GGUF to a dense checkpoint (once; cached in {target})"),
         atomic_directory(target, replace=True) as tmp,
-        warnings.catch_warnings(),
         gguf_parsed_once(),
     ):
-        warnings.simplefilter("ignore")
-        tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(
-            str(gguf.parent),
-            gguf_file=gguf.name,
-            dtype=torch.float32,
-            quantization_config=GgufConfig(dequantize=True),
-        )
-        model.save_pretrained(tmp, safe_serialization=True)
-        tok.save_pretrained(tmp)
+        write_dense_checkpoint(gguf, tmp)
     return target
 
 
