@@ -7,7 +7,9 @@ reference scores all computed); "warm reference" (all of that found in the cache
 model's own result cache removed first: what a new edit of a cached base costs); and warm (the same
 checkpoint again: a tree that caches the audited model's results finds them). The baseline commit
 is checked out into a temporary git worktree and run with ``PYTHONPATH`` pointing there, so both use
-the same Python and packages. The machine's load changes under a long run, so the two trees
+the same Python and packages. Each run's CPU-seconds (user + system, the demo's process and its
+children) are recorded beside its wall time: the work no schedule on N cores finishes in less than
+CPU-seconds / N. The machine's load changes under a long run, so the two trees
 alternate (baseline cold, current cold, baseline warm reference, ...) and the ratio is the figure
 to read, not the seconds.
 
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -63,8 +66,12 @@ def run_demo(tree: Path, args: argparse.Namespace, cache: Path, out: Path) -> di
     command = [sys.executable, "-m", "formless", "demo", "--concept", args.concept, "--model", args.model]
     command += ["--out", str(out), "--quantize", args.quantize]
     start = time.perf_counter()
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(command, cwd=out.parent, env=env, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # the work itself: no schedule on N cores finishes it in less than cpu / N seconds
+    cpu = (after.ru_utime - used.ru_utime) + (after.ru_stime - used.ru_stime)
     if done.returncode:
         raise SystemExit(f"formless demo failed in {tree}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     audit = json.loads((out / "report" / "audit.json").read_text(encoding="utf-8"))
@@ -75,7 +82,7 @@ def run_demo(tree: Path, args: argparse.Namespace, cache: Path, out: Path) -> di
     phases["audit total"] = float(seconds["total"])
     # model conversion, imports, the edit's model load, the report: what the phases above leave out
     phases["rest"] = round(wall - phases["audit total"] - sum(phases[k] for k in EDIT_PHASES), 3)
-    return {"wall": round(wall, 3), "phases": phases, "audit": audit}
+    return {"wall": round(wall, 3), "cpu": round(cpu, 3), "phases": phases, "audit": audit}
 
 
 def probe_results(audit: dict) -> dict[str, dict]:
@@ -150,9 +157,9 @@ def table(runs: dict[str, dict]) -> list[str]:
         base, new = runs[f"baseline {state}"], runs[f"current {state}"]
         keys = list(dict.fromkeys([*base["phases"], *new["phases"]]))
         lines.append(f"{state:<28}{'baseline s':>12}{'current s':>12}{'ratio':>8}")
-        for key in [*keys, "wall"]:
-            x = base["wall"] if key == "wall" else base["phases"].get(key)
-            y = new["wall"] if key == "wall" else new["phases"].get(key)
+        for key in [*keys, "wall", "cpu"]:
+            x = base[key] if key in ("wall", "cpu") else base["phases"].get(key)
+            y = new[key] if key in ("wall", "cpu") else new["phases"].get(key)
             ratio = f"{x / y:7.2f}x" if x and y and y > 0.05 else f"{'':>8}"
             lines.append(f"  {key:<26}{_cell(x)}{_cell(y)}{ratio}")
     return lines
@@ -196,7 +203,7 @@ def main() -> None:
                         path.unlink()
                 runs[f"{name} {state}"] = run = run_demo(tree, args, work / "cache", work / f"demo-{state}")
                 parts = ", ".join(f"{k} {v:.1f}s" for k, v in run["phases"].items())
-                print(f"  {name} {state}: {run['wall']:.1f}s ({parts})", flush=True)
+                print(f"  {name} {state}: {run['wall']:.1f}s, {run['cpu']:.1f} CPU-s ({parts})", flush=True)
     lines = table(runs)
     print("\n".join(lines))
     diffs = {
@@ -225,7 +232,7 @@ def main() -> None:
             "baseline": {"rev": rev, "commit": commit},
             "model": args.model,
             "concept": args.concept,
-            "runs": {k: {"wall": v["wall"], "phases": v["phases"]} for k, v in runs.items()},
+            "runs": {k: {"wall": v["wall"], "cpu": v["cpu"], "phases": v["phases"]} for k, v in runs.items()},
             "ratio": {
                 s: round(runs[f"baseline {s}"]["wall"] / runs[f"current {s}"]["wall"], 3) for s in STATES
             },

@@ -343,6 +343,7 @@ def test_demo_speed_smoke(tmp_path, tiny_dir):
     assert set(data["runs"]) == {f"{t} {s}" for t in ("baseline", "current") for s in states}
     for run in data["runs"].values():
         assert number(run["wall"]) and run["wall"] > 0
+        assert number(run["cpu"]) and run["cpu"] > 0  # the demo's own work, measured
         assert all(number(v) for v in run["phases"].values())
         assert run["phases"]["audit total"] < run["wall"]
     # a warm run finds the reference's scores in the cache the cold run filled (the demo scores
