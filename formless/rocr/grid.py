@@ -170,8 +170,8 @@ def gptq_codes(
     Float32, as GPTQ runs; the work is laid out column-major so each step reads contiguous rows.
     ``block``: columns whose errors are spread among themselves one by one before one matrix product
     passes them on to the rest (GPTQ's lazy batch); 32 rather than GPTQ's 128 halves this function's
-    time on a CPU (measured 0.137 -> 0.072 s on a 576 x 1536 matrix), where the one-by-one updates,
-    not the products, are the cost."""
+    time on two CPU threads (measured 0.137 -> 0.072 s on a 576 x 1536 matrix: each one-column
+    update of a long block made the threads meet), and changes nothing on one (0.082 s both)."""
     rows, cols = target.shape
     factor = hessian if isinstance(hessian, InverseFactor) else InverseFactor.of(hessian)
     order, upper = factor.order, factor.upper
