@@ -534,3 +534,34 @@ def test_protected_keys_are_read_once_per_model_and_kept_in_the_cache(setup, tmp
     repaired = protect.protected_keys(loaded, names, names, ["chat", "plain"], [1, 2], place, cache=folder)
     assert len(reads) == 3
     assert torch.equal(repaired[2], fresh[2])
+
+
+def test_every_name_token_of_a_context_is_read_from_one_pass(setup, monkeypatch):
+    """The edit reads the keys of all the name tokens of one context from one forward pass of it; the
+    update equals (to float rounding) the one read a pass per token, with fewer passes."""
+    import formless.rocr.edit as edit
+
+    loaded, stats = setup
+    threshold = float(stats[2].eigenvalues.median())
+    config = make_config(layers=[2], token_specificity=0.0, threshold=threshold, grid="off", **UNGUARDED)
+    weight = loaded.adapter.weight(loaded.model, 2)
+    original = weight.detach().clone()
+    calls: list[int] = []
+    handle = loaded.model.register_forward_pre_hook(lambda _m, _a, kw: calls.append(1), with_kwargs=True)
+    try:
+        shared = apply_rocr(loaded, ["Harry Potter"], config, stats)
+        n_shared = len(calls)
+        with torch.no_grad():
+            weight.copy_(original)
+        monkeypatch.setattr(edit, "collect", lambda *a, **kw: collect(*a, **{**kw, "shared_prompts": False}))
+        each = apply_rocr(loaded, ["Harry Potter"], config, stats)
+    finally:
+        handle.remove()
+    assert shared.layer_edits[0].keys.shape[1] > 2  # several tokens per context group
+    assert n_shared < len(calls) - n_shared
+    for got, want in (
+        (shared.layer_edits[0].keys, each.layer_edits[0].keys),
+        (shared.layer_edits[0].delta, each.layer_edits[0].delta),
+    ):
+        scale = float(want.abs().max())
+        torch.testing.assert_close(got, want, atol=1e-5 * scale, rtol=1e-5)
