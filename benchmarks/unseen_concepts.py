@@ -68,7 +68,6 @@ def script_generations() -> None:
 
     elicit._generate = fake
     elicit.MIN_FACTS = 1  # one sentence for every prompt keeps one fact; the path after it is what runs
-    elicit.MIN_CONTRAST = 0.0  # a random model's probabilities say nothing about any name
 
 
 def in_kb(kb, name: str) -> bool:

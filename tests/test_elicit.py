@@ -54,12 +54,7 @@ def scripted(reference, script=SCRIPT, teacher_script=None):
             key = f"{p}\x00"
             # the made-up control names get noise: the scripted facts are this concept's, not priors
             control = any(c in p for c in el.CONTROL_NAMES)
-            # the few-shot "qa" prompt holds the question too: only a fragment that names its
-            # "A:" answers it, so the scripts of the other forms keep their meaning
-            qa = el.QA_EXAMPLES in p
-            hit = None
-            if not control:
-                hit = next((v for k, v in table.items() if k in key and (not qa or "\nA:" in k)), None)
+            hit = None if control else next((v for k, v in table.items() if k in key), None)
             out[p] = hit if hit is not None else f"blorp{zlib.crc32(p.encode())}"  # never agrees
         return out
 
@@ -72,10 +67,6 @@ def control_answers_stay_in_the_test(request, monkeypatch):
     read by the next (same tiny weights). Only the real model and the cache's own test use disk."""
     if "slow" not in request.keywords and "on_disk" not in request.node.name:
         monkeypatch.setattr(el, "_priors_path", lambda *a: None)
-    if "slow" not in request.keywords and "about_as_likely" not in request.node.name:
-        # scripted words, real (random) probabilities: the contrast with made-up names has tests of
-        # its own and would otherwise drop every scripted fact
-        monkeypatch.setattr(el, "MIN_CONTRAST", 0.0)
     el._PRIORS.clear()
 
 
@@ -378,7 +369,6 @@ def _judged(relation_name: str, kind: str, said: dict[str, str], name: str = NAM
         "paraphrase": f"chat:{el._fill(relation.paraphrase, name)}",
         "completion": el._fill(relation.completion, name),
         "cloze": el._fill(relation.cloze, name),
-        "qa": el._qa(el._fill(relation.question, name)),
     }
     answers = {key: said.get(form, f"blorp{zlib.crc32(key.encode())}") for form, key in prompts.items()}
     return el._judge(relation, name, name, answers, "", None)
@@ -392,24 +382,6 @@ def test_the_two_chat_wordings_agree_as_one_form():
     assert set(both_chats.forms) == {"question", "paraphrase"}
     chat_and_plain = _judged("birthplace", "person", {"paraphrase": "In Freedonia.", "cloze": "Freedonia."})
     assert chat_and_plain.kept and chat_and_plain.agreement == 2
-
-
-def test_the_question_asked_as_plain_few_shot_text_is_a_form_of_its_own():
-    """The question after three answered ones, continued as plain text: its answer (at the start of
-    the continuation, not in the next made-up "Q:") agrees with a chat answer as a second form."""
-    prompt = el._qa(f"Which country is {NAME} from?")
-    assert prompt.startswith(el.QA_EXAMPLES) and prompt.endswith(f"Q: Which country is {NAME} from?\nA:")
-    with_chat = _judged(
-        "country", "person", {"question": "He comes from Freedonia.", "qa": " Freedonia\nQ: What is the"}
-    )
-    assert with_chat.kept and with_chat.agreement == 2 and set(with_chat.forms) == {"question", "qa"}
-    # the examples' own answers are no candidates, and an answer only in the next question is none
-    later = _judged(
-        "country", "person", {"question": "He comes from Freedonia.", "qa": " the sea\nQ: Is Freedonia big?"}
-    )
-    assert not later.kept and later.forms == ("question",)
-    alone = _judged("country", "person", {"qa": " Freedonia\nQ:"})
-    assert alone.answer == "Freedonia" and not alone.kept
 
 
 def test_the_fullest_agreed_spelling_is_the_answer():
@@ -464,7 +436,7 @@ def test_what_a_made_up_name_also_gets_is_no_knowledge(tiny, monkeypatch):
         out = {}
         for p in prompts:
             hit = next((v for k, v in prior.items() if k in f"{p}\x00"), None)
-            if hit is None and not any(c in p for c in el.CONTROL_NAMES) and el.QA_EXAMPLES not in p:
+            if hit is None and not any(c in p for c in el.CONTROL_NAMES):
                 hit = next((v for k, v in SCRIPT.items() if k in f"{p}\x00"), None)
             out[p] = hit if hit is not None else f"blorp{zlib.crc32(p.encode())}"
         return out
@@ -642,45 +614,3 @@ def test_category_specific_relations_are_asked_only_of_their_category():
     assert team.requires and not team.specific
     assert "sport" in {r.name for r in el.relations_for("organisation", None)}
     assert "sport" not in {r.name for r in el.relations_for("organisation", "company")}
-
-
-def test_an_answer_about_as_likely_for_a_made_up_name_is_dropped(monkeypatch):
-    """A kept answer stays only where the concept's completion or "qa" prompt makes it at least
-    MIN_CONTRAST times likelier than the same prompt about every made-up control name (whose
-    probability counts as at least the floor)."""
-    import formless.audit.scoring as scoring
-
-    subject = "the Quentin Tower"
-    table = {  # (relation, prompt form) -> (p for the concept, p for each control name)
-        ("a", "completion"): (0.40, 0.35),  # a default: dropped unless qa shows knowledge
-        ("a", "qa"): (0.50, 0.45),
-        ("b", "completion"): (0.02, 0.001),  # the control below the floor: 0.02 < 3 x 0.01
-        ("b", "qa"): (0.30, 0.05),  # ... but qa shows it: 0.30 >= 3 x 0.05, kept
-        ("c", "completion"): (0.02, 0.001),
-        ("c", "qa"): (0.025, 0.0),  # both under 3 x the floor: dropped
-    }
-    asked: list[str] = []
-
-    def fake_probability(loaded, prompts, answers, **kw):
-        asked.extend(prompts)
-        out = []
-        for prompt in prompts:
-            rel, form = prompt.split("|")[:2]
-            own, control = table[(rel, form)]
-            out.append(own if "Quentin Tower" in prompt else control)
-        return out
-
-    monkeypatch.setattr(scoring, "answer_probability", fake_probability)
-    report = el.ElicitReport(NAME, "place", "given", "m")
-    for rel in "abc":
-        prompts = {f: f"{rel}|{f}|The Quentin Tower stands in" for f in ("completion", "qa")}
-        report.relations.append(el.RelationResult(rel, prompts, {}, answer="X", kept=True))
-    report.relations.append(el.RelationResult("d", {}, {}, answer=None, kept=False))
-    el._keep_beyond_made_up_names(None, subject, report)
-    assert [r.relation for r in report.relations if r.kept] == ["b"]
-    assert [r.probability for r in report.relations[:3]] == [0.40, 0.02, 0.02]
-    # the same prompts about each control name, the subject replaced whatever its case
-    for control in el.CONTROL_NAMES:
-        assert f"a|qa|{control} stands in" in asked
-    assert len(asked) == 3 * 2 * (1 + len(el.CONTROL_NAMES))
-    assert any(n.startswith("a: 'X' dropped: about as likely for a made-up name") for n in report.notes)

@@ -56,8 +56,7 @@ from formless.models.cache import atomic_file, cache_dir
 
 T = TypeVar("T")
 
-# 3: relations for rivers, planets, ships, bands, characters, recurring events; 4: the "qa" form
-ELICIT_VERSION = "4"
+ELICIT_VERSION = "3"  # 3: relations for rivers, planets, ships, bands, characters, recurring events
 MIN_AGREEMENT = 2  # independent forms of the reference that must state the same answer
 # with 8-18 relations asked in 4 forms, a made-up name gets one agreeing answer by chance (measured:
 # "Zorblax Quentavian", spouse "Roman"); a record needs at least two facts
@@ -67,16 +66,7 @@ COMPLETION_TOKENS = 8
 DESCRIPTION_TOKENS = 32
 MAX_SPAN_WORDS = 5
 CHAT_FORMS = ("question", "paraphrase")  # two chat wordings of the relation's question
-# plain text the model continues; its answer is at the start of the continuation
-PLAIN_FORMS = ("completion", "cloze", "qa")
-ASKED_FORMS = (*CHAT_FORMS, *PLAIN_FORMS)
-# "qa": the question as plain text after three answered ones, the way a base model is asked (the
-# audit's few-shot form); examples whose answers no relation asks for
-QA_EXAMPLES = (
-    "Q: What is the capital of Japan?\nA: Tokyo\n"
-    "Q: How many legs does a spider have?\nA: eight\n"
-    "Q: What colour is the sky on a clear day?\nA: blue\n"
-)
+ASKED_FORMS = (*CHAT_FORMS, "completion", "cloze")
 FORMS = (*ASKED_FORMS, "description")
 # the model's own words about the concept, asked once and mined together as the "description" form
 # (they also decide the concept's kind). Asking "Give me three facts about X." and "What is X
@@ -432,10 +422,10 @@ def _ask(
         if f"chat:{_fill(q, subject)}" not in known
     ]
     plains = [
-        text
+        _fill(p, subject)
         for r in relations
-        for text in (_fill(r.completion, subject), _fill(r.cloze, subject), _qa(_fill(r.question, subject)))
-        if text not in known
+        for p in (r.completion, r.cloze)
+        if _fill(p, subject) not in known
     ]
     out = {
         f"chat:{p}": o for p, o in _generate(loaded, chats, chat=True, max_new_tokens=QUESTION_TOKENS).items()
@@ -455,11 +445,6 @@ def _free_text(answers: dict[str, str], name: str) -> str:
     mined together as one form (two chat answers about the concept, not about one relation)."""
     parts = (answers.get(f"chat:{p.format(n=name)}", "") for p in FREE_PROMPTS)
     return "\n".join(p for p in parts if p)
-
-
-def _qa(question: str) -> str:
-    """``question`` asked as plain text after :data:`QA_EXAMPLES`."""
-    return f"{QA_EXAMPLES}Q: {question}\nA:"
 
 
 def _fill(template: str, subject: str) -> str:
@@ -562,10 +547,9 @@ def _judge(
         "paraphrase": _fill(relation.paraphrase, subject),
         "completion": _fill(relation.completion, subject),
         "cloze": _fill(relation.cloze, subject),
-        "qa": _qa(_fill(relation.question, subject)),
     }
     outputs = {form: answers[f"chat:{prompts[form]}"] for form in CHAT_FORMS}
-    outputs.update({form: answers[prompts[form]] for form in PLAIN_FORMS})
+    outputs.update({form: answers[prompts[form]] for form in ("completion", "cloze")})
     mined = _mined(relation, free_text, name)
     if mined:
         prompts["description"] = DESCRIPTION_PROMPT.format(n=name)
@@ -574,12 +558,12 @@ def _judge(
     if relation.category:
         phrases = {f: _category_phrase(outputs[f], f not in CHAT_FORMS) for f in ASKED_FORMS}
         mined = [_category_phrase(f"is a {t}", False) for t in mined]
-        sources = [phrases[f] for f in (*PLAIN_FORMS, *CHAT_FORMS)] + mined
+        sources = [phrases[f] for f in ("completion", "cloze", *CHAT_FORMS)] + mined
         candidates = [c for text in sources for c in _category_candidates(text, name)]
     else:
         phrases = {}
         candidates = []
-        for form in (*PLAIN_FORMS, *CHAT_FORMS):
+        for form in ("completion", "cloze", *CHAT_FORMS):
             clauses = 3 if form in CHAT_FORMS else 1
             candidates += _spans(outputs[form], name, prompt_words, relation, clauses=clauses)
         for text in mined:
@@ -598,7 +582,9 @@ def _judge(
 
     def support(span: str) -> tuple[str, ...]:
         forms = [f for f in CHAT_FORMS if contains_answer(outputs[f], [span])]
-        forms += [f for f in PLAIN_FORMS if contains_answer(_answer_zone(outputs[f], span), [span])]
+        forms += [
+            f for f in ("completion", "cloze") if contains_answer(_answer_zone(outputs[f], span), [span])
+        ]
         if mined and any(contains_answer(t, [span]) for t in mined):
             forms.append("description")
         return tuple(forms)
@@ -952,50 +938,6 @@ def _priors_path(loaded, kind: str, relations: Sequence[Relation]) -> Path | Non
     return cache_dir() / "elicit" / f"priors-{kind}-{digest}.json"
 
 
-# a kept answer must be this much likelier after the concept's plain prompts than after the same
-# prompts about a made-up name (below the floor, a made-up name's probability counts as the floor)
-MIN_CONTRAST = 3.0
-CONTRAST_FLOOR = 0.01
-
-
-def _keep_beyond_made_up_names(loaded, subject: str, report: ElicitReport) -> None:
-    """Drop each kept answer the reference finds about as likely for a made-up name.
-
-    Agreement across forms also keeps the model's defaults: asked about a name nobody knows, it
-    still says "died in 2018", "a horror film", "Canadian" in two forms (measured: 9 made-up names
-    kept 2-5 such answers once the plain few-shot "qa" form was asked). What sets knowledge apart is
-    that the name raises the answer: its teacher-forced probability after the completion or the
-    "qa" prompt must be :data:`MIN_CONTRAST` times that after the same prompt about each made-up
-    control name. Sets ``probability`` (after the completion) on every answer it scores."""
-    from formless.audit.scoring import answer_probability
-
-    kept = [r for r in report.relations if r.kept and r.answer]
-    if not kept:
-        return
-    names = (subject, *CONTROL_NAMES)
-    prompts, answers = [], []
-    for res in kept:
-        for form in ("completion", "qa"):
-            for who in names:
-                prompts.append(re.sub(re.escape(subject), who, res.prompts[form], flags=re.IGNORECASE))
-                answers.append(res.answer)
-    probs = answer_probability(loaded, prompts, answers, chat=False, batch_size=32, fast=False)
-    per = len(names)
-    for i, res in enumerate(kept):
-        own, made_up = [], []
-        for j in range(2):  # completion, qa
-            row = probs[(2 * i + j) * per : (2 * i + j + 1) * per]
-            own.append(row[0])
-            made_up.append(max(max(row[1:]), CONTRAST_FLOOR))
-        res.probability = own[0]
-        if all(o < MIN_CONTRAST * m for o, m in zip(own, made_up)):
-            res.kept = False
-            report.notes.append(
-                f"{res.relation}: {res.answer!r} dropped: about as likely for a made-up name "
-                f"(completion p {own[0]:.3f} vs {made_up[0]:.3f}, qa {own[1]:.3f} vs {made_up[1]:.3f})"
-            )
-
-
 def relations_for(kind: str, category: str | None) -> tuple[Relation, ...]:
     """The relations asked of a concept of ``kind`` whose category word is ``category`` (None:
     unknown): a relation that ``requires`` categories is asked when the category is one of them, or
@@ -1103,9 +1045,6 @@ def elicit_concept(
                 f"{res.relation}: {res.answer!r} dropped: the reference says the same of a made-up name"
             )
     seconds["control"] = round(time.perf_counter() - t, 3)
-    t = time.perf_counter()
-    _keep_beyond_made_up_names(loaded, subject, report)
-    seconds["probability"] = round(time.perf_counter() - t, 3)
     kept = [(rel, res) for rel, res in zip(relations, report.relations) if res.kept]
     if not kept:
         raise KnowledgeError(
@@ -1146,8 +1085,10 @@ def elicit_concept(
                 ),
             )
         )
-    # two independent passes of the reference, side by side on the cores: the translated questions
-    # and the alias candidates' questions
+    # three independent passes of the reference, side by side on the cores: the kept answers'
+    # probabilities, the translated questions and the alias candidates' questions
+    from formless.audit.scoring import answer_probability
+
     by_rel = {f.relation: f for _, f in facts}
 
     def timed(label: str, job: Callable[[], T]) -> Callable[[], T]:
@@ -1159,8 +1100,19 @@ def elicit_concept(
 
         return run
 
-    found, (aliases, alias_notes) = side_by_side(
+    probs, found, (aliases, alias_notes) = side_by_side(
         [
+            timed(
+                "probability",
+                lambda: answer_probability(
+                    loaded,
+                    [res.prompts["completion"] for _, res in kept],
+                    [res.answer for _, res in kept],
+                    chat=False,
+                    batch_size=32,
+                    fast=False,
+                ),
+            ),
             timed(
                 "translations",
                 lambda: _translations(loaded, name, by_rel, relations, languages) if languages else {},
@@ -1168,6 +1120,8 @@ def elicit_concept(
             timed("aliases", lambda: _aliases(loaded, name, kind, [f for _, f in facts], free_text)),
         ]
     )
+    for (_, res), p in zip(kept, probs):
+        res.probability = p
     if languages:
         facts = [(r, f.model_copy(update={"translations": found.get(r.name, {})})) for r, f in facts]
         n = sum(len(v) for v in found.values())
