@@ -1,26 +1,45 @@
-import sys, json
-from formless.models import load_model
-from formless.knowledge import load, KnowledgeError
-from formless.knowledge import elicit as el
+"""Per kept fact (the checked-out code's elicitation): the answer's teacher-forced probability after
+the concept's completion and few-shot prompts, and after the same prompts about each control name.
+Run at the few-shot ("qa") variant of ``qa_form_contrast.patch`` (its prompts have a "qa" entry).
+
+    python docs/ablation/elicit_qa/contrast.py OUT.json "Name one,Name two,..."
+"""
+
+import json
+import sys
+
 from formless.audit.scoring import answer_probability
+from formless.knowledge import KnowledgeError, load
+from formless.knowledge import elicit as el
+from formless.models import load_model
+
 loaded = load_model("smollm2-135m-instruct")
 kb = load()
-controls = el.CONTROL_NAMES
 out = {}
-for n in sys.argv[2].split(","):
+for name in sys.argv[2].split(","):
     try:
-        c, rep = el.elicit_concept(loaded, n, kb=kb, languages=())
-    except KnowledgeError as e:
-        print(n, "ERROR", str(e)[:80], flush=True); continue
+        concept, report = el.elicit_concept(loaded, name, kb=kb, languages=())
+    except KnowledgeError as error:
+        print(name, "ERROR", str(error)[:80], flush=True)
+        continue
     rows = []
-    for r in rep.kept:
-        subj_prompts = [r.prompts["completion"], r.prompts["qa"]]
-        ps = answer_probability(loaded, subj_prompts, [r.answer]*2, chat=False, batch_size=32, fast=False)
-        cps = []
-        for ctl in controls:
-            cp = [p.replace(n, ctl) for p in subj_prompts]
-            cps.append(answer_probability(loaded, cp, [r.answer]*2, chat=False, batch_size=32, fast=False))
-        rows.append((r.relation, r.answer, list(r.forms), ps, cps))
-        print(f"{n:22s} {r.relation:14s} {r.answer[:22]:22s} comp {ps[0]:.3f} vs {max(c[0] for c in cps):.3f}  qa {ps[1]:.3f} vs {max(c[1] for c in cps):.3f}", flush=True)
-    out[n] = rows
-json.dump(out, open(sys.argv[1], "w"))
+    for res in report.kept:
+        prompts = [res.prompts["completion"], res.prompts["qa"]]
+        own = answer_probability(loaded, prompts, [res.answer] * 2, chat=False, batch_size=32, fast=False)
+        made_up = [
+            answer_probability(
+                loaded,
+                [p.replace(name, c) for p in prompts],
+                [res.answer] * 2,
+                chat=False,
+                batch_size=32,
+                fast=False,
+            )
+            for c in el.CONTROL_NAMES
+        ]
+        rows.append((res.relation, res.answer, list(res.forms), own, made_up))
+        best = [max(m[i] for m in made_up) for i in range(2)]
+        print(name, res.relation, res.answer, own, best, flush=True)
+    out[name] = rows
+with open(sys.argv[1], "w") as fh:
+    json.dump(out, fh)

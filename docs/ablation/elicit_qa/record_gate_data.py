@@ -1,32 +1,58 @@
-import sys, json, re
-from formless.models import load_model
-from formless.knowledge import load, KnowledgeError
-from formless.knowledge import elicit as el
+"""The record-gate measure at the current elicitation: per kept fact, the contrast
+max over (completion, few-shot prompt) of p(answer | concept) / max(p(answer | each control name), 0.01).
+
+    python docs/ablation/elicit_qa/record_gate_data.py OUT.json "Name one,Name two,..."
+"""
+
+import json
+import re
+import sys
+
 from formless.audit.scoring import answer_probability
-QA = ("Q: What is the capital of Japan?\nA: Tokyo\nQ: How many legs does a spider have?\nA: eight\n"
-      "Q: What colour is the sky on a clear day?\nA: blue\n")
+from formless.knowledge import KnowledgeError
+from formless.knowledge import elicit as el
+from formless.models import load_model
+
+QA = (
+    "Q: What is the capital of Japan?\nA: Tokyo\nQ: How many legs does a spider have?\nA: eight\n"
+    "Q: What colour is the sky on a clear day?\nA: blue\n"
+)
+FLOOR = 0.01
 loaded = load_model("smollm2-135m-instruct")
-kb = load()
 out = {}
-for n in sys.argv[2].split(","):
-    captured = {}
-    orig_judge = el._judge
+
+
+def save() -> None:
+    with open(sys.argv[1], "w") as fh:
+        json.dump(out, fh, indent=1)
+
+
+for name in sys.argv[2].split(","):
     try:
-        kbx = kb.without(n) if hasattr(kb, "without") else kb
-        c, rep = el.elicit_concept(loaded, n, kb=None, languages=())
-    except KnowledgeError as e:
-        out[n] = {"error": str(e)}; print(n, "ERROR", flush=True); json.dump(out, open(sys.argv[1], "w")); continue
-    subject = el.subject_phrase(n, rep.free_text) if not n.lower().startswith("the ") else n
+        concept, report = el.elicit_concept(loaded, name, kb=None, languages=())
+    except KnowledgeError as error:
+        out[name] = {"error": str(error)}
+        print(name, "ERROR", flush=True)
+        save()
+        continue
+    subject = el.subject_phrase(name, report.free_text) if not name.lower().startswith("the ") else name
     rows = []
-    for r in rep.kept:
-        base = [r.prompts["completion"], f"{QA}Q: {r.prompts['question']}\nA:"]
-        prompts = []
-        for who in (subject, *el.CONTROL_NAMES):
-            prompts += [re.sub(re.escape(subject), who, p, flags=re.I) for p in base]
-        ps = answer_probability(loaded, prompts, [r.answer] * len(prompts), chat=False, batch_size=32, fast=False)
-        own = ps[:2]; ctl = [max(ps[2 + j::2][:len(el.CONTROL_NAMES)]) for j in range(2)]
-        ratio = max(o / max(c, 0.01) for o, c in zip(own, ctl))
-        rows.append({"relation": r.relation, "answer": r.answer, "own": own, "made_up": ctl, "ratio": ratio})
-    out[n] = {"facts": rows}
-    print(n, len(rows), sorted(round(x["ratio"], 1) for x in rows), flush=True)
-    json.dump(out, open(sys.argv[1], "w"), indent=1)
+    for res in report.kept:
+        base = [res.prompts["completion"], f"{QA}Q: {res.prompts['question']}\nA:"]
+        prompts = [
+            re.sub(re.escape(subject), who, p, flags=re.IGNORECASE)
+            for who in (subject, *el.CONTROL_NAMES)
+            for p in base
+        ]
+        ps = answer_probability(
+            loaded, prompts, [res.answer] * len(prompts), chat=False, batch_size=32, fast=False
+        )
+        own = ps[:2]
+        made_up = [max(ps[2 + j :: 2][: len(el.CONTROL_NAMES)]) for j in range(2)]
+        ratio = max(o / max(m, FLOOR) for o, m in zip(own, made_up))
+        rows.append(
+            {"relation": res.relation, "answer": res.answer, "own": own, "made_up": made_up, "ratio": ratio}
+        )
+    out[name] = {"facts": rows}
+    print(name, len(rows), sorted(round(x["ratio"], 1) for x in rows), flush=True)
+    save()
