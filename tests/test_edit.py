@@ -473,7 +473,7 @@ def test_the_famous_list_holds_no_concept_the_audit_asks_and_no_made_up_name():
 
 
 def test_reading_shared_prompts_once_gives_each_item_its_own_rows(setup):
-    """``collect(shared_prompts=True)`` reads every token of one context from one forward pass and
+    """``collect`` (shared prompts, its default) reads every token of one context from one forward pass and
     gives back the rows in the items' order, equal (to float rounding) to one pass per item."""
     loaded, _ = setup
     items = []
@@ -485,7 +485,9 @@ def test_reading_shared_prompts_once_gives_each_item_its_own_rows(setup):
     calls = []
     handle = loaded.model.register_forward_pre_hook(lambda _m, _a, kw: calls.append(1), with_kwargs=True)
     try:
-        each = collect(loaded, items, key_layers=[1, 2], output_layers=[2], batch_size=2)
+        each = collect(
+            loaded, items, key_layers=[1, 2], output_layers=[2], batch_size=2, shared_prompts=False
+        )
         n_each = len(calls)
         shared = collect(
             loaded, items, key_layers=[1, 2], output_layers=[2], batch_size=2, shared_prompts=True

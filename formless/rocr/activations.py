@@ -73,14 +73,15 @@ def collect(
     projection_layers: Sequence[int] = (),
     batch_size: int = 16,
     projections: dict[int, torch.Tensor] | None = None,
-    shared_prompts: bool = False,
+    shared_prompts: bool = True,
 ) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor]]:
     """For each item, the MLP-projection input (key) and the block output at ``item.position``.
 
     Returns ({layer: [n, d_ff]}, {layer: [n, d_model]}) in float32. For ``projection_layers``
     the output of the MLP projection itself (``W a``) is written into ``projections``.
-    ``shared_prompts``: items with the same tokens are read from one forward pass (several name
-    tokens of one context); batches then differ, so float sums may differ in the last bits.
+    ``shared_prompts`` (default): items with the same tokens are read from one forward pass (the
+    several name tokens of one context: a third of the work for a three-token name); False runs one
+    row per item, whose batches differ, so float sums may differ from the shared read in the last bits.
     """
     model, adapter = loaded.model, loaded.adapter
     deepest = max([*key_layers, *output_layers, *projection_layers])

@@ -235,9 +235,7 @@ def _specific_offsets(
     if wanted <= 1:
         return [0]
     first = layers[0]
-    keys, _ = collect(
-        loaded, [located.back(o) for o in range(wanted)], key_layers=[first], shared_prompts=True
-    )
+    keys, _ = collect(loaded, [located.back(o) for o in range(wanted)], key_layers=[first])
     k = keys[first]
     basis = stats[first].basis(config.threshold).to(k.device)
     share = (k @ basis).pow(2).sum(1) / k.pow(2).sum(1).clamp_min(1e-30)
@@ -285,7 +283,7 @@ def _through_post_norm(
     270M, with uneven gains, it left 12% of the gap where the surface allows 1% (measured).
     """
     projections: dict[int, torch.Tensor] = {}
-    collect(loaded, located, projection_layers=[layer], projections=projections, shared_prompts=True)
+    collect(loaded, located, projection_layers=[layer], projections=projections)
     m = projections[layer]  # n x d
     param = next(norm.parameters())
     gain = norm(torch.ones(1, m.shape[1], dtype=param.dtype, device=param.device)).float()[0].to(m.device)
@@ -468,12 +466,10 @@ def _apply_rocr(
     for i, layer in enumerate(layers):
         flat = [loc.back(o) for c, g, o in columns for loc in contexts[c][g]]
         sizes = [len(contexts[c][g]) for c, g, _ in columns]
-        # every name token of a context is read from one forward pass of it (a third of the work
-        # for a three-token name)
-        k_out, _ = collect(loaded, flat, key_layers=[layer], shared_prompts=True)
+        k_out, _ = collect(loaded, flat, key_layers=[layer])  # every name token of a context: one pass
         keys = torch.stack([chunk.mean(0) for chunk in k_out[layer].split(sizes)], dim=1)  # d_ff x n
         z_at = [canonical[c, g].back(o) for c, g, o in columns]
-        _, z_out = collect(loaded, z_at, output_layers=[last], shared_prompts=True)
+        _, z_out = collect(loaded, z_at, output_layers=[last])
         residuals = torch.stack([target[g] for _, g, _ in columns], 1) - z_out[last].T  # d x n
         residuals = residuals * config.strength / (len(layers) - i)
         post_norm = adapter.post_mlp_norm_module(model, layer)

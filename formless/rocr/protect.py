@@ -137,7 +137,7 @@ def protected_keys(
             owners += [name] * len(offsets)
     if not items:
         return {}
-    keys = collect(loaded, items, key_layers=list(layers), shared_prompts=True)[0]
+    keys = collect(loaded, items, key_layers=list(layers))[0]
     keys = {layer: k.cpu().contiguous() for layer, k in keys.items()}
     if path is not None:
         _save(path, keys, owners)
