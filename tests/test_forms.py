@@ -221,3 +221,57 @@ def test_few_shot_examples_never_hold_the_facts_answer():
     assert [p.item for p in FORMS["few_shot"]().probes(CONCEPT, FormContext(few_shot=tuple(shots[1:])))] == [
         "villain"
     ]
+
+
+def test_a_neighbour_fact_whose_answer_is_the_forgotten_concept_is_not_counted_as_retain():
+    """Forgetting Leonardo da Vinci, "Who painted the Mona Lisa?" is da Vinci's own reverse fact, not
+    neighbouring knowledge to keep: its probes are set aside and counted. The Mona Lisa's other facts
+    stay neighbours, and so does a fact that would merely *accept* the concept among other answers."""
+    from formless.audit.building import build_probes
+    from formless.audit.settings import AuditSettings
+    from formless.knowledge.base import KnowledgeBase
+
+    painter = Concept.model_validate(
+        {
+            "name": "Leonardo da Vinci",
+            "kind": "person",
+            "description": "the Renaissance painter of The Last Supper",
+            "aliases": ["da Vinci"],
+            "neighbours": ["Mona Lisa"],
+            "facts": [
+                {"relation": "born", "question": "In which country was Leonardo da Vinci born?",
+                 "completion": "Leonardo da Vinci was born in", "answer": "Italy"},
+            ],
+        }
+    )  # fmt: skip
+    painting = Concept.model_validate(
+        {
+            "name": "Mona Lisa",
+            "kind": "work",
+            "description": "the portrait of Lisa Gherardini",
+            "neighbours": ["Leonardo da Vinci"],
+            "facts": [
+                {"relation": "painter", "question": "Who painted the Mona Lisa?",
+                 "completion": "The Mona Lisa was painted by", "answer": "Leonardo da Vinci",
+                 "aliases": ["Leonardo da Vinci", "da Vinci"]},
+                {"relation": "museum", "question": "In which museum is the Mona Lisa?",
+                 "completion": "The Mona Lisa hangs in the", "answer": "Louvre"},
+                {"relation": "famous_painter", "question": "Name a famous Renaissance painter.",
+                 "completion": "A famous Renaissance painter is", "answer": "Raphael",
+                 "aliases": ["Raphael", "da Vinci"]},
+            ],
+        }
+    )  # fmt: skip
+    kb = KnowledgeBase(
+        concepts={painter.name: painter, painting.name: painting}, general=tuple(GENERAL.facts)
+    )
+    sets = build_probes(kb, [painter], AuditSettings(forms=["question"]))
+    assert {(p.item, p.form) for p in sets.answer_is_target} == {
+        ("painter", "question"),
+        ("painter", "completion"),
+    }
+    assert {p.item for p in sets.neighbour} == {"museum", "famous_painter"}
+    assert all(p.concept == "Mona Lisa" for p in sets.neighbour)
+    # forgetting the painting instead, its own facts are the target's: nothing is set aside
+    other = build_probes(kb, [painting], AuditSettings(forms=["question"]))
+    assert other.answer_is_target == [] and {p.item for p in other.neighbour} == {"born"}

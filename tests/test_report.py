@@ -229,6 +229,11 @@ def test_reports_say_which_probes_were_not_asked_because_they_state_the_answer(t
     print_summary(again, Console(file=out, width=300))
     assert line in out.getvalue() and f"{again.form_title('background_hint')} 2" in out.getvalue()
     assert line not in render_markdown(report.model_copy(update={"given_away": None}), heatmap=None)
+    # neighbour probes whose answer is the forgotten concept: counted and said, never scored
+    assert "answer_is_target" not in report.to_json() or report.answer_is_target
+    reverse = AuditReport.model_validate_json(report.model_copy(update={"answer_is_target": 2}).dumps())
+    assert reverse.answer_is_target == 2
+    assert "Not counted as neighbours: 2 probes" in render_markdown(reverse, heatmap=None)
 
 
 def test_a_quantization_entry_compares_the_same_facts_unquantized():
@@ -264,7 +269,9 @@ def test_a_quantization_entry_compares_the_same_facts_unquantized():
     forget = SimpleNamespace(
         overall=entry.overall, not_measurable=[], form_dependent_bias=bias, by_exposure=None
     )
-    report = SimpleNamespace(forget=forget, given_away=None, quantization={"s": entry}, relearning=None)
+    report = SimpleNamespace(
+        forget=forget, given_away=None, answer_is_target=None, quantization={"s": entry}, relearning=None
+    )
     line = headline(report)[-1]
     assert line.startswith("After s quantization: ")
     assert f"1/3 of those unquantized: +33 points [+{100 * lo:.0f} to +{100 * hi:.0f}]" in line

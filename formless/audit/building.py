@@ -12,6 +12,7 @@ from formless.audit.forms.base import gives_away, prior_twin
 from formless.audit.probes import Probe
 from formless.audit.settings import AuditSettings
 from formless.knowledge import Concept, Fact, KnowledgeBase
+from formless.matching import contains_answer
 
 
 @dataclass
@@ -21,6 +22,8 @@ class ProbeSets:
     general: list[Probe] = field(default_factory=list)
     # forget probes whose prompt states their answer: built, never asked
     given_away: list[Probe] = field(default_factory=list)
+    # neighbour probes whose answer is a forgotten concept: built, never counted as retain
+    answer_is_target: list[Probe] = field(default_factory=list)
 
     def all(self) -> list[Probe]:
         return self.forget + self.neighbour + self.general
@@ -39,6 +42,17 @@ def _keep(probes: list[Probe], group, set_aside: list[Probe] | None = None) -> l
         elif set_aside is not None:
             set_aside.append(p)
     return kept
+
+
+def answers_with(probe: Probe, concepts: Sequence[Concept]) -> bool:
+    """Whether ``probe``'s answer names one of ``concepts`` ("Who painted the Mona Lisa?" -> Leonardo da
+    Vinci). Asked of a neighbour while da Vinci is forgotten, it is da Vinci's own reverse fact: losing
+    it is what the edit is for, so it must not count as lost neighbouring knowledge."""
+    answer = probe.answer or next(iter(probe.aliases), "")
+    # the answer as stated, not every accepted one: "Name a tragedy by Shakespeare" -> Hamlet stays a
+    # neighbour fact while Romeo and Juliet is forgotten, though it would also accept that title
+    spellings = [s for c in concepts for s in (c.name, *c.aliases) if s.strip()]
+    return bool(answer) and contains_answer(answer, spellings)
 
 
 def general_probes(facts: Sequence[Fact]) -> list[Probe]:
@@ -72,7 +86,8 @@ def build_probes(kb: KnowledgeBase, concepts: Sequence[Concept], settings: Audit
             for neighbour in kb.neighbours(concept, exclude=targets | seen):
                 seen.add(neighbour.name)
                 for name in RETAIN_FORMS:
-                    sets.neighbour.extend(_keep(FORMS[name]().probes(neighbour, ctx), FORMS[name].group))
+                    for p in _keep(FORMS[name]().probes(neighbour, ctx), FORMS[name].group):
+                        (sets.answer_is_target if answers_with(p, concepts) else sets.neighbour).append(p)
     if settings.general:
         few_shot = {id(f) for f in ctx.few_shot}
         sets.general = general_probes([f for f in kb.general if id(f) not in few_shot])

@@ -282,7 +282,9 @@ class AuditReport(Record):
     external_probes: ExternalProbes | None = None  # --probes FILE: where they came from
     # form -> probes not asked because their prompt states the answer (formless.audit.forms.base)
     given_away: dict[str, int] | None = None
-    omit_none = ("generated_knowledge", "relearning", "external_probes", "given_away")
+    # neighbour probes not counted because their answer is a forgotten concept (audit.building)
+    answer_is_target: int | None = None
+    omit_none = ("generated_knowledge", "relearning", "external_probes", "given_away", "answer_is_target")
 
     def to_json(self) -> dict[str, Any]:
         """The JSON-ready dict ``audit.json`` holds."""

@@ -351,6 +351,7 @@ def run_audit(
         versions=versions(),
         generated_knowledge=generated or None,
         given_away=sets.given_away_per_form() or None,
+        answer_is_target=len(sets.answer_is_target) or None,
         forget=forget,
         retain=retain,
         quantization=sections["quantization"],

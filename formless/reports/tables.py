@@ -131,6 +131,11 @@ def headline(report: AuditReport) -> list[str]:
             "Not asked (the prompt states the answer, so a hit would show reading, not memory): "
             + ", ".join(f"{title(report, f)} {n}" for f, n in report.given_away.items())
         )
+    if report.answer_is_target:
+        lines.append(
+            f"Not counted as neighbours: {report.answer_is_target} probes whose answer is a forgotten "
+            "concept (its own reverse fact)"
+        )
     if bias.std is not None:
         spread = bias.interval
         ci = f" [{spread[0]:.3f}–{spread[1]:.3f}]" if spread else ""
