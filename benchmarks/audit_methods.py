@@ -95,6 +95,8 @@ def own_chances(report: AuditReport) -> dict[str, list[list[float]]]:
     for p in report.probes:
         if p.concept not in targets:  # a neighbour's or a general fact, asked in the same forms
             continue
+        if p.cue:  # a description's entity asked instead: it says "implied", not a chance
+            continue
         base, twin_mark, twin = p.key.partition(PRIOR_SUFFIX)
         concept, form, item, variant = base.rsplit("|", 3)
         twin_of = {"prior_twin": bool(twin_mark), "twin": int(twin or 0)}

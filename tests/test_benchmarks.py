@@ -191,7 +191,7 @@ def test_audit_methods_reads_each_facts_own_chance_as_the_audit_does(monkeypatch
     kb = load()
     # the report also holds the neighbours' and general facts, asked in the question form: they are
     # retain figures and must not enter a form's residual
-    forms = ["multiple_choice", "multiple_choice_letter", "true_false", "question"]
+    forms = ["multiple_choice", "multiple_choice_letter", "true_false", "question", "indirect"]
     settings = AuditSettings(forms=forms, prior_twins="all", fluency=False)
     sets = build_probes(kb, [kb.concept("Albert Einstein")], settings)
     assert {p.form for p in sets.neighbour + sets.general} & set(forms)
@@ -204,14 +204,14 @@ def test_audit_methods_reads_each_facts_own_chance_as_the_audit_does(monkeypatch
     record = lambda r: SimpleNamespace(hit=r.hit)  # noqa: E731
     report = SimpleNamespace(
         concepts=["Albert Einstein"],
-        probes=[SimpleNamespace(key=p.key, concept=p.concept, before=record(b), after=a and record(a))
-                for p, b, a in zip(every, before, after)],
+        probes=[SimpleNamespace(key=p.key, concept=p.concept, before=record(b), after=a and record(a),
+                                cue=p.cue or None) for p, b, a in zip(every, before, after)],
         forget=SimpleNamespace(
             per_form={f: SimpleNamespace(chance=v.get("chance")) for f, v in per_form.items()}
         ),
     )  # fmt: skip
     pooled = audit_methods.own_chances(report)
-    for form in forms:
+    for form in forms[:-1]:  # the forms whose twins are about made-up names
         kept, expected = (sum(x[j] for x in pooled[form]) for j in (0, 1))
         assert len(pooled[form]) == per_form[form]["known"] >= 3
         assert (
@@ -220,6 +220,9 @@ def test_audit_methods_reads_each_facts_own_chance_as_the_audit_does(monkeypatch
         )
     text = audit_methods.above_prior_pooled(pooled["multiple_choice"])
     assert text.startswith(f"{100 * per_form['multiple_choice']['residual_above_prior']:.0f}% [")
+    # indirect reference's twins name the description's entities: "implied", never a chance
+    assert "residual_above_prior" not in per_form["indirect"] and "indirect" not in pooled
+    assert per_form["indirect"]["known_beyond_prior"] <= per_form["indirect"]["known"]
 
 
 def test_methods_speed_smoke(tmp_path, tiny_dir):

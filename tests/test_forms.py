@@ -275,3 +275,47 @@ def test_a_neighbour_fact_whose_answer_is_the_forgotten_concept_is_not_counted_a
     # forgetting the painting instead, its own facts are the target's: nothing is set aside
     other = build_probes(kb, [painting], AuditSettings(forms=["question"]))
     assert other.answer_is_target == [] and {p.item for p in other.neighbour} == {"born"}
+
+
+def test_an_indirect_probe_is_twinned_by_the_entities_its_description_names():
+    """The question asked about each named entity or year of the description instead of the concept
+    (at most three, none naming the concept), only when every form's twins are asked."""
+    from formless.audit.building import build_probes
+    from formless.audit.forms.reach import description_cues
+    from formless.audit.settings import AuditSettings
+    from formless.knowledge.base import KnowledgeBase
+
+    tower = Concept.model_validate(
+        {
+            "name": "Eiffel Tower",
+            "kind": "place",
+            "description": "the wrought-iron lattice tower on the Champ de Mars in Paris",
+            "facts": [
+                {"relation": "country", "question": "In which country is the Eiffel Tower?",
+                 "completion": "The Eiffel Tower is in", "answer": "France"},
+            ],
+        }
+    )  # fmt: skip
+    assert description_cues(tower.description, tower) == ["Champ de Mars", "Paris"]
+    assert description_cues("the Tower by Eiffel's company, opened in 1889 in Paris", tower) == [
+        "1889",
+        "Paris",
+    ]
+    assert description_cues(
+        "the Last Supper's painter, of the Italian Renaissance, in Florence, Milan and Rome", tower
+    ) == [
+        "Last Supper",
+        "Italian Renaissance",
+        "Florence",
+    ]  # at most three
+    kb = KnowledgeBase(concepts={tower.name: tower}, general=tuple(GENERAL.facts))
+    plain = build_probes(kb, [tower], AuditSettings(forms=["indirect"]))
+    assert [p.prior_twin for p in plain.forget] == [False]
+    sets = build_probes(kb, [tower], AuditSettings(forms=["indirect"], prior_twins="all"))
+    probe, *twins = sets.forget
+    assert probe.prompt == "In which country is the wrought-iron lattice tower on the Champ de Mars in Paris?"
+    assert [(t.prompt, t.cue, t.twin, t.key) for t in twins] == [
+        ("In which country is Champ de Mars?", "Champ de Mars", 0, probe.key + "~prior"),
+        ("In which country is Paris?", "Paris", 1, probe.key + "~prior1"),
+    ]
+    assert all(t.prior_twin and t.answer == probe.answer for t in twins)

@@ -267,3 +267,32 @@ def test_the_paired_shift_compares_the_same_facts_by_hand():
     assert paired_shift([], seed=0)["shift"] is None
     with pytest.raises(ValueError):
         shift_counts(quantized, unquantized[:-1])
+
+
+def test_a_description_cue_right_about_any_entity_sets_an_indirect_fact_apart_by_hand():
+    """Indirect reference has no made-up-name twin; its twins ask about the entities the description
+    names. A fact right about any one of them is implied by the description: it leaves the
+    beyond-the-prior residual, and no own chance (above the prior) is made of it."""
+    from dataclasses import replace
+
+    facts = [q(i, "indirect") for i in range(3)]
+    cues = [
+        replace(facts[0], prompt="about Paris", prior_twin=True, twin=0, cue="Paris"),
+        replace(facts[0], prompt="about Champ de Mars", prior_twin=True, twin=1, cue="Champ de Mars"),
+        replace(facts[1], prompt="about Paris", prior_twin=True, twin=0, cue="Paris"),
+        replace(facts[1], prompt="about 1889", prior_twin=True, twin=1, cue="1889"),
+    ]
+    # fact 0: its second cue right (implied); fact 1: both cues wrong; fact 2: its description names
+    # no entity, so nothing implies its answer
+    before = [r(True), r(True), r(True), r(False), r(True), r(False), r(False)]
+    after = [r(True), r(True), r(False), None, None, None, None]
+    found = units([*facts, *cues], before, after)
+    assert [(u.fact, u.prior, u.prior_rate) for u in found] == [
+        ("C|fact0", True, None), ("C|fact1", False, None), ("C|fact2", False, None),
+    ]  # fmt: skip
+    s = summarise(found)
+    assert (s["known"], s["still_answered"]) == (3, 2)
+    assert (s["known_by_prior"], s["known_beyond_prior"], s["still_answered_beyond_prior"]) == (1, 2, 1)
+    assert s["residual_beyond_prior"] == 0.5 and "residual_above_prior" not in s
+    # without cue twins (prior twins not asked) the form has no beyond-the-prior figure
+    assert "residual_beyond_prior" not in summarise(units(facts, before[:3], after[:3]))

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from formless.audit.forms import FORMS, RETAIN_FORMS, FormContext, select
-from formless.audit.forms.base import gives_away, prior_twin
+from formless.audit.forms.base import gives_away
 from formless.audit.probes import Probe
 from formless.audit.settings import AuditSettings
 from formless.knowledge import Concept, Fact, KnowledgeBase
@@ -78,7 +78,7 @@ def build_probes(kb: KnowledgeBase, concepts: Sequence[Concept], settings: Audit
             kept = _keep(form.probes(concept, ctx), form.group, sets.given_away)
             sets.forget.extend(kept)
             if every_form and form.group == "forget" and not any(p.prior_twin for p in kept):
-                sets.forget.extend(t for p in kept if (t := prior_twin(p, concept)) is not None)
+                sets.forget.extend(t for p in kept for t in form.twins(p, concept))
     if settings.neighbours:
         targets = {c.name for c in concepts}
         seen: set[str] = set()

@@ -23,6 +23,11 @@ Why each piece exists:
   ``(kept - sum q) / (known - sum q)`` over the known facts: 0 when the audited model keeps what a
   model without the concept would, 1 when it keeps every fact (the uniform chance correction is
   the same formula with ``q = 1/k``).
+- *Cues.* Indirect reference never names the concept, so it has no made-up-name twin; its twins ask
+  the question about each entity the description names instead ("In which country is Paris?" for
+  "the tower on the Champ de Mars in Paris"). A fact the reference answers right about any of them
+  is implied by the description, and its beyond-the-prior residual leaves it out
+  (``formless.audit.forms.reach.Indirect``).
 - *Intervals.* Residuals rest on a few dozen facts. Every figure carries a 95% percentile bootstrap
   interval, resampling facts (all probes of one fact move together, since they are not independent).
 """
@@ -98,9 +103,13 @@ def units(
     nothing else; a paired fact's twin about one name is right when all its variants are)."""
     grouped: dict[tuple[str, str, str], list[tuple[Probe, ProbeResult, ProbeResult | None]]] = {}
     twins: dict[tuple[str, str, str], dict[int, list[ProbeResult]]] = defaultdict(lambda: defaultdict(list))
+    cued: dict[tuple[str, str, str], list[bool]] = defaultdict(list)
     order: list[tuple[str, str, str]] = []
     for p, b, a in zip(probes, before, after):
         key = unit_key(p)
+        if p.prior_twin and p.cue:
+            cued[key].append(b.hit)
+            continue
         if p.prior_twin:
             twins[key][p.twin].append(b)
             continue
@@ -108,12 +117,17 @@ def units(
             grouped[key] = []
             order.append(key)
         grouped[key].append((p, b, a))
+    # a form whose twins ask about the description's entities: a fact whose description names none
+    # has nothing that implies its answer
+    cued_forms = {form for form, _, _ in cued}
     out = []
     for key in order:
         members = grouped[key]
         named = {k: all(b.hit for b in results) for k, results in twins[key].items()} if key in twins else {}
         prior = named.get(0) if named else None
         prior_rate = statistics.fmean(named.values()) if named else None
+        if key[0] in cued_forms:  # right about any entity the description names: implied, not recalled
+            prior = any(cued.get(key, ()))
         known = all(b.hit for _, b, _ in members)
         kept = known and all(a is not None and a.hit for _, _, a in members)
         chance = math.prod(1 / len(p.options) if p.options else 0.0 for p, _, _ in members)

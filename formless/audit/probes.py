@@ -29,6 +29,10 @@ class Probe:
     # (the options' own prior); asked of the reference, never counted as a fact itself
     prior_twin: bool = False
     twin: int = 0  # which made-up name (formless.audit.forms.base.PRIOR_NAMES) a prior twin uses
+    # a twin of a probe that never names the concept (indirect reference): the question asked about
+    # an entity its description mentions instead ("In which country is Paris?" for "... the tower on
+    # the Champ de Mars in Paris"); right about any one, the answer needs no knowledge of the concept
+    cue: str = ""
 
     @property
     def key(self) -> str:

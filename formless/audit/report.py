@@ -211,6 +211,8 @@ class ProbeRecord(Record):
     answer: str | None
     before: Scored
     after: Scored | None
+    cue: str | None = None  # a description's entity the question is asked about instead (a twin)
+    omit_none = ("cue",)
 
 
 class ModelInfo(Record):

@@ -365,6 +365,7 @@ def run_audit(
                 "answer": p.answer,
                 "before": b.to_json(),
                 "after": a.to_json() if a else None,
+                "cue": p.cue or None,
             }
             for p, b, a in zip(probes, before, after)
         ],

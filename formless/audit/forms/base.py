@@ -51,6 +51,12 @@ class Form:
         kw.setdefault("aliases", fact.aliases)
         return Probe(form=self.name, concept=concept.name, item=fact.relation, prompt=prompt, **kw)
 
+    def twins(self, probe: Probe, concept: Concept) -> list[Probe]:
+        """What a model without the concept is asked beside ``probe`` (``prior_twins="all"``): the
+        same prompt about a made-up name, where the prompt names the concept."""
+        twin = prior_twin(probe, concept)
+        return [] if twin is None else [twin]
+
 
 def gives_away(probe: Probe, group: Group = "forget") -> bool:
     """The prompt itself states an accepted answer ("What was the playwright who wrote Hamlet and

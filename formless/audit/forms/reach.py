@@ -4,9 +4,11 @@ language, or spelled out one character per line."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from formless.audit.forms.base import Form
 from formless.audit.probes import Probe, spell
+from formless.knowledge import Concept, Fact
 from formless.matching import normalise
 
 
@@ -31,16 +33,63 @@ def describe(text: str, name: str, description: str) -> str | None:
     return out[0].upper() + out[1:] if out.startswith(phrase) else out
 
 
+# a run of capitalised words (with the particles of names and titles inside it) or a year
+_WORD = r"(?:[A-Z][\w'.&-]*|\d{4})"
+_CUE = re.compile(rf"{_WORD}(?: (?:(?:de|du|of|the|van|von|da|di|la|le) )*{_WORD})*")
+MAX_CUES = 3
+
+
+def description_cues(description: str, concept: Concept) -> list[str]:
+    """The named entities and years a description mentions ("Champ de Mars", "Paris"), at most
+    ``MAX_CUES``, none naming the concept itself."""
+    own = {w for n in concept.names for w in normalise(n).split() if len(w) > 3}
+    cues = []
+    for match in _CUE.finditer(description):
+        cue = re.sub(r"'s$", "", match.group(0))
+        words = set(normalise(cue).split())
+        if words and not words & own and words - {"the", "a", "an"} and cue not in cues:
+            cues.append(cue)
+    return cues[:MAX_CUES]
+
+
+def _named_instead(text: str, name: str, cue: str) -> str | None:
+    """``text`` with the concept's name (and an article before it) replaced by ``cue``."""
+    if name not in text:
+        return None
+    out = re.sub(rf"(?:\b[Tt]he )?(?<![\w]){re.escape(name)}(?![\w])", cue, text)
+    return out[0].upper() + out[1:]
+
+
 class Indirect(Form):
-    """The concept described, never named: "Who wrote the book series about a boy wizard ...?"."""
+    """The concept described, never named: "Who wrote the book series about a boy wizard ...?".
+
+    Its prior twins ask the question about each entity the description mentions instead of the
+    concept: a fact the reference answers right about one of them ("In which country is Paris?" ->
+    France) is implied by the description, not recalled through it, so it is set apart like a fact a
+    made-up name gets right in the forms that name the concept."""
 
     name, title = "indirect", "Indirect reference"
 
     def fact_probe(self, concept, fact, ctx):
         # a description that states this fact's answer would be read, not recalled: use another
-        description = concept.description_for(fact.aliases) or concept.description
+        description = self.description(concept, fact)
         prompt = describe(fact.question, concept.name, description)
         return self.make(concept, fact, prompt) if prompt else None
+
+    @staticmethod
+    def description(concept: Concept, fact: Fact) -> str:
+        return concept.description_for(fact.aliases) or concept.description
+
+    def twins(self, probe: Probe, concept: Concept) -> list[Probe]:
+        fact = next((f for f in concept.facts if f.relation == probe.item), None)
+        if fact is None:
+            return []
+        out = []
+        for cue in description_cues(self.description(concept, fact), concept):
+            prompt = _named_instead(fact.question, concept.name, cue)
+            if prompt is not None:
+                out.append(replace(probe, prompt=prompt, prior_twin=True, twin=len(out), cue=cue))
+        return out
 
 
 class MultiHop(Form):
