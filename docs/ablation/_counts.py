@@ -14,3 +14,30 @@ def audit_counts(report) -> dict:
             for f, s in report.forget.per_form.items()
         },
     }
+
+
+def forget_and_audit(name: str, options: dict, forms, *, kb, fast: bool):
+    """One concept forgotten with ROCR ``options`` on the default model and audited in ``forms``
+    (no quantization), in a temporary folder: (the forget outcome, the report, forget seconds)."""
+    import tempfile
+    import time
+    from pathlib import Path
+
+    from formless.api import forget, make_config
+    from formless.audit.run import AuditSettings, run_audit
+    from formless.models import load_model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        loaded = load_model("smollm2-135m-instruct")
+        config = make_config(None, **options)
+        outcome = forget(name, model=loaded, out=Path(tmp) / "m", method="rocr", config=config)
+        seconds = time.perf_counter() - started
+        settings = AuditSettings(quantize=(), fast=fast, forms=forms)
+        report = run_audit(Path(tmp) / "m", kb=kb, settings=settings)
+    return outcome, report, seconds
+
+
+def summary_line(name: str, label, rec: dict) -> str:
+    """The line each ablation script prints per concept."""
+    return f"{name} {label} overall {rec['overall']} neigh {rec['neigh']} gen {rec['general']} kl {rec['kl']}"

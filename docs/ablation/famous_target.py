@@ -7,16 +7,11 @@ edit audited in float32.
 
 import json
 import sys
-import tempfile
-import time
 from pathlib import Path
 
-from _counts import audit_counts
+from _counts import audit_counts, forget_and_audit, summary_line
 
-from formless.api import forget, make_config
-from formless.audit.run import AuditSettings, run_audit
 from formless.knowledge import load
-from formless.models import load_model
 from formless.rocr.config import UNKNOWN_NAMES
 from formless.rocr.protect import FAMOUS_NAMES as F
 from formless.rocr.protect import protected_names
@@ -38,18 +33,9 @@ for name in names:
         opts = {"redirect": famous[0], "redirect_average": [*famous[1:], *(list(UNKNOWN_NAMES) * k)]}
     else:
         opts = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        t = time.perf_counter()
-        loaded = load_model("smollm2-135m-instruct")
-        outcome = forget(
-            name, model=loaded, out=Path(tmp) / "m", method="rocr", config=make_config(None, **opts)
-        )
-        t1 = time.perf_counter() - t
-        report = run_audit(
-            Path(tmp) / "m", kb=kb, settings=AuditSettings(quantize=(), fast=False, forms=forms)
-        )
+    _, report, seconds = forget_and_audit(name, opts, forms, kb=kb, fast=False)
     rec = {
-        "forget_s": t1,
+        "forget_s": seconds,
         "mode": mode,
         "targets": len(famous),
         **audit_counts(report),
@@ -57,16 +43,4 @@ for name in names:
     }
     done[name] = rec
     out.write_text(json.dumps(done))
-    print(
-        name,
-        mode,
-        "overall",
-        rec["overall"],
-        "neigh",
-        rec["neigh"],
-        "gen",
-        rec["general"],
-        "kl",
-        rec["kl"],
-        flush=True,
-    )
+    print(summary_line(name, mode, rec), flush=True)
