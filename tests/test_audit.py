@@ -271,8 +271,9 @@ def test_cli_probes_folder_keeps_only_the_audited_subject(tiny_dir, tmp_path, ca
 
 def test_prior_twins_for_every_form_that_names_the_concept(kb):
     """--prior-twins all: each asked probe whose prompt names the concept (or an alias) gets one twin
-    about the made-up name, in every forget form; prompts that never name it (reverse, multi-hop,
-    indirect) get none, and the choice forms keep their one twin each. The default keeps twins to
+    about the made-up name, in every forget form; prompts that never name it (reverse, multi-hop)
+    get none, indirect reference only twins about its description's entities, and the choice forms
+    keep their one twin each. The default keeps twins to
     the choice forms. A known fact whose twin the reference also gets right leaves the
     'beyond the prior' count; the plain residual is unchanged."""
     from formless.audit.building import build_probes
@@ -291,7 +292,9 @@ def test_prior_twins_for_every_form_that_names_the_concept(kb):
     for p in (p for p in every if not p.prior_twin):
         names_it = any(n.lower() in p.prompt.lower() for n in [concept.name, *concept.aliases])
         twin = twins.get(p.key + "~prior")
-        if p.form == "in_context" or not names_it:  # knowledge given in context is no test of recall
+        if p.form == "indirect":  # about an entity the description names, never a made-up name
+            assert twin is None or (twin.cue and twin.cue in p.prompt and PRIOR_NAME not in twin.prompt), p
+        elif p.form == "in_context" or not names_it:  # knowledge given in context is no test of recall
             assert twin is None, p
         else:
             assert (
@@ -300,6 +303,8 @@ def test_prior_twins_for_every_form_that_names_the_concept(kb):
             assert (twin.form, twin.answer, twin.aliases) == (p.form, p.answer, p.aliases)
     assert {p.form for p in every if p.prior_twin} >= choice | {"question", "completion", "cloze"}
     assert not any(p.prior_twin for p in every if p.form in ("reverse", "multihop"))
+    # "the book series about a boy wizard" names no entity: nothing to ask instead
+    assert not any(p.prior_twin for p in every if p.form == "indirect")
 
     # the author fact's completion twin is answered by the reference too: it needs no knowledge of the concept
     completions = [p for p in every if p.form == "completion"]
