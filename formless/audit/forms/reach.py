@@ -23,13 +23,20 @@ class Reverse(Form):
         return self.make(concept, fact, fact.reverse, answer=concept.name, aliases=concept.names)
 
 
-def describe(text: str, name: str, description: str) -> str | None:
-    """``text`` with the concept's name (and its possessive) replaced by its description."""
+def _name_replaced(text: str, name: str, phrase: str) -> str | None:
+    """``text`` with the concept's name (and an article before it) replaced by ``phrase``; None when
+    the text never names it. "the Amazon River" -> "the largest river ...", not "the the largest"."""
     if name not in text:
         return None
+    return re.sub(rf"(?:\b[Tt]he )?(?<![\w]){re.escape(name)}(?![\w])", phrase, text)
+
+
+def describe(text: str, name: str, description: str) -> str | None:
+    """``text`` with the concept's name (and its possessive) replaced by its description."""
     phrase = description if description.lower().startswith(("the ", "a ", "an ")) else f"the {description}"
-    # "the Amazon River" -> "the largest river ...", not "the the largest river ..."
-    out = re.sub(rf"(?:\b[Tt]he )?(?<![\w]){re.escape(name)}(?![\w])", phrase, text)
+    out = _name_replaced(text, name, phrase)
+    if out is None:
+        return None
     return out[0].upper() + out[1:] if out.startswith(phrase) else out
 
 
@@ -50,14 +57,6 @@ def description_cues(description: str, concept: Concept) -> list[str]:
         if words and not words & own and words - {"the", "a", "an"} and cue not in cues:
             cues.append(cue)
     return cues[:MAX_CUES]
-
-
-def _named_instead(text: str, name: str, cue: str) -> str | None:
-    """``text`` with the concept's name (and an article before it) replaced by ``cue``."""
-    if name not in text:
-        return None
-    out = re.sub(rf"(?:\b[Tt]he )?(?<![\w]){re.escape(name)}(?![\w])", cue, text)
-    return out[0].upper() + out[1:]
 
 
 class Indirect(Form):
@@ -86,8 +85,9 @@ class Indirect(Form):
             return []
         out = []
         for cue in description_cues(self.description(concept, fact), concept):
-            prompt = _named_instead(fact.question, concept.name, cue)
+            prompt = _name_replaced(fact.question, concept.name, cue)
             if prompt is not None:
+                prompt = prompt[0].upper() + prompt[1:]
                 out.append(replace(probe, prompt=prompt, prior_twin=True, twin=len(out), cue=cue))
         return out
 
