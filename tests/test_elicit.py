@@ -614,3 +614,28 @@ def test_category_specific_relations_are_asked_only_of_their_category():
     assert team.requires and not team.specific
     assert "sport" in {r.name for r in el.relations_for("organisation", None)}
     assert "sport" not in {r.name for r in el.relations_for("organisation", "company")}
+
+
+def test_the_record_says_which_sense_of_an_ambiguous_name_it_kept_and_why():
+    """ "Paris": a city in the category completion and the description, a singer in the who-or-what
+    answer. The record keeps the sense with more of the model's own votes, says so with the words
+    that decided it, and names the other sense and the --type that would keep it instead."""
+    texts = ["city in France", "Paris is an American singer.", "Paris is a city in northern France."]
+    assert el.detect_kind(texts, "Paris")[:2] == ("place", "description")
+    assert el.other_sense(texts, "place") == ("person", 2.5, 5.0)  # category 3 + description 2
+    note = el._sense_note("place", "description", texts, texts[1])
+    assert note.startswith("sense: place, as the reference describes it ('Paris is an American singer.')")
+    assert note.endswith(
+        "also read the name as a person (2.5 against 5 votes): pass --type person for that sense"
+    )
+    # a clear sense names no other
+    clear = ["city in France", "Paris is the capital of France, a city.", "Paris is a city."]
+    assert el.other_sense(clear, "place") is None
+    assert "--type" not in el._sense_note("place", "description", clear, clear[1])
+    assert el._sense_note("person", "name", ["zzz"], "zzz").startswith("sense: person, guessed from the name")
+    # the generated file's header carries the note, for the person who reviews it
+    header = el._header([
+        {"name": "Paris", "kind": "place", "model": "m", "facts_kept": 0, "probes": 0, "relations": [],
+         "notes": [note, "translations: not asked"]}
+    ])  # fmt: skip
+    assert f"#   {note}" in header and "translations" not in header

@@ -236,6 +236,8 @@ def _tokens(clause: str) -> list[str]:
 
 
 _KIND_LOOKUP = {w for words in KIND_WORDS.values() for w in words}
+# a kind word -> its kind ("city" -> place)
+KIND_OF_WORD = {w: k for k, words in KIND_WORDS.items() for w in words}
 _QUALIFIED = _words("universe world character characters fan fans books films movies novels")
 
 
@@ -336,8 +338,37 @@ def _is_specific(answer: str) -> bool:
 def detect_kind(texts: Sequence[str], name: str) -> tuple[str, str, str | None]:
     """(kind, how it was found, category word) from the model's own "X is a ..." statements (the
     category completion first, then its description), else guessed from the name."""
+    votes, category = kind_votes(texts)
+    best = max(KINDS, key=lambda k: votes[k])
+    if votes[best] > 0:
+        return best, "description", category if category and KIND_OF_WORD[category] == best else None
+    words = name.split()
+    if words and words[0].lower() == "the":
+        return "work", "name", None
+    if (
+        2 <= len(words) <= 4
+        and all(w[:1].isupper() or w in _CONNECTORS for w in words[1:])
+        and words[0][:1].isupper()
+    ):
+        return "person", "name", None
+    return "thing", "name", None
+
+
+def other_sense(texts: Sequence[str], kind: str) -> tuple[str, float, float] | None:
+    """(the runner-up kind, its votes, the kept kind's votes) when the model's own answers also read
+    the name as another kind of thing with at least half the votes ("Paris": a city, and a singer);
+    None when the kept sense stands clear."""
+    votes, _ = kind_votes(texts)
+    rival = max((k for k in KINDS if k != kind), key=lambda k: votes[k])
+    if votes[rival] > 0 and votes[rival] >= votes[kind] / 2:
+        return rival, votes[rival], votes[kind]
+    return None
+
+
+def kind_votes(texts: Sequence[str]) -> tuple[dict[str, float], str | None]:
+    """Votes per kind from the model's own statements about a name, and the first category word."""
     votes: dict[str, float] = dict.fromkeys(KINDS, 0.0)
-    lookup = {w: k for k, words in KIND_WORDS.items() for w in words}
+    lookup = KIND_OF_WORD
     category = None
     # the identity answer ("Who or what is X?") outweighs the description when the two disagree
     for weight, text in zip((3.0, 2.5, 2.0, 1.0), texts):
@@ -366,19 +397,7 @@ def detect_kind(texts: Sequence[str], name: str) -> tuple[str, str, str | None]:
             for w in normalise(text).split()[:24]:
                 if w in lookup:
                     votes[lookup[w]] += 0.25
-    best = max(KINDS, key=lambda k: votes[k])
-    if votes[best] > 0:
-        return best, "description", category if category and lookup[category] == best else None
-    words = name.split()
-    if words and words[0].lower() == "the":
-        return "work", "name", None
-    if (
-        2 <= len(words) <= 4
-        and all(w[:1].isupper() or w in _CONNECTORS for w in words[1:])
-        and words[0][:1].isupper()
-    ):
-        return "person", "name", None
-    return "thing", "name", None
+    return votes, category
 
 
 # --------------------------------------------------------------------------- generation
@@ -938,6 +957,23 @@ def _priors_path(loaded, kind: str, relations: Sequence[Relation]) -> Path | Non
     return cache_dir() / "elicit" / f"priors-{kind}-{digest}.json"
 
 
+def _sense_note(kind: str, source: str, texts: Sequence[str], identity: str) -> str:
+    """Which sense of the name the record keeps and why; the other one where the reference's own
+    answers also read it so ("Paris": a city, and a singer)."""
+    if source == "name":
+        return f"sense: {kind}, guessed from the name (the reference's answers name no kind of thing)"
+    said = " ".join(identity.split())
+    note = f"sense: {kind}, as the reference describes it ({said[:80]!r})"
+    rival = other_sense(texts, kind)
+    if rival is not None:
+        other, votes, kept = rival
+        note += (
+            f"; its answers also read the name as a {other} ({votes:g} against {kept:g} votes): "
+            f"pass --type {other} for that sense"
+        )
+    return note
+
+
 def relations_for(kind: str, category: str | None) -> tuple[Relation, ...]:
     """The relations asked of a concept of ``kind`` whose category word is ``category`` (None:
     unknown): a relation that ``requires`` categories is asked when the category is one of them, or
@@ -992,10 +1028,12 @@ def elicit_concept(
         if teacher_model is not None:
             texts += [_ask(teacher_model, name, (), True)[description_prompt]]
         kind, kind_source, category_word = detect_kind(texts, name)
+        sense = _sense_note(kind, kind_source, texts, said[chats[1]])
         seconds["kind"] = round(time.perf_counter() - t, 3)
         t = time.perf_counter()
     else:
         kind_source = "given"
+        sense = f"sense: {kind} (given)"
     relations = relations_for(kind, category_word)
     free_text = first.get(description_prompt, "")
     subject = subject_phrase(name, free_text)
@@ -1022,6 +1060,7 @@ def elicit_concept(
         free_text=free_text,
         teacher=None if teacher_model is None else str(getattr(teacher_model, "name", teacher)),
     )
+    report.notes.append(sense)
     for relation in relations:
         report.relations.append(_judge(relation, name, subject, answers, free_text, teacher_answers))
     # one answer kept for two relations ("the capital of Paris is the Eiffel Tower") is confusion:
@@ -1173,6 +1212,7 @@ def _header(reports: Sequence[ElicitReport | dict]) -> str:
             f"# {rep['name']} ({rep['kind']}, model {rep['model']}): "
             f"{rep['facts_kept']}/{rep['probes']} relations kept"
         )
+        lines += [f"#   {note}" for note in rep["notes"] if note.startswith("sense: ")]
         for r in rep["relations"]:
             p = "" if r["probability"] is None else f", p={r['probability']:.2f}"
             state = "kept" if r["kept"] else "dropped"
