@@ -235,9 +235,9 @@ def _tokens(clause: str) -> list[str]:
     return words
 
 
-_KIND_LOOKUP = {w for words in KIND_WORDS.values() for w in words}
 # a kind word -> its kind ("city" -> place)
 KIND_OF_WORD = {w: k for k, words in KIND_WORDS.items() for w in words}
+_KIND_LOOKUP = set(KIND_OF_WORD)
 _QUALIFIED = _words("universe world character characters fan fans books films movies novels")
 
 
@@ -1212,7 +1212,7 @@ def _header(reports: Sequence[ElicitReport | dict]) -> str:
             f"# {rep['name']} ({rep['kind']}, model {rep['model']}): "
             f"{rep['facts_kept']}/{rep['probes']} relations kept"
         )
-        lines += [f"#   {note}" for note in rep["notes"] if note.startswith("sense: ")]
+        lines += [f"#   {note}" for note in rep.get("notes", ()) if note.startswith("sense: ")]
         for r in rep["relations"]:
             p = "" if r["probability"] is None else f", p={r['probability']:.2f}"
             state = "kept" if r["kept"] else "dropped"
