@@ -61,6 +61,10 @@ for name in names:
         "rel": edit.get("relative_norms") if isinstance(edit, dict) else None,
         **audit_counts(report),
         "probes": [p.model_dump() for p in report.probes if p.concept == name],
+        # every neighbour and general fact the reference answers, with what the edited model says
+        "retain_probes": [
+            p.model_dump() for p in report.probes if p.concept != name and p.before.hit and p.after is not None
+        ],
     }
     done[name] = rec
     out.write_text(json.dumps(done))
