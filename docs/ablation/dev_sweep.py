@@ -63,7 +63,9 @@ for name in names:
         "probes": [p.model_dump() for p in report.probes if p.concept == name],
         # every neighbour and general fact the reference answers, with what the edited model says
         "retain_probes": [
-            p.model_dump() for p in report.probes if p.concept != name and p.before.hit and p.after is not None
+            p.model_dump()
+            for p in report.probes
+            if p.concept != name and p.before.hit and p.after is not None
         ],
     }
     done[name] = rec

@@ -48,9 +48,8 @@ for name in names:
         started = time.perf_counter()
         outcome = forget([name, *added], model=loaded, out=Path(tmp) / "m", config=make_config(None, **opts))
         seconds = time.perf_counter() - started
-        audited = run_audit(
-            Path(tmp) / "m", kb=kb, settings=AuditSettings(quantize=(), fast=True, forms=forms), concepts=[name]
-        )
+        settings = AuditSettings(quantize=(), fast=True, forms=forms)
+        audited = run_audit(Path(tmp) / "m", kb=kb, settings=settings, concepts=[name])
     rec = {
         mode: added,
         "elicit_s": elicit_s,
