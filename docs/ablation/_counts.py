@@ -1,4 +1,19 @@
-"""The audit counts every ablation script records, in the one shape dev_compare.py reads."""
+"""The audit counts every ablation script records, in the one shape dev_compare.py reads, and the
+command line they share."""
+
+
+def sweep_args(argv: list[str]):
+    """``"<names>" OUT.json ['<options JSON>' [<forms>]]`` -> (names, output path, options, forms or
+    None for every form, the results already in the output: a rerun resumes after them)."""
+    import json
+    from pathlib import Path
+
+    names = argv[1].split(",")
+    out = Path(argv[2])
+    opts = json.loads(argv[3]) if len(argv) > 3 else {}
+    forms = argv[4].split(",") if len(argv) > 4 and argv[4] else None
+    done = json.loads(out.read_text()) if out.exists() else {}
+    return names, out, opts, forms, done
 
 
 def audit_counts(report) -> dict:

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import torch
-from _counts import audit_counts
+from _counts import audit_counts, sweep_args
 
 from formless.api import forget, make_config
 from formless.audit.run import AuditSettings, run_audit
@@ -151,12 +151,8 @@ def answer_side_round(loaded, name, facts, layer, stats, opts):
 
 
 def main():
-    names = sys.argv[1].split(",")
-    out = Path(sys.argv[2])
-    opts = json.loads(sys.argv[3]) if len(sys.argv) > 3 else {}
-    forms = sys.argv[4].split(",") if len(sys.argv) > 4 and sys.argv[4] else None
+    names, out, opts, forms, done = sweep_args(sys.argv)
     kb = load()
-    done = json.loads(out.read_text()) if out.exists() else {}
     for name in names:
         if name in done:
             continue

@@ -2,16 +2,12 @@
 
 import json
 import sys
-from pathlib import Path
 
-from _counts import audit_counts, forget_and_audit, summary_line
+from _counts import audit_counts, forget_and_audit, summary_line, sweep_args
 
 from formless.knowledge import load
 
-names = sys.argv[1].split(",")
-out = Path(sys.argv[2])
-opts = json.loads(sys.argv[3]) if len(sys.argv) > 3 else {}
-forms = sys.argv[4].split(",") if len(sys.argv) > 4 and sys.argv[4] else None
+names, out, opts, forms, done = sweep_args(sys.argv)
 kb = load()
 KIND_TARGETS = {
     "place": ["Orlin Falls", "Mount Kolbeck", "Ferreau Bay", "Brannick Tower", "Lake Maltrey"],
@@ -45,7 +41,6 @@ KIND_TARGETS = {
     ],
 }
 kind_targets = opts.pop("kind_targets", False)
-done = json.loads(out.read_text()) if out.exists() else {}
 for name in names:
     if name in done:
         continue

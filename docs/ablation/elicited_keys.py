@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _counts import audit_counts, summary_line
+from _counts import audit_counts, summary_line, sweep_args
 
 from formless.api import forget, make_config
 from formless.audit.run import AuditSettings, run_audit
@@ -26,12 +26,8 @@ from formless.models import load_model
 
 mode = sys.argv.pop(1)
 assert mode in ("descriptions", "aliases"), mode
-names = sys.argv[1].split(",")
-out = Path(sys.argv[2])
-opts = json.loads(sys.argv[3]) if len(sys.argv) > 3 else {}
-forms = sys.argv[4].split(",") if len(sys.argv) > 4 and sys.argv[4] else None
+names, out, opts, forms, done = sweep_args(sys.argv)
 kb = load()
-done = json.loads(out.read_text()) if out.exists() else {}
 for name in names:
     if name in done:
         continue
