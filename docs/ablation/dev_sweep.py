@@ -50,10 +50,9 @@ for name in names:
         o.update(redirect=KIND_TARGETS[kind][0], redirect_average=KIND_TARGETS[kind][1:])
     print(name, kind, o, flush=True)
     outcome, report, seconds = forget_and_audit(name, o, forms, kb=kb, fast=True)
-    edit = outcome.manifest.get("edit")
     rec = {
         "forget_s": seconds,
-        "rel": edit.get("relative_norms") if isinstance(edit, dict) else None,
+        "rel": [u["relative_norm"] for u in outcome.manifest.get("layer_updates", [])],
         **audit_counts(report),
         "probes": [p.model_dump() for p in report.probes if p.concept == name],
         # every neighbour and general fact the reference answers, with what the edited model says
